@@ -1,0 +1,656 @@
+#!/usr/bin/env bash
+# hack/stack.sh: a complete local OpenStack + OVN sandbox on one machine, loopback only.
+#
+#   hack/stack.sh up [--vms N] [--tenants a,b,...] [--docker]   install what is missing, start everything
+#   hack/stack.sh status                                         what runs and what does not
+#   hack/stack.sh logs [component]                               tails of the logs
+#   hack/stack.sh down [--purge]                                 stop everything; --purge also deletes the run folder
+#
+# Everything lives under one run folder, $OVN_DOCKER_STACK_DIR (default /var/lib/ovn-docker-stack).
+# What runs: MariaDB (unix socket only), Keystone on 127.0.0.1:5000, neutron-server with ML2/OVN
+# and the trunk plugin on 127.0.0.1:9696, OVN NB/SB/northd, the hypervisor's OVS (netdev
+# datapath) with br-int and ovn-controller, and N "VMs": network namespaces whose eth0 is bound on
+# br-int to the VM's Neutron port, each with its own OVS (bridge br0, eth0 as uplink), loopback
+# relays to Keystone and Neutron, and on request its own dockerd with busybox:local.
+# Each VM gets $RUN/vmN/env: OS_* of its tenant's user, its vif-id, OVSDB socket, bridge, DOCKER_HOST.
+set -euo pipefail
+
+RUN=${OVN_DOCKER_STACK_DIR:-/var/lib/ovn-docker-stack}
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+LOGS=$RUN/logs
+PY=/usr/bin/python3
+DOCKERD=/usr/sbin/dockerd
+DOCKER=/usr/bin/docker
+KEYSTONE_URL=http://127.0.0.1:5000/v3
+NEUTRON_URL=http://127.0.0.1:9696/
+HV_DB=$RUN/hv/db.sock
+NB_SOCK=$RUN/ovn/ovnnb_db.sock
+SB_SOCK=$RUN/ovn/ovnsb_db.sock
+MYSQL_SOCK=$RUN/mysql/mysqld.sock
+
+PACKAGES=(openvswitch-switch ovn-central ovn-host neutron-server python3-neutron mariadb-server
+	python3-pymysql keystone python3-openstackclient uwsgi-core uwsgi-plugin-python3 docker.io
+	busybox-static iputils-ping socat iproute2 procps psmisc curl util-linux)
+
+log() { printf '%s stack: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+# ovs-vsctl and friends against one of our databases, never the system's.
+hv_vsctl() { ovs-vsctl --timeout=20 --db="unix:$HV_DB" "$@"; }
+vm_vsctl() { local vm=$1; shift; ovs-vsctl --timeout=20 --db="unix:$RUN/$vm/ovs/db.sock" "$@"; }
+nbctl() { ovn-nbctl --db="unix:$NB_SOCK" "$@"; }
+
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1" 2>/dev/null)" 2>/dev/null; }
+
+# spawn PIDFILE LOGFILE CMD...: runs CMD in its own session, detached, and records its pid.
+spawn() {
+	local pidfile=$1 logfile=$2
+	shift 2
+	setsid "$@" </dev/null >>"$logfile" 2>&1 &
+	echo $! >"$pidfile"
+}
+
+wait_for() { # wait_for SECONDS WHAT CMD...
+	local t=$1 what=$2
+	shift 2
+	local end=$((SECONDS + t))
+	until "$@" >/dev/null 2>&1; do
+		[ $SECONDS -lt $end ] || return 1
+		sleep 0.2
+	done
+}
+
+secret() { # secret NAME: a password generated once, kept 0600 under the run folder
+	local f=$RUN/secrets/$1
+	if [ ! -s "$f" ]; then
+		(umask 077 && head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$f")
+	fi
+	cat "$f"
+}
+
+# ---------------------------------------------------------------------------------------------
+install_packages() {
+	local missing=()
+	for p in "${PACKAGES[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	log "installing ${missing[*]}"
+	local t0=$SECONDS
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q >"$LOGS/apt.log" 2>&1 || { tail -20 "$LOGS/apt.log"; die "apt-get update failed"; }
+	apt-get install -y -q --no-install-recommends "${missing[@]}" >>"$LOGS/apt.log" 2>&1 ||
+		{ tail -30 "$LOGS/apt.log"; die "apt-get install failed"; }
+	log "installed in $((SECONDS - t0)) s"
+}
+
+# ---------------------------------------------------------------------------------------------
+start_mariadb() {
+	local pid=$RUN/mysql.pid
+	if alive "$pid" && mariadb-admin --socket="$MYSQL_SOCK" ping >/dev/null 2>&1; then return 0; fi
+	mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld
+	if [ ! -d "$RUN/mysql/data/mysql" ]; then
+		mkdir -p "$RUN/mysql/data"
+		chown -R mysql:mysql "$RUN/mysql"
+		mariadb-install-db --user=mysql --datadir="$RUN/mysql/data" --auth-root-authentication-method=socket \
+			--skip-test-db >>"$LOGS/mariadb.log" 2>&1 || die "mariadb-install-db failed (see $LOGS/mariadb.log)"
+	fi
+	chown mysql:mysql "$RUN/mysql"
+	# skip-networking: the sandbox's database listens on a unix socket only.
+	spawn "$pid" "$LOGS/mariadb.log" /usr/sbin/mariadbd --user=mysql --datadir="$RUN/mysql/data" \
+		--socket="$MYSQL_SOCK" --pid-file="$RUN/mysql/mariadbd.pid" --skip-networking \
+		--innodb-buffer-pool-size=64M --max-connections=300 --log-error="$LOGS/mariadb.log"
+	wait_for 60 mariadb mariadb-admin --socket="$MYSQL_SOCK" ping || die "mariadb did not start (see $LOGS/mariadb.log)"
+	local kpw npw
+	kpw=$(secret mysql-keystone)
+	npw=$(secret mysql-neutron)
+	mariadb --socket="$MYSQL_SOCK" -u root <<SQL
+CREATE DATABASE IF NOT EXISTS keystone;
+CREATE DATABASE IF NOT EXISTS neutron;
+CREATE USER IF NOT EXISTS 'keystone'@'localhost' IDENTIFIED BY '$kpw';
+CREATE USER IF NOT EXISTS 'neutron'@'localhost' IDENTIFIED BY '$npw';
+GRANT ALL PRIVILEGES ON keystone.* TO 'keystone'@'localhost';
+GRANT ALL PRIVILEGES ON neutron.* TO 'neutron'@'localhost';
+FLUSH PRIVILEGES;
+SQL
+}
+
+# ---------------------------------------------------------------------------------------------
+ovn_ctl() {
+	OVN_RUNDIR=$RUN/ovn OVN_LOGDIR=$LOGS OVN_DBDIR=$RUN/ovn /usr/share/ovn/scripts/ovn-ctl \
+		--db-nb-file="$RUN/ovn/ovnnb_db.db" --db-sb-file="$RUN/ovn/ovnsb_db.db" \
+		--db-nb-sock="$NB_SOCK" --db-sb-sock="$SB_SOCK" \
+		--db-nb-pidfile="$RUN/ovn/ovnnb_db.pid" --db-sb-pidfile="$RUN/ovn/ovnsb_db.pid" \
+		--ovn-northd-pidfile="$RUN/ovn/ovn-northd.pid" \
+		--db-nb-create-insecure-remote=no --db-sb-create-insecure-remote=no \
+		--no-monitor "$@"
+}
+
+start_ovn_central() {
+	if alive "$RUN/ovn/ovnnb_db.pid" && alive "$RUN/ovn/ovnsb_db.pid" && alive "$RUN/ovn/ovn-northd.pid"; then
+		return 0
+	fi
+	mkdir -p "$RUN/ovn"
+	ovn_ctl start_northd >>"$LOGS/ovn-ctl.log" 2>&1 || die "OVN central did not start (see $LOGS/ovn-ctl.log)"
+	wait_for 20 nb nbctl --timeout=2 show || die "OVN NB does not answer"
+}
+
+# ---------------------------------------------------------------------------------------------
+# start_ovs DIR NETNS: an ovsdb-server + ovs-vswitchd pair with all state in DIR; vswitchd runs in
+# NETNS ("" = the root namespace).
+start_ovs() {
+	local dir=$1 netns=$2 name=${2:-hv}
+	mkdir -p "$dir"
+	if alive "$dir/ovsdb-server.pid" && alive "$dir/ovs-vswitchd.pid"; then return 0; fi
+	[ -f "$dir/conf.db" ] || ovsdb-tool create "$dir/conf.db" /usr/share/openvswitch/vswitch.ovsschema
+	if ! alive "$dir/ovsdb-server.pid"; then
+		ovsdb-server --remote="punix:$dir/db.sock" --pidfile="$dir/ovsdb-server.pid" --detach \
+			--unixctl="$dir/ovsdb-server.ctl" -vconsole:off --log-file="$LOGS/ovsdb-server-$name.log" "$dir/conf.db"
+		ovs-vsctl --db="unix:$dir/db.sock" --no-wait init
+	fi
+	if ! alive "$dir/ovs-vswitchd.pid"; then
+		local pre=()
+		[ -n "$netns" ] && pre=(nsenter --net="/run/netns/$netns")
+		OVS_RUNDIR=$dir "${pre[@]}" ovs-vswitchd "unix:$dir/db.sock" --pidfile="$dir/ovs-vswitchd.pid" \
+			--detach --unixctl="$dir/ovs-vswitchd.ctl" -vconsole:off --log-file="$LOGS/ovs-vswitchd-$name.log"
+	fi
+}
+
+stop_ovs() { # stop_ovs DIR NETNS
+	local dir=$1 netns=$2
+	for d in ovs-vswitchd ovsdb-server; do
+		if alive "$dir/$d.pid"; then
+			ovs-appctl -t "$dir/$d.ctl" exit >/dev/null 2>&1 || kill "$(cat "$dir/$d.pid")" 2>/dev/null || true
+		fi
+	done
+	for d in ovs-vswitchd ovsdb-server; do
+		wait_for 5 "$d exit" bash -c "! kill -0 \$(cat '$dir/$d.pid' 2>/dev/null) 2>/dev/null" ||
+			kill -9 "$(cat "$dir/$d.pid")" 2>/dev/null || true
+		rm -f "$dir/$d.pid"
+	done
+	# A netdev vswitchd leaves its tap devices behind.
+	local pre=()
+	[ -n "$netns" ] && pre=(ip netns exec "$netns")
+	if [ -z "$netns" ] || [ -e "/run/netns/$netns" ]; then
+		for tap in ovs-netdev $(basename "$dir" | sed -n 's/^hv$/br-int/p') br0; do
+			"${pre[@]}" ip link del "$tap" >/dev/null 2>&1 || true
+		done
+	fi
+}
+
+start_hypervisor() {
+	start_ovs "$RUN/hv" ""
+	hv_vsctl --may-exist add-br br-int -- set bridge br-int datapath_type=netdev fail-mode=secure \
+		other-config:disable-in-band=true
+	hv_vsctl set open . external_ids:ovn-remote="unix:$SB_SOCK" external_ids:ovn-encap-type=geneve \
+		external_ids:ovn-encap-ip=127.0.0.1 external_ids:system-id=hv1 external_ids:hostname=hv1 \
+		external_ids:ovn-bridge-datapath-type=netdev
+	if ! alive "$RUN/hv/ovn-controller.pid"; then
+		OVS_RUNDIR=$RUN/hv OVN_RUNDIR=$RUN/hv ovn-controller "unix:$HV_DB" --pidfile="$RUN/hv/ovn-controller.pid" \
+			--detach -vconsole:off --log-file="$LOGS/ovn-controller.log"
+	fi
+	wait_for 30 chassis bash -c "ovn-sbctl --db=unix:$SB_SOCK --timeout=2 --columns=name --bare list chassis | grep -qx hv1" ||
+		die "ovn-controller did not register chassis hv1 (see $LOGS/ovn-controller.log)"
+}
+
+# ---------------------------------------------------------------------------------------------
+write_keystone_conf() {
+	mkdir -p "$RUN/keystone/fernet-keys" "$RUN/keystone/credential-keys"
+	chmod 700 "$RUN/keystone"
+	(umask 077 && cat >"$RUN/keystone/keystone.conf" <<EOF
+[DEFAULT]
+log_file = $LOGS/keystone.log
+[database]
+connection = mysql+pymysql://keystone:$(secret mysql-keystone)@localhost/keystone?unix_socket=$MYSQL_SOCK
+[token]
+provider = fernet
+[fernet_tokens]
+key_repository = $RUN/keystone/fernet-keys
+[credential]
+key_repository = $RUN/keystone/credential-keys
+[identity]
+# bcrypt at its cheapest: the sandbox authenticates often and only on loopback.
+password_hash_rounds = 4
+[cache]
+enabled = false
+EOF
+	)
+}
+
+start_keystone() {
+	local pid=$RUN/keystone.pid conf=$RUN/keystone/keystone.conf
+	if alive "$pid" && curl -sf "$KEYSTONE_URL" >/dev/null; then return 0; fi
+	write_keystone_conf
+	if [ ! -f "$RUN/keystone/.bootstrapped" ]; then
+		log "keystone: db_sync, keys, bootstrap"
+		keystone-manage --config-file "$conf" db_sync >>"$LOGS/keystone-manage.log" 2>&1 || die "keystone db_sync failed"
+		keystone-manage --config-file "$conf" fernet_setup --keystone-user root --keystone-group root >>"$LOGS/keystone-manage.log" 2>&1
+		keystone-manage --config-file "$conf" credential_setup --keystone-user root --keystone-group root >>"$LOGS/keystone-manage.log" 2>&1
+		keystone-manage --config-file "$conf" bootstrap --bootstrap-password "$(secret admin)" \
+			--bootstrap-admin-url "$KEYSTONE_URL/" --bootstrap-internal-url "$KEYSTONE_URL/" \
+			--bootstrap-public-url "$KEYSTONE_URL/" --bootstrap-region-id RegionOne >>"$LOGS/keystone-manage.log" 2>&1 ||
+			die "keystone bootstrap failed (see $LOGS/keystone-manage.log)"
+		touch "$RUN/keystone/.bootstrapped"
+	fi
+	chmod -R go-rwx "$RUN/keystone"
+	OS_KEYSTONE_CONFIG_FILES=$conf spawn "$pid" "$LOGS/keystone-uwsgi.log" uwsgi --plugin python3 \
+		--http11-socket 127.0.0.1:5000 --wsgi-file /usr/bin/keystone-wsgi-public --processes 1 --threads 4 \
+		--die-on-term --need-app --procname-prefix "ovn-docker-stack-"
+	wait_for 60 keystone curl -sf "$KEYSTONE_URL" || die "keystone did not answer (see $LOGS/keystone-uwsgi.log)"
+}
+
+# ---------------------------------------------------------------------------------------------
+write_neutron_conf() {
+	mkdir -p "$RUN/neutron/lock" "$RUN/neutron/state"
+	chmod 700 "$RUN/neutron"
+	(umask 077 && cat >"$RUN/neutron/neutron.conf" <<EOF
+[DEFAULT]
+core_plugin = ml2
+service_plugins = ovn-router,trunk
+bind_host = 127.0.0.1
+bind_port = 9696
+api_workers = 1
+rpc_workers = 0
+rpc_state_report_workers = 0
+transport_url = fake:/
+auth_strategy = keystone
+notify_nova_on_port_status_changes = false
+notify_nova_on_port_data_changes = false
+api_paste_config = /etc/neutron/api-paste.ini
+state_path = $RUN/neutron/state
+log_file = $LOGS/neutron-server.log
+allow_overlapping_ips = true
+[database]
+connection = mysql+pymysql://neutron:$(secret mysql-neutron)@localhost/neutron?unix_socket=$MYSQL_SOCK
+[keystone_authtoken]
+www_authenticate_uri = http://127.0.0.1:5000/
+auth_url = http://127.0.0.1:5000/
+auth_type = password
+project_domain_name = Default
+user_domain_name = Default
+project_name = service
+username = neutron
+password = $(secret neutron)
+interface = public
+[oslo_concurrency]
+lock_path = $RUN/neutron/lock
+[quotas]
+quota_port = 1000
+EOF
+	)
+	(umask 077 && cat >"$RUN/neutron/ml2_conf.ini" <<EOF
+[ml2]
+type_drivers = geneve,flat
+tenant_network_types = geneve
+mechanism_drivers = ovn
+extension_drivers = port_security
+[ml2_type_geneve]
+vni_ranges = 1:65536
+max_header_size = 38
+[securitygroup]
+enable_security_group = true
+[ovn]
+ovn_nb_connection = unix:$NB_SOCK
+ovn_sb_connection = unix:$SB_SOCK
+ovn_metadata_enabled = False
+EOF
+	)
+}
+
+start_neutron() {
+	local pid=$RUN/neutron.pid
+	if alive "$pid" && curl -sf "$NEUTRON_URL" >/dev/null; then return 0; fi
+	write_neutron_conf
+	local cf=(--config-file "$RUN/neutron/neutron.conf" --config-file "$RUN/neutron/ml2_conf.ini")
+	if [ ! -f "$RUN/neutron/.migrated" ]; then
+		log "neutron: database migrations"
+		neutron-db-manage "${cf[@]}" upgrade head >>"$LOGS/neutron-db-manage.log" 2>&1 ||
+			die "neutron-db-manage failed (see $LOGS/neutron-db-manage.log)"
+		touch "$RUN/neutron/.migrated"
+	fi
+	spawn "$pid" "$LOGS/neutron-server.out" neutron-server "${cf[@]}"
+	wait_for 120 neutron curl -sf "$NEUTRON_URL" || die "neutron-server did not answer (see $LOGS/neutron-server.log)"
+}
+
+# ---------------------------------------------------------------------------------------------
+admin_env() {
+	cat <<EOF
+export OS_AUTH_URL=$KEYSTONE_URL
+export OS_IDENTITY_API_VERSION=3
+export OS_REGION_NAME=RegionOne
+export OS_USER_DOMAIN_NAME=Default
+export OS_PROJECT_DOMAIN_NAME=Default
+export OS_USERNAME=admin
+export OS_PASSWORD=$(secret admin)
+export OS_PROJECT_NAME=admin
+EOF
+}
+
+# provision STEP ...: the Keystone and Neutron objects of the sandbox (hack/stack_provision.py).
+provision() {
+	(
+		eval "$(admin_env)"
+		export STACK_RUN=$RUN STACK_NEUTRON_PASSWORD=$(secret neutron)
+		$PY "$HERE/stack_provision.py" "$@"
+	)
+}
+
+# ---------------------------------------------------------------------------------------------
+# The "VMs".
+relay_up() { # root-namespace ends of the loopback relays, shared by every VM
+	mkdir -p "$RUN/relay"
+	chmod 700 "$RUN/relay"
+	for port in 5000 9696; do
+		local p=$RUN/relay/$port.pid
+		alive "$p" && continue
+		rm -f "$RUN/relay/$port.sock"
+		spawn "$p" "$LOGS/relay.log" socat "UNIX-LISTEN:$RUN/relay/$port.sock,fork,mode=600" "TCP:127.0.0.1:$port"
+	done
+}
+
+start_vm() { # start_vm NAME TENANT WITH_DOCKER
+	local vm=$1 tenant=$2 docker=$3 d=$RUN/$1
+	mkdir -p "$d"
+	chmod 700 "$d"
+	local info
+	# The VM's Neutron port, looked up once and kept (provisioning costs seconds of Python).
+	if [ -s "$d/port" ] && [ "$(cut -d' ' -f7 "$d/port")" = "$tenant" ]; then
+		info=$(cat "$d/port")
+	else
+		info=$(provision vm "$vm" "$tenant") || die "provisioning $vm failed"
+		echo "$info $tenant" >"$d/port"
+	fi
+	local port_id mac ip prefix mtu gw
+	read -r port_id mac ip prefix mtu gw <<<"$info"
+	[ -e "/run/netns/$vm" ] || ip netns add "$vm"
+	ip -n "$vm" link set lo up
+	# The VM's NIC: vmN-hv on br-int, bound to the VM's Neutron port; eth0 inside the VM.
+	if ! ip link show "$vm-hv" >/dev/null 2>&1; then
+		ip link add "$vm-hv" mtu "$mtu" type veth peer name "$vm-eth0" mtu "$mtu"
+		ip link set "$vm-eth0" netns "$vm"
+		ip -n "$vm" link set "$vm-eth0" name eth0
+	fi
+	ip link set "$vm-hv" up
+	ip -n "$vm" link set eth0 address "$mac" up
+	# eth0 belongs to the VM's OVS, which reads it through AF_PACKET; the VM's kernel must not
+	# answer on it too (a kernel datapath would steal its frames), or every packet is seen twice.
+	ip -n "$vm" link set eth0 arp off
+	ip netns exec "$vm" sysctl -qw net.ipv6.conf.eth0.disable_ipv6=1 net.ipv4.conf.eth0.rp_filter=1
+	hv_vsctl --may-exist add-port br-int "$vm-hv" -- set interface "$vm-hv" \
+		external_ids:iface-id="$port_id" external_ids:attached-mac="$mac" external_ids:iface-status=active \
+		external_ids:vm-id="$vm"
+	# The VM's own OVS: br0 with eth0 as its trunk uplink, the VM's address on br0.
+	start_ovs "$d/ovs" "$vm"
+	vm_vsctl "$vm" --may-exist add-br br0 -- set bridge br0 datapath_type=netdev other-config:hwaddr="$mac"
+	vm_vsctl "$vm" --may-exist add-port br0 eth0
+	wait_for 10 br0 ip -n "$vm" link show br0 || die "$vm: br0 did not appear"
+	ip -n "$vm" link set br0 mtu "$mtu" up
+	ip -n "$vm" addr replace "$ip/$prefix" dev br0
+	# Loopback relays: the catalog's 127.0.0.1 URLs work inside the VM.
+	for port in 5000 9696; do
+		local p=$d/relay-$port.pid
+		alive "$p" && continue
+		spawn "$p" "$LOGS/relay.log" nsenter --net="/run/netns/$vm" socat \
+			"TCP-LISTEN:$port,bind=127.0.0.1,fork,reuseaddr" "UNIX-CONNECT:$RUN/relay/$port.sock"
+	done
+	[ "$docker" = yes ] && start_vm_docker "$vm"
+	write_vm_env "$vm" "$tenant" "$port_id" "$mac" "$ip" "$docker"
+	wait_for 10 "relay" ip netns exec "$vm" curl -sf "$NEUTRON_URL" || die "$vm: the Neutron relay does not answer"
+}
+
+start_vm_docker() {
+	local vm=$1 d=$RUN/$1
+	local sock=$d/docker.sock
+	if ! alive "$d/dockerd.pid" || ! $DOCKER -H "unix://$sock" version >/dev/null 2>&1; then
+		mkdir -p "$d/docker/data" "$d/docker/exec" "$d/plugins" "$d/etc-plugins" /run/docker/plugins /etc/docker/plugins
+		# Its own mount namespace gives this dockerd a private view of the plugin folders, so a
+		# plugin started in this VM is seen by this VM's dockerd only.
+		spawn "$d/dockerd.pid" "$LOGS/dockerd-$vm.log" nsenter --net="/run/netns/$vm" \
+			unshare -m --propagation private sh -c "mount --bind '$d/plugins' /run/docker/plugins &&
+				mount --bind '$d/etc-plugins' /etc/docker/plugins &&
+				exec $DOCKERD --data-root '$d/docker/data' --exec-root '$d/docker/exec' --pidfile '$d/docker/dockerd.pid' \
+					-H 'unix://$sock' --bridge=none --iptables=false --ip6tables=false --ip-masq=false --ip-forward=false \
+					--storage-driver=overlay2"
+		wait_for 60 dockerd $DOCKER -H "unix://$sock" version || die "$vm: dockerd did not start (see $LOGS/dockerd-$vm.log)"
+	fi
+	if ! $DOCKER -H "unix://$sock" image inspect busybox:local >/dev/null 2>&1; then
+		import_busybox "$sock"
+	fi
+}
+
+import_busybox() {
+	local sock=$1 img
+	img=$(mktemp -d)
+	mkdir -p "$img/bin" "$img/tmp" "$img/etc"
+	cp /bin/busybox "$img/bin/busybox"
+	for a in $("$img/bin/busybox" --list); do
+		[ "$a" = busybox ] || ln -sf busybox "$img/bin/$a"
+	done
+	echo "root:x:0:0:root:/root:/bin/sh" >"$img/etc/passwd"
+	tar -C "$img" -c . | $DOCKER -H "unix://$sock" import -c 'CMD ["/bin/sh"]' -c 'ENV PATH=/bin' - busybox:local >/dev/null
+	rm -rf "$img"
+}
+
+write_vm_env() {
+	local vm=$1 tenant=$2 port_id=$3 mac=$4 ip=$5 docker=$6 d=$RUN/$1
+	(umask 077 && cat >"$d/env" <<EOF
+# Source this file to act as tenant $tenant's user inside VM $vm.
+export OS_AUTH_URL=$KEYSTONE_URL
+export OS_IDENTITY_API_VERSION=3
+export OS_REGION_NAME=RegionOne
+export OS_USER_DOMAIN_NAME=Default
+export OS_PROJECT_DOMAIN_NAME=Default
+export OS_USERNAME=user-$tenant
+export OS_PASSWORD=$(secret "user-$tenant")
+export OS_PROJECT_NAME=tenant-$tenant
+export OVN_DOCKER_VIF_ID=$port_id
+export OVN_DOCKER_OVSDB=unix:$d/ovs/db.sock
+export OVN_DOCKER_BRIDGE=br0
+export OVN_DOCKER_UPLINK=eth0
+export OVN_DOCKER_STATE_DIR=$d/ovn-docker
+export STACK_VM=$vm
+export STACK_VM_TENANT=$tenant
+export STACK_VM_MAC=$mac
+export STACK_VM_IP=$ip
+export STACK_VM_NETNS=$vm
+export STACK_VM_EXEC="ip netns exec $vm"
+export STACK_VM_PLUGIN_DIR=$d/plugins
+export STACK_VM_SPEC_DIR=$d/etc-plugins
+EOF
+	)
+	if [ "$docker" = yes ]; then
+		echo "export DOCKER_HOST=unix://$d/docker.sock" >>"$d/env"
+	fi
+}
+
+stop_vm() {
+	local vm=$1 d=$RUN/$1
+	if alive "$d/dockerd.pid"; then
+		kill "$(cat "$d/dockerd.pid")" 2>/dev/null || true
+		wait_for 20 "dockerd exit" bash -c "! kill -0 \$(cat '$d/dockerd.pid') 2>/dev/null" ||
+			kill -9 "$(cat "$d/dockerd.pid")" 2>/dev/null || true
+	fi
+	rm -f "$d/dockerd.pid"
+	for port in 5000 9696; do
+		alive "$d/relay-$port.pid" && kill "$(cat "$d/relay-$port.pid")" 2>/dev/null
+		rm -f "$d/relay-$port.pid"
+	done
+	stop_ovs "$d/ovs" "$vm"
+	[ -f "$HV_DB" ] && alive "$RUN/hv/ovsdb-server.pid" && hv_vsctl --if-exists del-port br-int "$vm-hv" >/dev/null 2>&1
+	ip link del "$vm-hv" >/dev/null 2>&1 || true
+	ip netns del "$vm" >/dev/null 2>&1 || true
+}
+
+# ---------------------------------------------------------------------------------------------
+write_stack_env() {
+	(umask 077 && {
+		echo "# The sandbox stack: source for admin credentials and the stack's addresses."
+		admin_env
+		cat <<EOF
+export STACK_DIR=$RUN
+export STACK_NB=unix:$NB_SOCK
+export STACK_SB=unix:$SB_SOCK
+export STACK_HV_OVSDB=unix:$HV_DB
+export STACK_VMS="$*"
+export STACK_NEUTRON_URL=$NEUTRON_URL
+export OS_CLIENT_CONFIG_FILE=$RUN/clouds.yaml
+EOF
+	} >"$RUN/stack.env")
+	# clouds.yaml: "admin" and one cloud per tenant ("tenant-a", ...), for tools and tests.
+	(umask 077 && {
+		echo "clouds:"
+		local c
+		for c in admin $(ls "$RUN/secrets" | sed -n 's/^user-\([a-z]\)$/\1/p'); do
+			local user=admin project=admin pw
+			[ "$c" = admin ] || { user=user-$c; project=tenant-$c; }
+			pw=$(secret "$user")
+			[ "$c" = admin ] || c=tenant-$c
+			cat <<EOF
+  $c:
+    auth:
+      auth_url: $KEYSTONE_URL
+      username: $user
+      password: $pw
+      project_name: $project
+      user_domain_name: Default
+      project_domain_name: Default
+    region_name: RegionOne
+    identity_api_version: 3
+    interface: public
+EOF
+		done
+	} >"$RUN/clouds.yaml")
+}
+
+cmd_up() {
+	local vms=2 tenants="" docker=no
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--vms) vms=$2; shift 2 ;;
+		--vms=*) vms=${1#*=}; shift ;;
+		--tenants) tenants=$2; shift 2 ;;
+		--tenants=*) tenants=${1#*=}; shift ;;
+		--docker) docker=yes; shift ;;
+		*) die "up: unknown option $1" ;;
+		esac
+	done
+	[[ $vms =~ ^[0-9]+$ ]] && [ "$vms" -ge 1 ] && [ "$vms" -le 20 ] || die "up: --vms takes 1..20"
+	[ -n "$tenants" ] || tenants=$(printf 'a%.0s,' $(seq "$vms"))
+	IFS=, read -r -a tenant_of <<<"${tenants%,}"
+	for t in "${tenant_of[@]}"; do
+		[[ $t =~ ^[a-z]$ ]] || die "up: tenants are single letters (a, b): got '$t'"
+	done
+	local t0=$SECONDS want
+	want="vms=$vms tenants=${tenant_of[*]} docker=$docker"
+	if [ -f "$RUN/stack.env" ] && [ "$(cat "$RUN/up.args" 2>/dev/null)" = "$want" ] && cmd_status >/dev/null 2>&1; then
+		log "already up ($want)"
+		return 0
+	fi
+	mkdir -p "$RUN" "$LOGS" "$RUN/secrets"
+	chmod 711 "$RUN"
+	chmod 700 "$RUN/secrets" "$LOGS"
+	install_packages
+	start_mariadb
+	start_ovn_central
+	start_hypervisor
+	start_keystone
+	local idmark
+	idmark="$RUN/keystone/.identity-$(printf '%s' "${tenant_of[@]}" | fold -w1 | sort -u | tr -d '\n')"
+	if [ ! -f "$idmark" ]; then
+		provision identity "${tenant_of[@]}" || die "identity provisioning failed"
+		touch "$idmark"
+	fi
+	start_neutron
+	relay_up
+	local names=()
+	for i in $(seq "$vms"); do
+		local t=${tenant_of[$((i - 1))]:-a}
+		start_vm "vm$i" "$t" "$docker"
+		names+=("vm$i")
+	done
+	write_stack_env "${names[@]}"
+	echo "$want" >"$RUN/up.args"
+	log "up in $((SECONDS - t0)) s; run folder $RUN"
+}
+
+cmd_down() {
+	local purge=no
+	[ "${1:-}" = "--purge" ] && purge=yes
+	[ -d "$RUN" ] || { log "nothing to stop"; return 0; }
+	for d in "$RUN"/vm*; do
+		[ -d "$d" ] && stop_vm "$(basename "$d")"
+	done
+	for port in 5000 9696; do alive "$RUN/relay/$port.pid" && kill "$(cat "$RUN/relay/$port.pid")" 2>/dev/null; done
+	for p in neutron keystone; do
+		if alive "$RUN/$p.pid"; then kill -- "-$(cat "$RUN/$p.pid")" 2>/dev/null || true; fi
+	done
+	if alive "$RUN/hv/ovn-controller.pid"; then
+		ovn-appctl -t "$RUN/hv/ovn-controller.$(cat "$RUN/hv/ovn-controller.pid").ctl" exit >/dev/null 2>&1 || kill "$(cat "$RUN/hv/ovn-controller.pid")" 2>/dev/null || true
+	fi
+	stop_ovs "$RUN/hv" ""
+	[ -f "$RUN/ovn/ovnnb_db.pid" ] && ovn_ctl stop_northd >>"$LOGS/ovn-ctl.log" 2>&1 || true
+	if alive "$RUN/mysql.pid"; then
+		kill "$(cat "$RUN/mysql.pid")" 2>/dev/null || true
+		wait_for 30 "mariadb exit" bash -c "! kill -0 \$(cat '$RUN/mysql.pid') 2>/dev/null" || true
+	fi
+	# Anything still holding the run folder (workers, container shims): gone.
+	sleep 0.5
+	pkill -TERM -f -- "$RUN/" 2>/dev/null || true
+	sleep 1
+	pkill -KILL -f -- "$RUN/" 2>/dev/null || true
+	rm -f "$RUN"/*.pid "$RUN"/relay/*.pid "$RUN"/relay/*.sock
+	if [ $purge = yes ]; then
+		rm -rf "$RUN"
+		log "stopped and purged $RUN"
+	else
+		log "stopped"
+	fi
+}
+
+status_line() { # status_line NAME OK DETAIL
+	if [ "$2" = yes ]; then printf '  %-24s running   %s\n' "$1" "$3"; else printf '  %-24s STOPPED   %s\n' "$1" "$3"; fi
+}
+
+cmd_status() {
+	local ok=yes
+	yn() { if "$@" >/dev/null 2>&1; then echo yes; else ok=no; echo no; fi; }
+	echo "run folder: $RUN"
+	status_line mariadb "$(yn mariadb-admin --socket="$MYSQL_SOCK" ping)" "unix:$MYSQL_SOCK"
+	status_line keystone "$(yn curl -sf "$KEYSTONE_URL")" "$KEYSTONE_URL"
+	status_line neutron-server "$(yn curl -sf "$NEUTRON_URL")" "$NEUTRON_URL"
+	status_line ovn-nb "$(yn nbctl --timeout=2 show)" "unix:$NB_SOCK"
+	status_line ovn-sb "$(yn ovn-sbctl --db="unix:$SB_SOCK" --timeout=2 show)" "unix:$SB_SOCK"
+	status_line ovn-northd "$(yn alive "$RUN/ovn/ovn-northd.pid")" ""
+	status_line "hv ovs (br-int)" "$(yn hv_vsctl --timeout=2 br-exists br-int)" "unix:$HV_DB"
+	status_line ovn-controller "$(yn alive "$RUN/hv/ovn-controller.pid")" "chassis hv1"
+	for d in "$RUN"/vm*; do
+		[ -d "$d" ] || continue
+		local vm
+		vm=$(basename "$d")
+		status_line "$vm netns" "$(yn test -e "/run/netns/$vm")" ""
+		status_line "$vm ovs (br0)" "$(yn vm_vsctl "$vm" --timeout=2 br-exists br0)" "unix:$d/ovs/db.sock"
+		status_line "$vm relays" "$(yn ip netns exec "$vm" curl -sf "$NEUTRON_URL")" "127.0.0.1:5000,9696 inside $vm"
+		if [ -f "$d/docker/dockerd.pid" ] || grep -q DOCKER_HOST "$d/env" 2>/dev/null; then
+			status_line "$vm dockerd" "$(yn $DOCKER -H "unix://$d/docker.sock" version)" "unix://$d/docker.sock"
+		fi
+	done
+	[ $ok = yes ]
+}
+
+cmd_logs() {
+	local which=${1:-}
+	for f in "$LOGS"/*; do
+		[ -f "$f" ] || continue
+		case $f in *"$which"*) ;; *) continue ;; esac
+		echo "==> $f <=="
+		tail -n "${STACK_LOG_LINES:-40}" "$f"
+	done
+}
+
+[ "$(id -u)" = 0 ] || die "run as root (it creates network namespaces and starts system daemons)"
+case ${1:-} in
+up) shift; cmd_up "$@" ;;
+down) shift; cmd_down "$@" ;;
+status) cmd_status ;;
+logs) shift; cmd_logs "$@" ;;
+*) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# hack/test.sh: every test of the project, on a fresh machine or a developer's.
+# Installs what is missing, brings the sandbox stack up (hack/stack.sh), runs the static
+# checks, the unit tests, the integration tests (own namespaces, own OVS and dockerd) and the
+# end-to-end tests against the stack, then tears the stack down. The stack's logs are printed
+# when something failed. Exits non-zero on any failure.
+#
+#   OVN_DOCKER_KEEP_STACK=1  leave the stack running afterwards
+#   OVN_DOCKER_TEST_RUN=RE   only run tests matching RE (go test -run)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export PATH=/usr/local/go/bin:$PATH
+export OVN_DOCKER_STACK_DIR=${OVN_DOCKER_STACK_DIR:-/var/lib/ovn-docker-stack}
+export GOFLAGS=${GOFLAGS:-}
+run_re=${OVN_DOCKER_TEST_RUN:-}
+runflag=()
+[ -n "$run_re" ] && runflag=(-run "$run_re")
+
+failed=()
+t_all=$SECONDS
+step() { # step NAME CMD...: runs one step, records its result and time
+	local name=$1 t0=$SECONDS
+	shift
+	echo "=== $name"
+	if "$@"; then
+		echo "--- ok   $name ($((SECONDS - t0)) s)"
+	else
+		echo "--- FAIL $name ($((SECONDS - t0)) s)"
+		failed+=("$name")
+	fi
+}
+
+finish() {
+	if [ ${#failed[@]} -gt 0 ]; then
+		echo
+		echo "=== stack status and logs (something failed)"
+		hack/stack.sh status || true
+		STACK_LOG_LINES=60 hack/stack.sh logs || true
+	fi
+	if [ "${OVN_DOCKER_KEEP_STACK:-}" != 1 ]; then
+		hack/stack.sh down || failed+=("stack down")
+	fi
+	echo
+	if [ ${#failed[@]} -gt 0 ]; then
+		echo "FAILED: ${failed[*]} (total $((SECONDS - t_all)) s)"
+		exit 1
+	fi
+	echo "PASSED (total $((SECONDS - t_all)) s)"
+}
+trap finish EXIT
+
+gofmt_clean() {
+	local out
+	out=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+	[ -z "$out" ] || { echo "gofmt would change: $out"; return 1; }
+}
+
+step "stack up" hack/stack.sh up --docker
+if [[ " ${failed[*]} " == *" stack up "* ]]; then exit 1; fi
+hack/stack.sh status
+step "go mod download" go mod download
+step "gofmt" gofmt_clean
+step "go vet" go vet ./...
+step "go vet (integration)" go vet -tags integration ./...
+step "unit tests" go test -race -count=1 "${runflag[@]}" ./...
+step "integration tests" go test -race -count=1 -timeout 15m -tags integration "${runflag[@]}" ./internal/...
+step "end-to-end tests" go test -count=1 -timeout 20m -tags integration "${runflag[@]}" ./test/...
