@@ -611,8 +611,14 @@ status_line() { # status_line NAME OK DETAIL
 }
 
 cmd_status() {
-	local ok=yes
-	yn() { if "$@" >/dev/null 2>&1; then echo yes; else ok=no; echo no; fi; }
+	local out
+	out=$(status_lines)
+	echo "$out"
+	! grep -q STOPPED <<<"$out"
+}
+
+status_lines() {
+	yn() { if "$@" >/dev/null 2>&1; then echo yes; else echo no; fi; }
 	echo "run folder: $RUN"
 	status_line mariadb "$(yn mariadb-admin --socket="$MYSQL_SOCK" ping)" "unix:$MYSQL_SOCK"
 	status_line keystone "$(yn curl -sf "$KEYSTONE_URL")" "$KEYSTONE_URL"
@@ -629,11 +635,10 @@ cmd_status() {
 		status_line "$vm netns" "$(yn test -e "/run/netns/$vm")" ""
 		status_line "$vm ovs (br0)" "$(yn vm_vsctl "$vm" --timeout=2 br-exists br0)" "unix:$d/ovs/db.sock"
 		status_line "$vm relays" "$(yn ip netns exec "$vm" curl -sf "$NEUTRON_URL")" "127.0.0.1:5000,9696 inside $vm"
-		if [ -f "$d/docker/dockerd.pid" ] || grep -q DOCKER_HOST "$d/env" 2>/dev/null; then
+		if grep -q DOCKER_HOST "$d/env" 2>/dev/null; then
 			status_line "$vm dockerd" "$(yn $DOCKER -H "unix://$d/docker.sock" version)" "unix://$d/docker.sock"
 		fi
 	done
-	[ $ok = yes ]
 }
 
 cmd_logs() {
