@@ -1,0 +1,35 @@
+// Command pausehelper stands in for the ovn-docker binary in the pause image of the
+// integration tests: "pause" runs docker.Pause, "orphan" leaves behind a child that
+// outlives it (the kernel hands that child to PID 1), "linger" is that child.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/ovn-docker/ovn-docker/internal/docker"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: pausehelper pause|orphan|linger")
+		os.Exit(2)
+	}
+	switch os.Args[1] {
+	case "pause":
+		os.Exit(docker.Pause(context.Background()))
+	case "orphan":
+		// Not waited for: this process exits first and the child is reparented.
+		if _, err := os.StartProcess(os.Args[0], []string{os.Args[0], "linger"}, &os.ProcAttr{}); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	case "linger":
+		time.Sleep(2 * time.Second)
+	default:
+		fmt.Fprintf(os.Stderr, "unknown mode %q\n", os.Args[1])
+		os.Exit(2)
+	}
+}

@@ -1,0 +1,304 @@
+package docker
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"debug/elf"
+	"encoding/binary"
+	"encoding/hex"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
+)
+
+// fakeELF returns a minimal 64-bit little-endian ELF image with the given type; with
+// interp set it carries a PT_INTERP segment naming that loader, like a dynamically
+// linked executable.
+func fakeELF(t *testing.T, typ elf.Type, interp string) []byte {
+	t.Helper()
+	progs := []elf.Prog64{{Type: uint32(elf.PT_LOAD), Flags: uint32(elf.PF_R | elf.PF_X), Align: 0x1000}}
+	if interp != "" {
+		progs = append([]elf.Prog64{{Type: uint32(elf.PT_INTERP), Flags: uint32(elf.PF_R), Align: 1}}, progs...)
+	}
+	const ehsize, phsize = 64, 56
+	dataOff := uint64(ehsize + phsize*len(progs))
+	if interp != "" {
+		progs[0].Off = dataOff
+		progs[0].Filesz = uint64(len(interp) + 1)
+		progs[0].Memsz = progs[0].Filesz
+	}
+	hdr := elf.Header64{
+		Type:      uint16(typ),
+		Machine:   uint16(elf.EM_X86_64),
+		Version:   uint32(elf.EV_CURRENT),
+		Phoff:     ehsize,
+		Ehsize:    ehsize,
+		Phentsize: phsize,
+		Phnum:     uint16(len(progs)),
+	}
+	copy(hdr.Ident[:], elf.ELFMAG)
+	hdr.Ident[elf.EI_CLASS] = byte(elf.ELFCLASS64)
+	hdr.Ident[elf.EI_DATA] = byte(elf.ELFDATA2LSB)
+	hdr.Ident[elf.EI_VERSION] = byte(elf.EV_CURRENT)
+	var buf bytes.Buffer
+	if err := binary.Write(&buf, binary.LittleEndian, hdr); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range progs {
+		if err := binary.Write(&buf, binary.LittleEndian, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if interp != "" {
+		buf.WriteString(interp + "\x00")
+	}
+	return buf.Bytes()
+}
+
+func TestCheckStatic(t *testing.T) {
+	const loader = "/lib64/ld-linux-x86-64.so.2"
+	tests := []struct {
+		name    string
+		data    []byte
+		wantErr []string // substrings; none means accepted
+	}{
+		{name: "static executable", data: fakeELF(t, elf.ET_EXEC, "")},
+		{name: "static pie", data: fakeELF(t, elf.ET_DYN, "")},
+		{name: "dynamic executable", data: fakeELF(t, elf.ET_EXEC, loader), wantErr: []string{"dynamically linked", loader, "CGO_ENABLED=0"}},
+		{name: "relocatable object", data: fakeELF(t, elf.ET_REL, ""), wantErr: []string{"not an executable"}},
+		{name: "script", data: []byte("#!/bin/sh\nexit 0\n"), wantErr: []string{"not an ELF executable"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := checkStatic("/x/exe", bytes.NewReader(tc.data))
+			if len(tc.wantErr) == 0 {
+				if err != nil {
+					t.Fatalf("checkStatic: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("checkStatic accepted it")
+			}
+			for _, s := range append(tc.wantErr, "/x/exe") {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error %q lacks %q", err, s)
+				}
+			}
+		})
+	}
+}
+
+func TestEnsurePauseImageRefusesBeforeTalkingToDocker(t *testing.T) {
+	dir := t.TempDir()
+	dyn := filepath.Join(dir, "dyn")
+	if err := os.WriteFile(dyn, fakeELF(t, elf.ET_EXEC, "/lib/ld.so"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// A nil API client would panic if the checks let the call through to Docker.
+	c := &Client{}
+	for exe, want := range map[string]string{
+		dyn:                          "dynamically linked",
+		dir:                          "not a regular file",
+		filepath.Join(dir, "absent"): "no such file",
+	} {
+		_, err := c.EnsurePauseImage(context.Background(), exe)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("EnsurePauseImage(%s) = %v, want error containing %q", exe, err, want)
+		}
+	}
+}
+
+func TestEnsureImageUnknownPolicy(t *testing.T) {
+	c := &Client{}
+	err := (c).EnsureImage(context.Background(), "foo:1", "sometimes")
+	if err == nil || !strings.Contains(err.Error(), `unknown pull policy "sometimes"`) {
+		t.Fatalf("EnsureImage = %v, want unknown pull policy error", err)
+	}
+}
+
+func TestNewUnreachable(t *testing.T) {
+	sock := "unix://" + filepath.Join(t.TempDir(), "docker.sock")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := New(ctx, sock)
+	if err == nil {
+		c.Close()
+		t.Fatal("New succeeded without a daemon")
+	}
+	if want := "docker is not reachable at " + sock + ": "; !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("error %q does not start with %q", err, want)
+	}
+	t.Log(err)
+}
+
+func TestNewUsesDockerHost(t *testing.T) {
+	sock := "unix://" + filepath.Join(t.TempDir(), "env.sock")
+	t.Setenv("DOCKER_HOST", sock)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := New(ctx, "")
+	if err == nil {
+		c.Close()
+		t.Fatal("New succeeded without a daemon")
+	}
+	if want := "docker is not reachable at " + sock + ": "; !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("error %q does not start with %q", err, want)
+	}
+}
+
+func TestReadProgress(t *testing.T) {
+	last, err := readProgress(strings.NewReader(`{"status":"Pulling"}` + "\n" + `{"status":"sha256:abc"}` + "\n"))
+	if err != nil || last != "sha256:abc" {
+		t.Fatalf("readProgress = %q, %v; want sha256:abc, nil", last, err)
+	}
+	_, err = readProgress(strings.NewReader(`{"status":"Pulling"}{"errorDetail":{"message":"manifest unknown"},"error":"manifest unknown"}{"status":"never read"}`))
+	if err == nil || err.Error() != "manifest unknown" {
+		t.Fatalf("readProgress error = %v, want manifest unknown", err)
+	}
+	_, err = readProgress(strings.NewReader(`{"status":`))
+	if err == nil {
+		t.Fatal("readProgress accepted a truncated stream")
+	}
+}
+
+func TestWritePauseTar(t *testing.T) {
+	exe := []byte("\x7fELF pretend binary")
+	h := sha256.New()
+	var buf bytes.Buffer
+	sum := sha256.Sum256(exe)
+	if err := writePauseTar(&buf, io.TeeReader(bytes.NewReader(exe), h), int64(len(exe)), h, hex.EncodeToString(sum[:])); err != nil {
+		t.Fatalf("writePauseTar: %v", err)
+	}
+	tr := tar.NewReader(&buf)
+	hdr, err := tr.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hdr.Name != "ovn-docker" || hdr.Mode != 0o755 || hdr.Typeflag != tar.TypeReg {
+		t.Errorf("entry = %s mode %o type %c, want ovn-docker 755 regular", hdr.Name, hdr.Mode, hdr.Typeflag)
+	}
+	got, _ := io.ReadAll(tr)
+	if !bytes.Equal(got, exe) {
+		t.Errorf("content = %q, want %q", got, exe)
+	}
+	if _, err := tr.Next(); err != io.EOF {
+		t.Errorf("more than one entry: %v", err)
+	}
+
+	// A binary that no longer matches its hash must not be imported.
+	h.Reset()
+	err = writePauseTar(io.Discard, io.TeeReader(bytes.NewReader(exe), h), int64(len(exe)), h, strings.Repeat("0", 64))
+	if err == nil || !strings.Contains(err.Error(), "changed") {
+		t.Fatalf("writePauseTar with a stale hash = %v, want executable changed", err)
+	}
+}
+
+func TestSandboxConfig(t *testing.T) {
+	cfg, hc := sandboxConfig(SandboxSpec{
+		Name: "sb", Image: "img:1", Cmd: []string{"/ovn-docker", "pause"},
+		Labels: map[string]string{"k": "v"}, Hostname: "h", Domainname: "example.org",
+		DNS: []string{"192.0.2.53"}, DNSSearch: []string{"example.org"}, DNSOptions: []string{"ndots:2"},
+		ExtraHosts: []string{"gw:192.0.2.1"},
+	})
+	if cfg.Image != "img:1" || strings.Join(cfg.Entrypoint, " ") != "/ovn-docker pause" || cfg.Cmd != nil || cfg.Labels["k"] != "v" ||
+		cfg.Hostname != "h" || cfg.Domainname != "example.org" {
+		t.Errorf("config = %+v", cfg)
+	}
+	if hc.NetworkMode != "none" || hc.RestartPolicy.Name != container.RestartPolicyUnlessStopped {
+		t.Errorf("network mode %q restart %q, want none, unless-stopped", hc.NetworkMode, hc.RestartPolicy.Name)
+	}
+	if hc.DNS[0] != "192.0.2.53" || hc.DNSSearch[0] != "example.org" || hc.DNSOptions[0] != "ndots:2" || hc.ExtraHosts[0] != "gw:192.0.2.1" {
+		t.Errorf("name resolution settings lost: %+v", hc)
+	}
+	if hc.Memory == 0 || hc.PidsLimit == nil || *hc.PidsLimit == 0 || !hc.ReadonlyRootfs {
+		t.Errorf("sandbox is not limited: memory %d pids %v readonly %v", hc.Memory, hc.PidsLimit, hc.ReadonlyRootfs)
+	}
+	if cfg, _ := sandboxConfig(SandboxSpec{Image: "img:1"}); cfg.Cmd != nil || cfg.Entrypoint != nil {
+		t.Errorf("empty Cmd became %q %q; the image default must apply", cfg.Entrypoint, cfg.Cmd)
+	}
+}
+
+func TestEventFromMessage(t *testing.T) {
+	e := eventFromMessage(events.Message{
+		Type: events.ContainerEventType, Action: events.ActionDie,
+		Actor:    events.Actor{ID: "abc", Attributes: map[string]string{"name": "c1", "image": "busybox:local", "exitCode": "3", "ovn-docker.network": "n1"}},
+		TimeNano: 1_700_000_000_123_456_789,
+	})
+	if e.Action != "die" || e.ID != "abc" || e.Name != "c1" || e.Image != "busybox:local" || e.ExitCode != 3 {
+		t.Errorf("event = %+v", e)
+	}
+	if len(e.Labels) != 1 || e.Labels["ovn-docker.network"] != "n1" {
+		t.Errorf("labels = %v, want only ovn-docker.network", e.Labels)
+	}
+	if !e.Time.Equal(time.Unix(0, 1_700_000_000_123_456_789)) {
+		t.Errorf("time = %v", e.Time)
+	}
+}
+
+func TestNetNSPath(t *testing.T) {
+	if got := NetNSPath(42); got != "/proc/42/ns/net" {
+		t.Fatalf("NetNSPath(42) = %q", got)
+	}
+}
+
+// pauseSubprocessEnv marks the test binary re-executed by TestPauseReapsAndStops.
+const pauseSubprocessEnv = "OVND_DOCKER_PAUSE_SUBPROCESS"
+
+// TestPauseReapsAndStops runs Pause with a child that exits: the child must not stay a
+// zombie, and cancelling the context returns 0. Pause reaps every child of its process,
+// so it runs in a re-executed test binary, away from this one's other children.
+func TestPauseReapsAndStops(t *testing.T) {
+	if os.Getenv(pauseSubprocessEnv) == "" {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestPauseReapsAndStops$", "-test.count=1", "-test.v")
+		cmd.Env = append(os.Environ(), pauseSubprocessEnv+"=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil || !bytes.Contains(out, []byte("--- PASS: TestPauseReapsAndStops")) {
+			t.Fatalf("subprocess: %v\n%s", err, out)
+		}
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() { done <- Pause(ctx) }()
+
+	child, err := os.StartProcess("/bin/sh", []string{"sh", "-c", "exit 0"}, &os.ProcAttr{})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	pid := child.Pid
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		// Once reaped the pid is gone; an unreaped child stays as a zombie.
+		if err := syscall.Kill(pid, 0); err == syscall.ESRCH {
+			break
+		}
+		if time.Now().After(deadline) {
+			state, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+			cancel()
+			t.Fatalf("child %d not reaped: %s", pid, state)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("Pause returned %d, want 0", code)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Pause did not return after cancel")
+	}
+}

@@ -1,0 +1,95 @@
+package ovs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ovn-kubernetes/libovsdb/client"
+)
+
+func TestCheckEndpoint(t *testing.T) {
+	for _, ep := range []string{"unix:/run/openvswitch/db.sock", "tcp:127.0.0.1:6640", "tcp:[::1]:6640", "tcp:ovsdb.example:6640"} {
+		if err := checkEndpoint(ep); err != nil {
+			t.Errorf("checkEndpoint(%q) = %v, want nil", ep, err)
+		}
+	}
+	for _, ep := range []string{"", "/run/db.sock", "unix:", "unix:db.sock", "tcp:", "tcp:127.0.0.1", "ssl:127.0.0.1:6640", "punix:/run/db.sock"} {
+		if err := checkEndpoint(ep); err == nil {
+			t.Errorf("checkEndpoint(%q) = nil, want an error", ep)
+		}
+	}
+}
+
+func TestDialFailsWithoutServer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	sock := filepath.Join(t.TempDir(), "none.sock")
+	_, err := Dial(ctx, "unix:"+sock)
+	if err == nil || !strings.Contains(err.Error(), sock) {
+		t.Fatalf("Dial to a missing socket: err = %v, want one naming %s", err, sock)
+	}
+
+	// A listener that hangs up is not an ovsdb-server either.
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conn.Close()
+		}
+	}()
+	if _, err := Dial(ctx, "unix:"+sock); err == nil {
+		t.Fatal("Dial to a listener that hangs up succeeded")
+	}
+}
+
+func TestDialRejectsBadEndpoint(t *testing.T) {
+	_, err := Dial(context.Background(), "unix:relative.sock")
+	if err == nil || !strings.Contains(err.Error(), "absolute") {
+		t.Fatalf("Dial(unix:relative.sock): err = %v, want an endpoint error", err)
+	}
+}
+
+func TestIsConnLoss(t *testing.T) {
+	loss := []error{
+		errConnLost,
+		client.ErrNotConnected,
+		io.EOF,
+		io.ErrUnexpectedEOF,
+		net.ErrClosed,
+		&net.OpError{Op: "write", Err: syscall.EPIPE},
+		fmt.Errorf("add port x: %w", &net.OpError{Op: "read", Err: syscall.ECONNRESET}),
+		fmt.Errorf("wait: %w", errConnLost),
+	}
+	for _, err := range loss {
+		if !isConnLoss(err) {
+			t.Errorf("isConnLoss(%v) = false, want true", err)
+		}
+	}
+	notLoss := []error{
+		context.DeadlineExceeded,
+		context.Canceled,
+		errors.New("constraint violation"),
+		errClosed,
+		fmt.Errorf("bridge br9 not found"),
+	}
+	for _, err := range notLoss {
+		if isConnLoss(err) {
+			t.Errorf("isConnLoss(%v) = true, want false", err)
+		}
+	}
+}

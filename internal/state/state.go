@@ -1,0 +1,267 @@
+// Package state keeps ovn-docker's local record of the container interfaces of one VM:
+// which VLAN, Neutron port, OVS port and veth belong to which container, and how far an
+// attach or detach got. Several ovn-docker processes (CLI runs, the daemon) share it: every
+// change happens under an exclusive file lock and is written atomically (temp file, fsync,
+// rename), so a crash leaves either the old or the new state, never a torn one. The engine
+// writes its intent before each outside step; a later run finishes or undoes what an
+// interrupted one left.
+package state
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Version of the state file's format.
+const Version = 1
+
+// Phase is how far an attachment got. Phases are written before the step they name, so
+// an attachment found in phase P by a later run may or may not have done P.
+type Phase string
+
+const (
+	PhaseReserved  Phase = "reserved"  // VLAN chosen, nothing outside yet
+	PhasePort      Phase = "port"      // Neutron port being created
+	PhaseSubport   Phase = "subport"   // being added to the VM's trunk
+	PhasePlumb     Phase = "plumb"     // veth pair and OVS access port being made
+	PhasePlace     Phase = "place"     // container end being moved and configured
+	PhaseReady     Phase = "ready"     // plumbed, not in a container (pool, or handed to Docker)
+	PhaseAttached  Phase = "attached"  // complete
+	PhaseDetaching Phase = "detaching" // being released
+)
+
+// Attachment is one container interface and everything made for it.
+type Attachment struct {
+	ID            string    `json:"id"`                       // random; also tagged on the Neutron port
+	Owner         string    `json:"owner,omitempty"`          // who holds it: sandbox container id, Docker endpoint id
+	Container     string    `json:"container,omitempty"`      // the user's container id
+	ContainerName string    `json:"container_name,omitempty"` // and its name
+	NetworkID     string    `json:"network_id"`
+	NetworkName   string    `json:"network_name,omitempty"`
+	IfName        string    `json:"ifname,omitempty"` // eth0, eth1... inside the container
+	NetNS         string    `json:"netns,omitempty"`
+	VLAN          int       `json:"vlan"`
+	Mode          string    `json:"mode"` // trunk | binding-profile
+	TrunkID       string    `json:"trunk_id,omitempty"`
+	PortID        string    `json:"port_id,omitempty"`
+	MAC           string    `json:"mac,omitempty"`
+	IPs           []string  `json:"ips,omitempty"`      // CIDR notation
+	Gateways      []string  `json:"gateways,omitempty"` // per IP family
+	MTU           int       `json:"mtu,omitempty"`
+	HostIf        string    `json:"host_if,omitempty"` // VM-side veth end, also the OVS port's name
+	PeerIf        string    `json:"peer_if,omitempty"` // container end's name while in the VM
+	Pool          string    `json:"pool,omitempty"`    // pool key while it belongs to a pool
+	Phase         Phase     `json:"phase"`
+	PID           int       `json:"pid,omitempty"` // process working on it; 0 when at rest
+	Created       time.Time `json:"created"`
+	Updated       time.Time `json:"updated"`
+	Error         string    `json:"error,omitempty"` // last failure, for gc and ps
+}
+
+// State is the whole file.
+type State struct {
+	Version     int                    `json:"version"`
+	VIFID       string                 `json:"vif_id,omitempty"` // the VM this state belongs to
+	LastVLAN    int                    `json:"last_vlan"`
+	Attachments map[string]*Attachment `json:"attachments"`
+	Marks       map[string]time.Time   `json:"marks,omitempty"` // gc: orphans seen once, by key
+}
+
+// UsedVLANs returns the VLANs held by attachments.
+func (s *State) UsedVLANs() map[int]string {
+	used := make(map[int]string, len(s.Attachments))
+	for _, a := range s.Attachments {
+		if a.VLAN != 0 {
+			used[a.VLAN] = a.ID
+		}
+	}
+	return used
+}
+
+// Sorted returns the attachments ordered by creation time, then ID.
+func (s *State) Sorted() []*Attachment {
+	out := make([]*Attachment, 0, len(s.Attachments))
+	for _, a := range s.Attachments {
+		out = append(out, a)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Created.Equal(out[j].Created) {
+			return out[i].Created.Before(out[j].Created)
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out
+}
+
+// ByOwner returns the attachments of one owner, ordered by interface name.
+func (s *State) ByOwner(owner string) []*Attachment {
+	var out []*Attachment
+	for _, a := range s.Sorted() {
+		if a.Owner == owner {
+			out = append(out, a)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].IfName < out[j].IfName })
+	return out
+}
+
+// Store is the state file of one VM in a directory only root can read.
+type Store struct {
+	dir string
+}
+
+const (
+	fileName = "state.json"
+	lockName = "state.lock"
+)
+
+// Open makes the directory (0700) if needed. The file itself is created on first write.
+func Open(dir string) (*Store, error) {
+	if dir == "" {
+		return nil, errors.New("state directory not set")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("state directory %s: %w", dir, err)
+	}
+	// The directory may predate us with looser permissions: state names ports and
+	// containers, and may sit next to a token cache.
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("state directory %s: %w", dir, err)
+	}
+	return &Store{dir: dir}, nil
+}
+
+// Dir is the store's directory.
+func (s *Store) Dir() string { return s.dir }
+
+// View calls fn with the current state under a shared lock. fn must not keep it.
+func (s *Store) View(ctx context.Context, fn func(*State) error) error {
+	unlock, err := s.lock(ctx, unix.LOCK_SH)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	st, err := s.read()
+	if err != nil {
+		return err
+	}
+	return fn(st)
+}
+
+// Update calls fn with the current state under the exclusive lock and writes what fn
+// leaves, unless fn fails: then nothing is written and fn's error is returned.
+func (s *Store) Update(ctx context.Context, fn func(*State) error) error {
+	unlock, err := s.lock(ctx, unix.LOCK_EX)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	st, err := s.read()
+	if err != nil {
+		return err
+	}
+	if err := fn(st); err != nil {
+		return err
+	}
+	return s.write(st)
+}
+
+// lock takes the lock file's flock, waiting until ctx ends.
+func (s *Store) lock(ctx context.Context, how int) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(s.dir, lockName), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open state lock: %w", err)
+	}
+	wait := 200 * time.Microsecond
+	for {
+		err := unix.Flock(int(f.Fd()), how|unix.LOCK_NB)
+		if err == nil {
+			return func() { _ = unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
+			f.Close()
+			return nil, fmt.Errorf("lock state: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("lock state in %s: %w", s.dir, ctx.Err())
+		case <-time.After(wait):
+		}
+		if wait < 20*time.Millisecond {
+			wait *= 2
+		}
+	}
+}
+
+func (s *Store) read() (*State, error) {
+	st := &State{Version: Version, Attachments: map[string]*Attachment{}}
+	b, err := os.ReadFile(filepath.Join(s.dir, fileName))
+	if errors.Is(err, os.ErrNotExist) {
+		return st, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read state: %w", err)
+	}
+	if err := json.Unmarshal(b, st); err != nil {
+		return nil, fmt.Errorf("state file %s is corrupt: %w", filepath.Join(s.dir, fileName), err)
+	}
+	if st.Version > Version {
+		return nil, fmt.Errorf("state file %s has version %d, newer than this ovn-docker (%d)",
+			filepath.Join(s.dir, fileName), st.Version, Version)
+	}
+	if st.Attachments == nil {
+		st.Attachments = map[string]*Attachment{}
+	}
+	for id, a := range st.Attachments {
+		if a == nil || a.ID != id {
+			return nil, fmt.Errorf("state file %s is corrupt: attachment %q", filepath.Join(s.dir, fileName), id)
+		}
+	}
+	return st, nil
+}
+
+func (s *Store) write(st *State) error {
+	st.Version = Version
+	b, err := json.MarshalIndent(st, "", " ")
+	if err != nil {
+		return fmt.Errorf("encode state: %w", err)
+	}
+	tmp, err := os.CreateTemp(s.dir, fileName+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // a no-op after the rename
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write state: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("sync state: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), filepath.Join(s.dir, fileName)); err != nil {
+		return fmt.Errorf("replace state: %w", err)
+	}
+	// The rename is durable only once the directory is.
+	d, err := os.Open(s.dir)
+	if err != nil {
+		return fmt.Errorf("sync state directory: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync state directory: %w", err)
+	}
+	return nil
+}
