@@ -30,7 +30,8 @@ type SandboxSpec struct {
 	DNS        []string
 	DNSSearch  []string
 	DNSOptions []string
-	ExtraHosts []string // "host:ip"
+	ExtraHosts []string          // "host:ip"
+	Sysctls    map[string]string // net.* sysctls: they belong to the network namespace
 }
 
 // sandboxConfig keeps the sandbox small and unprivileged; it gets no network of its
@@ -53,6 +54,7 @@ func sandboxConfig(s SandboxSpec) (*container.Config, *container.HostConfig) {
 		DNSSearch:      s.DNSSearch,
 		DNSOptions:     s.DNSOptions,
 		ExtraHosts:     s.ExtraHosts,
+		Sysctls:        s.Sysctls,
 		ReadonlyRootfs: true,
 		CapDrop:        strslice.StrSlice{"ALL"},
 		SecurityOpt:    []string{"no-new-privileges"},

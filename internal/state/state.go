@@ -38,10 +38,18 @@ const (
 	PhaseDetaching Phase = "detaching" // being released
 )
 
+// Kinds of owners.
+const (
+	OwnerSandbox  = "sandbox"  // a network sandbox container of the CLI's run
+	OwnerEndpoint = "endpoint" // a Docker network endpoint of the plugin
+	OwnerPool     = "pool"     // nobody yet: a pool's ready port
+)
+
 // Attachment is one container interface and everything made for it.
 type Attachment struct {
 	ID            string    `json:"id"`                       // random; also tagged on the Neutron port
 	Owner         string    `json:"owner,omitempty"`          // who holds it: sandbox container id, Docker endpoint id
+	OwnerKind     string    `json:"owner_kind,omitempty"`     // OwnerSandbox, OwnerEndpoint or OwnerPool
 	Container     string    `json:"container,omitempty"`      // the user's container id
 	ContainerName string    `json:"container_name,omitempty"` // and its name
 	NetworkID     string    `json:"network_id"`

@@ -1,0 +1,16 @@
+# ovn-docker must be static: it is also the pause process of the network sandboxes.
+GO ?= go
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+
+.PHONY: build test unit vet
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X github.com/ovn-docker/ovn-docker/internal/cli.Version=$(VERSION)" -o bin/ovn-docker ./cmd/ovn-docker
+
+unit:
+	$(GO) test -race ./...
+
+vet:
+	$(GO) vet ./... && $(GO) vet -tags integration ./...
+
+test:
+	hack/test.sh

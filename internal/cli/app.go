@@ -1,0 +1,252 @@
+// Package cli is ovn-docker's command line: the spec's commands (create/list/delete
+// network, run, rm, ps) and the daemon and maintenance commands, all on one engine.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/ovn-docker/ovn-docker/internal/docker"
+	"github.com/ovn-docker/ovn-docker/internal/engine"
+	"github.com/ovn-docker/ovn-docker/internal/neutron"
+	"github.com/ovn-docker/ovn-docker/internal/osauth"
+	"github.com/ovn-docker/ovn-docker/internal/ovs"
+	"github.com/ovn-docker/ovn-docker/internal/state"
+)
+
+// Defaults of the local settings.
+const (
+	DefaultOVSDB    = "unix:/var/run/openvswitch/db.sock"
+	DefaultBridge   = "br0"
+	DefaultUplink   = "eth0"
+	DefaultStateDir = "/var/lib/ovn-docker"
+)
+
+// settings are the global flags, filled from the command line and the environment.
+type settings struct {
+	cred       string
+	cloud      string
+	authURL    string
+	region     string
+	vifID      string
+	networks   []string
+	mode       string
+	ovsdb      string
+	bridge     string
+	uplink     string
+	stateDir   string
+	logLevel   string
+	timeout    time.Duration
+	waitActive time.Duration
+}
+
+// app is what the commands share: settings, output streams and lazily made clients.
+type app struct {
+	s        settings
+	stdout   io.Writer
+	stderr   io.Writer
+	getenv   func(string) string
+	log      *slog.Logger
+	redactor *osauth.Redactor
+
+	session *osauth.Session
+	nc      *neutron.Client
+	sw      *ovs.Client
+	dc      *docker.Client
+}
+
+func (a *app) close() {
+	if a.sw != nil {
+		a.sw.Close()
+	}
+	if a.dc != nil {
+		a.dc.Close()
+	}
+}
+
+// openstack authenticates once per process.
+func (a *app) openstack(ctx context.Context) (*osauth.Session, error) {
+	if a.session != nil {
+		return a.session, nil
+	}
+	s, err := osauth.Authenticate(ctx, osauth.Options{
+		Token: a.s.cred, Cloud: a.s.cloud, AuthURL: a.s.authURL, Region: a.s.region,
+		Getenv: a.getenv, Redactor: a.redactor,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.session = s
+	return s, nil
+}
+
+func (a *app) neutron(ctx context.Context) (*neutron.Client, error) {
+	if a.nc != nil {
+		return a.nc, nil
+	}
+	s, err := a.openstack(ctx)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := neutron.New(s.Provider, s.Endpoint)
+	if err != nil {
+		return nil, err
+	}
+	a.nc = nc
+	return nc, nil
+}
+
+func (a *app) ovs(ctx context.Context) (*ovs.Client, error) {
+	if a.sw != nil {
+		return a.sw, nil
+	}
+	sw, err := ovs.Dial(ctx, a.s.ovsdb)
+	if err != nil {
+		return nil, fmt.Errorf("the VM's Open vSwitch at %s (--ovsdb / OVN_DOCKER_OVSDB): %w", a.s.ovsdb, err)
+	}
+	a.sw = sw
+	return sw, nil
+}
+
+func (a *app) docker(ctx context.Context) (*docker.Client, error) {
+	if a.dc != nil {
+		return a.dc, nil
+	}
+	dc, err := docker.New(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	a.dc = dc
+	return dc, nil
+}
+
+func (a *app) store() (*state.Store, error) {
+	return state.Open(a.s.stateDir)
+}
+
+// vif returns the VM's own Neutron port: --vif-id, or the port whose MAC is the
+// uplink's. It checks that the port exists and is visible to the credentials.
+func (a *app) vif(ctx context.Context) (string, error) {
+	nc, err := a.neutron(ctx)
+	if err != nil {
+		return "", err
+	}
+	if a.s.vifID != "" {
+		p, err := nc.GetPort(ctx, a.s.vifID)
+		if errors.Is(err, neutron.ErrNotFound) {
+			return "", fmt.Errorf("vif-id %s: no such Neutron port visible to this project", a.s.vifID)
+		}
+		if err != nil {
+			return "", fmt.Errorf("vif-id %s: %w", a.s.vifID, err)
+		}
+		if mac, err := uplinkMAC(a.s.uplink); err == nil && !sameMAC(mac, p.MAC) {
+			a.log.Warn("the vif-id's MAC is not the uplink's: is this the port of this VM?",
+				"vif-id", p.ID, "port_mac", p.MAC.String(), "uplink", a.s.uplink, "uplink_mac", mac.String())
+		}
+		return p.ID, nil
+	}
+	mac, err := uplinkMAC(a.s.uplink)
+	if err != nil {
+		return "", fmt.Errorf("no --vif-id given, and the VM's uplink cannot tell it: %w (set --uplink or give --vif-id)", err)
+	}
+	p, err := nc.PortByMAC(ctx, mac)
+	if err != nil {
+		return "", fmt.Errorf("no --vif-id given, and the uplink %s's MAC %s does not identify the VM's port: %w", a.s.uplink, mac, err)
+	}
+	a.log.Info("found the VM's port from the uplink's MAC", "uplink", a.s.uplink, "vif-id", p.ID)
+	return p.ID, nil
+}
+
+func uplinkMAC(name string) (net.HardwareAddr, error) {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return nil, fmt.Errorf("uplink %s: %w", name, err)
+	}
+	mac := l.Attrs().HardwareAddr
+	if len(mac) != 6 {
+		return nil, fmt.Errorf("uplink %s has no Ethernet address", name)
+	}
+	return mac, nil
+}
+
+func sameMAC(a, b net.HardwareAddr) bool { return strings.EqualFold(a.String(), b.String()) }
+
+// engine wires an engine for the VM.
+func (a *app) engine(ctx context.Context) (*engine.Engine, error) {
+	mode, err := neutron.ParseMode(a.s.mode)
+	if err != nil {
+		return nil, err
+	}
+	vif, err := a.vif(ctx)
+	if err != nil {
+		return nil, err
+	}
+	nc, _ := a.neutron(ctx)
+	sw, err := a.ovs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st, err := a.store()
+	if err != nil {
+		return nil, err
+	}
+	return engine.New(engine.Config{
+		VIFID: vif, Bridge: a.s.bridge, Mode: mode, Store: st, Neutron: nc, Switch: sw,
+		Log: a.log, WaitActive: a.s.waitActive,
+	})
+}
+
+// newLogger logs to w at the level asked, through the redactor.
+func newLogger(w io.Writer, level string, red *osauth.Redactor) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
+	}
+	h := slog.NewTextHandler(w, &slog.HandlerOptions{Level: l, ReplaceAttr: func(_ []string, at slog.Attr) slog.Attr {
+		switch at.Value.Kind() {
+		case slog.KindString:
+			at.Value = slog.StringValue(red.String(at.Value.String()))
+		case slog.KindAny:
+			if err, ok := at.Value.Any().(error); ok {
+				at.Value = slog.StringValue(red.String(err.Error()))
+			}
+		}
+		return at
+	}})
+	return slog.New(&redactingHandler{Handler: h, red: red}), nil
+}
+
+// redactingHandler also redacts the message itself.
+type redactingHandler struct {
+	slog.Handler
+	red *osauth.Redactor
+}
+
+func (h *redactingHandler) Handle(ctx context.Context, r slog.Record) error {
+	r2 := slog.NewRecord(r.Time, r.Level, h.red.String(r.Message), r.PC)
+	r.Attrs(func(at slog.Attr) bool { r2.AddAttrs(at); return true })
+	return h.Handler.Handle(ctx, r2)
+}
+
+func (h *redactingHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return &redactingHandler{Handler: h.Handler.WithAttrs(as), red: h.red}
+}
+
+func (h *redactingHandler) WithGroup(name string) slog.Handler {
+	return &redactingHandler{Handler: h.Handler.WithGroup(name), red: h.red}
+}
+
+func envOr(getenv func(string) string, key, def string) string {
+	if v := getenv(key); v != "" {
+		return v
+	}
+	return def
+}

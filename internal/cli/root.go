@@ -1,0 +1,181 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/ovn-docker/ovn-docker/internal/osauth"
+)
+
+// Main runs the command line and returns the process's exit code.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	a := &app{stdout: stdout, stderr: stderr, getenv: getenv, redactor: &osauth.Redactor{}}
+	defer a.close()
+	root := newRoot(a)
+	root.SetArgs(splitRun(args, globalValueFlags(root)))
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	var ex *exitError
+	if errors.As(err, &ex) {
+		if ex.msg != "" {
+			fmt.Fprintf(stderr, "ovn-docker: %s\n", a.redactor.String(ex.msg))
+		}
+		return ex.code
+	}
+	fmt.Fprintf(stderr, "ovn-docker: %s\n", oneLine(a.redactor.String(err.Error())))
+	return 1
+}
+
+// exitError ends the process with a given code (a foreground container's exit code).
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return fmt.Sprintf("exit %d %s", e.code, e.msg) }
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " ")
+}
+
+const rootLong = `ovn-docker puts containers that run inside an OpenStack VM onto the tenant's
+Neutron networks, through OVN. Each container interface is a Neutron port (Neutron gives
+its MAC and IPs) tied to the VM's own port with a VLAN that exists only inside the VM:
+the VM's Open vSwitch tags the container's traffic, OVN on the hypervisor strips the tag.
+
+Credentials, as the openstack CLI takes them:
+  --cred TOKEN               a Keystone token (with OS_AUTH_URL); or OS_TOKEN
+  --os-cloud NAME            a cloud of clouds.yaml; or OS_CLOUD
+  OS_AUTH_URL + OS_USERNAME/OS_PASSWORD/OS_PROJECT_NAME/OS_*_DOMAIN_NAME
+  OS_AUTH_URL + OS_APPLICATION_CREDENTIAL_ID/OS_APPLICATION_CREDENTIAL_SECRET
+A token on the command line is visible to other users of the VM (ps): prefer OS_TOKEN,
+a clouds.yaml readable only by you, or an application credential.
+
+Local settings (flag, or environment variable):
+  --vif-id     OVN_DOCKER_VIF_ID     the VM's Neutron port (default: found from the uplink's MAC)
+  --uplink     OVN_DOCKER_UPLINK     the VM's NIC towards the hypervisor (default eth0)
+  --ovsdb      OVN_DOCKER_OVSDB      the VM's Open_vSwitch database (default unix:/var/run/openvswitch/db.sock)
+  --bridge     OVN_DOCKER_BRIDGE     the VM's OVS bridge with the uplink on it (default br0)
+  --state-dir  OVN_DOCKER_STATE_DIR  local state (default /var/lib/ovn-docker)
+  --mode       OVN_DOCKER_MODE       trunk (default, tenant credentials) or binding-profile (admin)
+Docker is found through DOCKER_HOST, as the docker CLI finds it.`
+
+const rootExample = `  ovn-docker --cred=$TOKEN create network LS1
+  ovn-docker --cred=$TOKEN list networks
+  ovn-docker --cred=$TOKEN --vif-id=$VIF_ID --network=LS1 run -d --net=none busybox sleep 1d
+  ovn-docker ps
+  ovn-docker rm -f CONTAINER`
+
+func newRoot(a *app) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "ovn-docker",
+		Short:         "Containers inside OpenStack VMs on Neutron networks, through OVN",
+		Long:          rootLong,
+		Example:       rootExample,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(a.stderr, a.s.logLevel, a.redactor)
+			if err != nil {
+				return err
+			}
+			a.log = log
+			if a.s.timeout <= 0 {
+				return fmt.Errorf("--timeout must be positive")
+			}
+			return nil
+		},
+	}
+	root.CompletionOptions.DisableDefaultCmd = true
+	env := a.getenv
+	f := root.PersistentFlags()
+	f.StringVar(&a.s.cred, "cred", "", "Keystone token to act with (the spec's credential)")
+	f.StringVar(&a.s.cloud, "os-cloud", "", "cloud of clouds.yaml (default $OS_CLOUD)")
+	f.StringVar(&a.s.authURL, "os-auth-url", "", "Keystone URL (default $OS_AUTH_URL)")
+	f.StringVar(&a.s.region, "os-region-name", "", "region (default $OS_REGION_NAME)")
+	f.StringVar(&a.s.vifID, "vif-id", env("OVN_DOCKER_VIF_ID"), "the VM's Neutron port ID")
+	f.StringArrayVar(&a.s.networks, "network", nil, "Neutron network (name or ID) for run; repeat for eth1, eth2...")
+	f.StringVar(&a.s.mode, "mode", envOr(env, "OVN_DOCKER_MODE", "trunk"), "how container ports hang off the VM's port: trunk or binding-profile")
+	f.StringVar(&a.s.ovsdb, "ovsdb", envOr(env, "OVN_DOCKER_OVSDB", DefaultOVSDB), "the VM's Open_vSwitch database")
+	f.StringVar(&a.s.bridge, "bridge", envOr(env, "OVN_DOCKER_BRIDGE", DefaultBridge), "the VM's OVS bridge")
+	f.StringVar(&a.s.uplink, "uplink", envOr(env, "OVN_DOCKER_UPLINK", DefaultUplink), "the VM's uplink NIC (finds the vif-id by MAC)")
+	f.StringVar(&a.s.stateDir, "state-dir", envOr(env, "OVN_DOCKER_STATE_DIR", DefaultStateDir), "local state directory")
+	f.StringVar(&a.s.logLevel, "log-level", envOr(env, "OVN_DOCKER_LOG_LEVEL", "warn"), "debug, info, warn or error (logs go to stderr)")
+	f.DurationVar(&a.s.timeout, "timeout", 2*time.Minute, "give up on a command after this long")
+	f.DurationVar(&a.s.waitActive, "wait-active", 20*time.Second, "how long to wait for OVN to bind a new port before the container starts")
+
+	root.AddCommand(newCreateCmd(a), newListCmd(a), newDeleteCmd(a), newRunCmd(a), newRmCmd(a),
+		newPsCmd(a), newGCCmd(a), newPauseCmd(), newVersionCmd(a))
+	return root
+}
+
+// withTimeout bounds a command by --timeout.
+func (a *app) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, a.s.timeout)
+}
+
+// globalValueFlags names the root's flags that take a value, with and without dashes.
+func globalValueFlags(root *cobra.Command) map[string]bool {
+	out := map[string]bool{}
+	root.PersistentFlags().VisitAll(func(f *pflag.Flag) {
+		if f.Value.Type() == "bool" {
+			return
+		}
+		out["--"+f.Name] = true
+		if f.Shorthand != "" {
+			out["-"+f.Shorthand] = true
+		}
+	})
+	return out
+}
+
+// splitRun lets everything after `run` reach the run command untouched: Docker's own
+// options must not be parsed, or refused, as ovn-docker's. It finds the first word that
+// is not a global flag or its value; when that word is "run", it puts "--" after it.
+func splitRun(args []string, valueFlags map[string]bool) []string {
+	for i := 0; i < len(args); i++ {
+		w := args[i]
+		if w == "--" {
+			return args
+		}
+		if strings.HasPrefix(w, "-") {
+			if !strings.Contains(w, "=") && valueFlags[w] {
+				i++
+			}
+			continue
+		}
+		if w != "run" {
+			return args
+		}
+		out := append([]string{}, args[:i+1]...)
+		out = append(out, "--")
+		return append(out, args[i+1:]...)
+	}
+	return args
+}
+
+func newVersionCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fmt.Fprintln(a.stdout, "ovn-docker", Version)
+			return nil
+		},
+	}
+}
+
+// Version is set at build time (-ldflags "-X .../internal/cli.Version=...").
+var Version = "dev"

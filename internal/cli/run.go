@@ -1,0 +1,248 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/spf13/cobra"
+
+	"github.com/ovn-docker/ovn-docker/internal/docker"
+	"github.com/ovn-docker/ovn-docker/internal/engine"
+	"github.com/ovn-docker/ovn-docker/internal/neutron"
+	"github.com/ovn-docker/ovn-docker/internal/runargs"
+	"github.com/ovn-docker/ovn-docker/internal/state"
+)
+
+// Labels ovn-docker puts on the containers it makes.
+const (
+	LabelRole    = "org.ovn-docker.role"    // "sandbox" on the network sandbox
+	LabelSandbox = "org.ovn-docker.sandbox" // on the user's container: its sandbox's ID
+	LabelVM      = "org.ovn-docker.vm"      // the VM's port, on both
+	LabelNets    = "org.ovn-docker.networks"
+)
+
+const runLong = `Run a container on Neutron networks: everything after "run" is docker run's own
+arguments (see the supported ones below). ovn-docker first starts a small network
+sandbox container, attaches one interface per --network to it (eth0, eth1, ...: a
+Neutron port, a trunk subport with a VLAN unique in this VM, a veth whose VM end is an
+access port on the VM's OVS bridge), waits until OVN has bound the ports, and only
+then creates and starts the container in the sandbox's network namespace. So the
+container's very first instruction already has its network. The container's --net must
+be none or absent: its networks are the --network flags before "run".
+
+Hostname, --dns, --add-host and net.* sysctls go to the sandbox, whose network namespace
+(and so /etc/hosts, /etc/resolv.conf) the container shares. Remove the container with
+"ovn-docker rm", which releases its ports.
+`
+
+func newRunCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "run [docker run options] IMAGE [COMMAND [ARG...]]",
+		Short:   "Run a container with interfaces on Neutron networks (docker run arguments)",
+		Long:    runLong + "\n" + runargs.Usage(),
+		Example: "  ovn-docker --cred=$TOKEN --vif-id=$VIF_ID --network=LS1 run -d --net=none busybox sleep 1d\n  ovn-docker --network LS1 --network LS2 run -d --name web busybox httpd -f",
+		// splitRun put "--" after "run": cobra hands over Docker's arguments untouched.
+		DisableFlagsInUseLine: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts, err := runargs.Parse(args)
+			if errors.Is(err, runargs.ErrHelp) {
+				return cmd.Help()
+			}
+			if err != nil {
+				return err
+			}
+			return a.run(cmd.Context(), opts)
+		},
+	}
+	return cmd
+}
+
+func (a *app) run(parent context.Context, opts *runargs.Options) (err error) {
+	if len(a.s.networks) == 0 {
+		return errors.New("run needs at least one --network NAME (before \"run\")")
+	}
+	if n := opts.Network; n != "" && n != "none" {
+		return fmt.Errorf("docker's --net/--network %q: a container run by ovn-docker gets its networks from ovn-docker's --network (before \"run\"); use --net=none or leave it out", n)
+	}
+	if opts.Interactive || opts.TTY {
+		return errors.New("-i/-t are not supported: run with -d, then docker exec/attach")
+	}
+	ctx, cancel := a.withTimeout(parent)
+	defer cancel()
+
+	// Everything that can be checked is checked before anything is made.
+	dc, err := a.docker(ctx)
+	if err != nil {
+		return err
+	}
+	if err := dc.EnsureImage(ctx, opts.Config.Image, opts.Pull); err != nil {
+		return err
+	}
+	nc, err := a.neutron(ctx)
+	if err != nil {
+		return err
+	}
+	var nets []*neutron.Network
+	for _, name := range a.s.networks {
+		n, err := nc.FindNetwork(ctx, name)
+		if err != nil {
+			return err
+		}
+		nets = append(nets, n)
+	}
+	eng, err := a.engine(ctx)
+	if err != nil {
+		return err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find ovn-docker's own executable for the sandbox image: %w", err)
+	}
+	pause, err := dc.EnsurePauseImage(ctx, exe)
+	if err != nil {
+		return err
+	}
+
+	// The sandbox: the network namespace the container will join.
+	vif := eng.Config().VIFID
+	sb, err := dc.StartSandbox(ctx, docker.SandboxSpec{
+		Name:  sandboxName(opts.Name),
+		Image: pause,
+		Labels: map[string]string{LabelRole: "sandbox", LabelVM: vif,
+			LabelNets: strings.Join(a.s.networks, ",")},
+		Hostname: opts.Hostname, Domainname: opts.Domainname,
+		DNS: dnsFor(opts.DNS, nets), DNSSearch: opts.DNSSearch, DNSOptions: opts.DNSOptions,
+		ExtraHosts: opts.ExtraHosts, Sysctls: opts.NetworkSysctls,
+	})
+	if err != nil {
+		return err
+	}
+	var atts []*state.Attachment
+	var app string
+	defer func() {
+		if err == nil {
+			return
+		}
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(parent), 2*time.Minute)
+		defer cancel()
+		if app != "" {
+			if rerr := dc.Remove(uctx, app, true); rerr != nil {
+				err = fmt.Errorf("%w (and removing container %s failed: %v)", err, short(app), rerr)
+			}
+		}
+		for i := len(atts) - 1; i >= 0; i-- {
+			if rerr := eng.Detach(uctx, atts[i].ID); rerr != nil {
+				err = fmt.Errorf("%w (and releasing %s failed: %v; run ovn-docker gc)", err, atts[i].IfName, rerr)
+			}
+		}
+		if rerr := dc.Remove(uctx, sb.ID, true); rerr != nil {
+			err = fmt.Errorf("%w (and removing sandbox %s failed: %v)", err, short(sb.ID), rerr)
+		}
+	}()
+
+	netns := docker.NetNSPath(sb.Pid)
+	for i, n := range nets {
+		att, err := eng.Attach(ctx, engine.Request{
+			Owner: sb.ID, ContainerName: opts.Name, Network: n, IfName: fmt.Sprintf("eth%d", i),
+			NetNS: netns, DefaultRoute: i == 0,
+		})
+		if err != nil {
+			return fmt.Errorf("attach eth%d to network %s: %w", i, n.Name, err)
+		}
+		atts = append(atts, att)
+	}
+
+	// The user's container, in the sandbox's namespace.
+	cfg, hc := opts.Config, opts.HostConfig
+	if cfg.Labels == nil {
+		cfg.Labels = map[string]string{}
+	}
+	cfg.Labels[LabelSandbox] = sb.ID
+	cfg.Labels[LabelVM] = vif
+	cfg.Labels[LabelNets] = strings.Join(a.s.networks, ",")
+	hc.NetworkMode = container.NetworkMode("container:" + sb.ID)
+	id, warnings, err := dc.Create(ctx, opts.Name, cfg, hc)
+	if err != nil {
+		return err
+	}
+	app = id
+	for _, w := range warnings {
+		// Docker judges forwarding by its own networks; the container uses the sandbox's.
+		if strings.Contains(w, "IPv4 forwarding is disabled") {
+			continue
+		}
+		fmt.Fprintln(a.stderr, "WARNING:", w)
+	}
+	if err := dc.Start(ctx, id); err != nil {
+		return err
+	}
+	name := opts.Name
+	if info, err := dc.Inspect(ctx, id); err == nil {
+		name = info.Name
+	}
+	for _, att := range atts {
+		if err := eng.Label(ctx, att.ID, id, name); err != nil {
+			a.log.Warn("could not tag the Neutron port with the container", "port", att.PortID, "err", err)
+		}
+	}
+	if opts.Detach {
+		fmt.Fprintln(a.stdout, id)
+		return nil
+	}
+	return a.foreground(parent, dc, eng, id, sb.ID, opts.Remove)
+}
+
+// foreground streams the container's output until it exits and returns its exit code;
+// with --rm it then releases the ports and removes both containers.
+func (a *app) foreground(ctx context.Context, dc *docker.Client, eng *engine.Engine, id, sandbox string, remove bool) error {
+	streamErr := make(chan error, 1)
+	go func() { streamErr <- dc.Stream(ctx, id, a.stdout, a.stderr) }()
+	code, err := dc.Wait(ctx, id)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-streamErr:
+	case <-time.After(2 * time.Second):
+	}
+	if remove {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		defer cancel()
+		if err := a.removeContainer(rctx, dc, eng, id, true); err != nil {
+			return err
+		}
+	}
+	if code != 0 {
+		return &exitError{code: code}
+	}
+	return nil
+}
+
+// dnsFor returns the DNS servers to give the sandbox: the user's, or else those of the
+// first network's subnets.
+func dnsFor(user []string, nets []*neutron.Network) []string {
+	if len(user) > 0 || len(nets) == 0 {
+		return user
+	}
+	var out []string
+	for _, s := range nets[0].Subnets {
+		out = append(out, s.DNS...)
+	}
+	return out
+}
+
+func sandboxName(name string) string {
+	if name != "" {
+		return name + "-ovn-sandbox"
+	}
+	b := make([]byte, 5)
+	_, _ = rand.Read(b)
+	return "ovn-sandbox-" + hex.EncodeToString(b)
+}

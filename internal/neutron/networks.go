@@ -1,0 +1,397 @@
+package neutron
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+
+	"github.com/gophercloud/gophercloud/v2"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/mtu"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/subnetpools"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/networks"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
+)
+
+// Network is a Neutron network with its subnets.
+type Network struct {
+	ID        string   `json:"id"`
+	Name      string   `json:"name"`
+	MTU       int      `json:"mtu"`
+	Shared    bool     `json:"shared,omitempty"`
+	ProjectID string   `json:"project_id,omitempty"`
+	Subnets   []Subnet `json:"subnets"`
+}
+
+// Subnet is one subnet of a network.
+type Subnet struct {
+	ID        string       `json:"id"`
+	CIDR      netip.Prefix `json:"cidr"`
+	Gateway   netip.Addr   `json:"gateway,omitzero"`
+	IPVersion int          `json:"ip_version"`
+	DNS       []string     `json:"dns_nameservers,omitempty"`
+}
+
+// CIDRs lists the network's subnets' prefixes.
+func (n *Network) CIDRs() []string {
+	out := make([]string, 0, len(n.Subnets))
+	for _, s := range n.Subnets {
+		out = append(out, s.CIDR.String())
+	}
+	return out
+}
+
+// SubnetByID returns the subnet with that ID.
+func (n *Network) SubnetByID(id string) (Subnet, bool) {
+	for _, s := range n.Subnets {
+		if s.ID == id {
+			return s, true
+		}
+	}
+	return Subnet{}, false
+}
+
+type networkWithMTU struct {
+	networks.Network
+	mtu.NetworkMTUExt
+}
+
+// ListNetworks returns every network the credentials see, with subnets.
+func (c *Client) ListNetworks(ctx context.Context) ([]Network, error) {
+	var raw []networkWithMTU
+	pages, err := networks.List(c.sc, networks.ListOpts{}).AllPages(ctx)
+	if err == nil {
+		err = networks.ExtractNetworksInto(pages, &raw)
+	}
+	if err != nil {
+		return nil, wrap(err, "list networks")
+	}
+	subs, err := c.listSubnets(ctx, subnets.ListOpts{})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Network, 0, len(raw))
+	for _, r := range raw {
+		out = append(out, toNetwork(r, subs))
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Name != out[j].Name {
+			return out[i].Name < out[j].Name
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out, nil
+}
+
+// FindNetwork resolves a network by ID or by name. A name that several networks carry
+// is an error listing their IDs.
+func (c *Client) FindNetwork(ctx context.Context, nameOrID string) (*Network, error) {
+	if nameOrID == "" {
+		return nil, errors.New("network name is empty")
+	}
+	var found []networkWithMTU
+	if looksLikeUUID(nameOrID) {
+		var n networkWithMTU
+		err := networks.Get(ctx, c.sc, nameOrID).ExtractInto(&n)
+		if err == nil {
+			found = append(found, n)
+		} else if !isNotFound(err) {
+			return nil, wrap(err, "get network %s", nameOrID)
+		}
+	}
+	if len(found) == 0 {
+		pages, err := networks.List(c.sc, networks.ListOpts{Name: nameOrID}).AllPages(ctx)
+		if err == nil {
+			err = networks.ExtractNetworksInto(pages, &found)
+		}
+		if err != nil {
+			return nil, wrap(err, "find network %q", nameOrID)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, fmt.Errorf("network %q: %w (or not visible to this project)", nameOrID, ErrNotFound)
+	case 1:
+	default:
+		ids := make([]string, len(found))
+		for i, n := range found {
+			ids[i] = n.ID
+		}
+		return nil, fmt.Errorf("network name %q is ambiguous: %d networks carry it (%v); use an ID", nameOrID, len(found), ids)
+	}
+	subs, err := c.listSubnets(ctx, subnets.ListOpts{NetworkID: found[0].ID})
+	if err != nil {
+		return nil, err
+	}
+	n := toNetwork(found[0], subs)
+	return &n, nil
+}
+
+func (c *Client) listSubnets(ctx context.Context, opts subnets.ListOpts) ([]subnets.Subnet, error) {
+	pages, err := subnets.List(c.sc, opts).AllPages(ctx)
+	if err != nil {
+		return nil, wrap(err, "list subnets")
+	}
+	all, err := subnets.ExtractSubnets(pages)
+	if err != nil {
+		return nil, wrap(err, "list subnets")
+	}
+	return all, nil
+}
+
+func toNetwork(r networkWithMTU, subs []subnets.Subnet) Network {
+	n := Network{ID: r.ID, Name: r.Name, MTU: r.MTU, Shared: r.Shared, ProjectID: r.ProjectID}
+	for _, s := range subs {
+		if s.NetworkID != r.ID {
+			continue
+		}
+		p, err := netip.ParsePrefix(s.CIDR)
+		if err != nil {
+			continue
+		}
+		sub := Subnet{ID: s.ID, CIDR: p, IPVersion: s.IPVersion, DNS: s.DNSNameservers}
+		if gw, err := netip.ParseAddr(s.GatewayIP); err == nil {
+			sub.Gateway = gw
+		}
+		n.Subnets = append(n.Subnets, sub)
+	}
+	sort.Slice(n.Subnets, func(i, j int) bool { return n.Subnets[i].IPVersion < n.Subnets[j].IPVersion })
+	return n
+}
+
+// CreateNetworkOpts describes a network to create. With no IPv4 subnet given, the
+// project's default IPv4 subnet pool is used when there is one, otherwise a free private
+// /24 that overlaps none of the project's subnets.
+type CreateNetworkOpts struct {
+	Name    string
+	Subnet  netip.Prefix // optional
+	Gateway netip.Addr   // optional; default: first host of Subnet
+	IPv6    netip.Prefix // optional
+}
+
+// CreateNetwork creates a network and its subnet(s). It returns the network and a
+// sentence saying where the IPv4 range came from. On failure it deletes what it made.
+func (c *Client) CreateNetwork(ctx context.Context, o CreateNetworkOpts) (_ *Network, note string, err error) {
+	if err := ValidateNetworkName(o.Name); err != nil {
+		return nil, "", err
+	}
+	if o.Subnet.IsValid() {
+		if err := checkSubnet(o.Subnet, 4); err != nil {
+			return nil, "", err
+		}
+		if o.Gateway.IsValid() && (!o.Subnet.Contains(o.Gateway) || o.Gateway == o.Subnet.Masked().Addr()) {
+			return nil, "", fmt.Errorf("gateway %s is not a host address of subnet %s", o.Gateway, o.Subnet)
+		}
+	} else if o.Gateway.IsValid() {
+		return nil, "", errors.New("--gateway needs --subnet")
+	}
+	if o.IPv6.IsValid() {
+		if err := checkSubnet(o.IPv6, 6); err != nil {
+			return nil, "", err
+		}
+	}
+	// Refuse a second network of the same name: names are how users pick networks.
+	if _, err := c.FindNetwork(ctx, o.Name); err == nil {
+		return nil, "", fmt.Errorf("network %q already exists", o.Name)
+	} else if !errors.Is(err, ErrNotFound) {
+		return nil, "", err
+	}
+
+	sub := subnets.CreateOpts{Name: o.Name + "-v4", IPVersion: gophercloud.IPv4}
+	switch {
+	case o.Subnet.IsValid():
+		sub.CIDR = o.Subnet.Masked().String()
+		if o.Gateway.IsValid() {
+			sub.GatewayIP = ptr(o.Gateway.String())
+		}
+		note = "subnet " + sub.CIDR + " as asked"
+	default:
+		pool, err := c.defaultPool(ctx)
+		if err != nil {
+			return nil, "", err
+		}
+		if pool != nil {
+			sub.SubnetPoolID = pool.ID
+			note = fmt.Sprintf("subnet from the project's default subnet pool %q", pool.Name)
+		} else {
+			free, err := c.freePrivate24(ctx)
+			if err != nil {
+				return nil, "", err
+			}
+			sub.CIDR = free.String()
+			note = fmt.Sprintf("subnet %s, a free private /24 (no --subnet given and no default subnet pool)", free)
+		}
+	}
+
+	var raw networkWithMTU
+	if err := networks.Create(ctx, c.sc, networks.CreateOpts{Name: o.Name}).ExtractInto(&raw); err != nil {
+		return nil, "", wrap(err, "create network %q", o.Name)
+	}
+	defer func() {
+		if err != nil {
+			// Deleting the network deletes its subnets too.
+			_ = networks.Delete(context.WithoutCancel(ctx), c.sc, raw.ID).ExtractErr()
+		}
+	}()
+	sub.NetworkID = raw.ID
+	s4, err := subnets.Create(ctx, c.sc, sub).Extract()
+	if err != nil {
+		return nil, "", wrap(err, "create subnet of network %q", o.Name)
+	}
+	created := []subnets.Subnet{*s4}
+	if o.IPv6.IsValid() {
+		s6, err := subnets.Create(ctx, c.sc, subnets.CreateOpts{
+			NetworkID: raw.ID, Name: o.Name + "-v6", IPVersion: gophercloud.IPv6, CIDR: o.IPv6.Masked().String(),
+			IPv6AddressMode: "dhcpv6-stateful", IPv6RAMode: "dhcpv6-stateful",
+		}).Extract()
+		if err != nil {
+			return nil, "", wrap(err, "create IPv6 subnet of network %q", o.Name)
+		}
+		created = append(created, *s6)
+	}
+	n := toNetwork(raw, created)
+	if !o.Subnet.IsValid() && len(n.Subnets) > 0 && sub.SubnetPoolID != "" {
+		note += ": " + n.Subnets[0].CIDR.String()
+	}
+	return &n, note, nil
+}
+
+// DeleteNetwork deletes a network (and its subnets). A missing network is ErrNotFound.
+func (c *Client) DeleteNetwork(ctx context.Context, id string) error {
+	err := networks.Delete(ctx, c.sc, id).ExtractErr()
+	if err != nil {
+		return wrap(err, "delete network %s", id)
+	}
+	return nil
+}
+
+func (c *Client) defaultPool(ctx context.Context) (*subnetpools.SubnetPool, error) {
+	pages, err := subnetpools.List(c.sc, subnetpools.ListOpts{IsDefault: ptr(true)}).AllPages(ctx)
+	if err != nil {
+		return nil, wrap(err, "list subnet pools")
+	}
+	pools, err := subnetpools.ExtractSubnetPools(pages)
+	if err != nil {
+		return nil, wrap(err, "list subnet pools")
+	}
+	for i := range pools {
+		if pools[i].IPversion == 4 && pools[i].IsDefault {
+			return &pools[i], nil
+		}
+	}
+	return nil, nil
+}
+
+// freePrivate24 picks the first /24 of 10.0.0.0/8 (from 10.10.0.0 on, clear of the
+// ranges people use by hand) that overlaps none of the subnets the project sees.
+func (c *Client) freePrivate24(ctx context.Context) (netip.Prefix, error) {
+	subs, err := c.listSubnets(ctx, subnets.ListOpts{IPVersion: 4})
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	var used []netip.Prefix
+	for _, s := range subs {
+		if p, err := netip.ParsePrefix(s.CIDR); err == nil {
+			used = append(used, p.Masked())
+		}
+	}
+	return FreePrefix(netip.MustParsePrefix("10.0.0.0/8"), 24, netip.MustParseAddr("10.10.0.0"), used)
+}
+
+// FreePrefix returns the first prefix of the given length inside space, at or after
+// start, that overlaps none of used.
+func FreePrefix(space netip.Prefix, bits int, start netip.Addr, used []netip.Prefix) (netip.Prefix, error) {
+	cand := netip.PrefixFrom(start, bits).Masked()
+	for space.Contains(cand.Addr()) {
+		clash := false
+		for _, u := range used {
+			if u.Overlaps(cand) {
+				clash = true
+				break
+			}
+		}
+		if !clash {
+			return cand, nil
+		}
+		next, ok := nextPrefix(cand)
+		if !ok {
+			break
+		}
+		cand = next
+	}
+	return netip.Prefix{}, fmt.Errorf("no free /%d left in %s: give --subnet", bits, space)
+}
+
+func nextPrefix(p netip.Prefix) (netip.Prefix, bool) {
+	a := p.Addr().As4()
+	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+	step := uint32(1) << (32 - p.Bits())
+	if v+step < v {
+		return netip.Prefix{}, false
+	}
+	v += step
+	return netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}), p.Bits()), true
+}
+
+func checkSubnet(p netip.Prefix, family int) error {
+	if family == 4 && !p.Addr().Is4() {
+		return fmt.Errorf("subnet %s is not IPv4", p)
+	}
+	if family == 6 && (!p.Addr().Is6() || p.Addr().Is4In6()) {
+		return fmt.Errorf("subnet %s is not IPv6", p)
+	}
+	if family == 4 && p.Bits() > 29 {
+		return fmt.Errorf("subnet %s is too small: a network needs at least a /29", p)
+	}
+	if family == 4 && p.Bits() < 8 {
+		return fmt.Errorf("subnet %s is too large", p)
+	}
+	if family == 6 && p.Bits() > 120 {
+		return fmt.Errorf("subnet %s is too small", p)
+	}
+	if p.Addr().IsMulticast() || p.Addr().IsLoopback() || p.Addr().IsUnspecified() {
+		return fmt.Errorf("subnet %s is not a unicast range", p)
+	}
+	return nil
+}
+
+// ValidateNetworkName checks a name given for a new network: printable, at most 255
+// characters, and not something that would be mistaken for an ID.
+func ValidateNetworkName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("network name is empty")
+	case len(name) > 255:
+		return fmt.Errorf("network name is %d characters long, at most 255", len(name))
+	case looksLikeUUID(name):
+		return fmt.Errorf("network name %q looks like an ID: choose another name", name)
+	}
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("network name %q has a control character", name)
+		}
+	}
+	return nil
+}
+
+func looksLikeUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, r := range s {
+		switch i {
+		case 8, 13, 18, 23:
+			if r != '-' {
+				return false
+			}
+		default:
+			if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f' || r >= 'A' && r <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func ptr[T any](v T) *T { return &v }
