@@ -168,6 +168,11 @@ func (a *app) run(parent context.Context, opts *runargs.Options) (err error) {
 	cfg.Labels[LabelVM] = vif
 	cfg.Labels[LabelNets] = strings.Join(a.s.networks, ",")
 	hc.NetworkMode = container.NetworkMode("container:" + sb.ID)
+	if !opts.Detach {
+		// In the foreground ovn-docker itself removes the container after reading its exit
+		// code, and releases its ports with it; Docker's auto-remove would race the read.
+		hc.AutoRemove = false
+	}
 	id, warnings, err := dc.Create(ctx, opts.Name, cfg, hc)
 	if err != nil {
 		return err

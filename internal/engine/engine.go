@@ -87,8 +87,8 @@ type Config struct {
 	// WaitActive bounds the wait for Neutron to report the port ACTIVE (OVN bound it on
 	// the hypervisor) before the container may use it; 0 means 20 s, negative: no wait.
 	WaitActive time.Duration
-	// Observe, when set, is told the duration of each phase ("reserve", "port",
-	// "subport", "plumb", "place", "active") of every attach.
+	// Observe, when set, is told the duration of each phase ("trunk", "reserve", "port",
+	// "subport", "plumb", "active") of every attach; trunk and subport only in trunk mode.
 	Observe func(phase string, d time.Duration)
 	// Fault, when set, is called after each named step; tests use it to kill the process
 	// there and prove that recovery leaves nothing behind.
@@ -165,6 +165,11 @@ func (e *Engine) Attach(ctx context.Context, req Request) (att *state.Attachment
 			if uerr := undo[i](uctx); uerr != nil {
 				e.log.Error("rollback step failed; gc will finish it", "attachment", idOf(att), "err", uerr)
 				err = fmt.Errorf("%w (and rollback failed: %v; run ovn-docker gc)", err, uerr)
+				// Recorded like a failed detach, so that ps shows it and gc or Recover
+				// release it while this process still lives.
+				if att != nil {
+					_ = e.failed(uctx, att, err)
+				}
 				return
 			}
 		}
@@ -202,7 +207,7 @@ func (e *Engine) Attach(ctx context.Context, req Request) (att *state.Attachment
 	if err != nil {
 		// A timeout may hide a port Neutron did make: look for it by name on the way out.
 		undo = append(undo, func(ctx context.Context) error { return e.deleteOrphanPort(ctx, att.ID) })
-		return att, err
+		return att, fmt.Errorf("neutron port for attachment %s: %w", att.ID, err)
 	}
 	undo = append(undo, func(ctx context.Context) error { return e.cfg.Neutron.DeletePort(ctx, port.ID) })
 	if err = e.setPhase(ctx, att, state.PhasePort, func(a *state.Attachment) { fillFromPort(a, port, req.Network, req.DefaultRoute) }); err != nil {
@@ -299,9 +304,13 @@ func (e *Engine) reserve(ctx context.Context, req Request, trunk *neutron.Trunk)
 			}
 		}
 		used := st.UsedVLANs()
+		var onTrunk map[int]bool
+		if trunk != nil {
+			onTrunk = trunk.VLANs()
+		}
 		inUse := func(v int) bool {
 			_, held := used[v]
-			return held || tags[v] || (trunk != nil && trunk.VLANs()[v])
+			return held || tags[v] || onTrunk[v]
 		}
 		v, err := vlan.Pick(inUse, st.LastVLAN)
 		if err != nil {
@@ -321,18 +330,31 @@ func (e *Engine) reserve(ctx context.Context, req Request, trunk *neutron.Trunk)
 // addSubport adds the port to the trunk, choosing another VLAN when the trunk turns out
 // to use this one already (someone added a subport behind ovn-docker's back).
 func (e *Engine) addSubport(ctx context.Context, att *state.Attachment, trunk *neutron.Trunk, portID string) error {
+	taken := map[int]bool{}
 	for tries := 0; ; tries++ {
 		err := e.cfg.Neutron.AddSubport(ctx, trunk.ID, portID, att.VLAN)
 		if err == nil {
 			return nil
 		}
 		if !errors.Is(err, neutron.ErrVLANInUse) || tries >= 3 {
-			return err
+			return fmt.Errorf("subport with vlan %d: %w", att.VLAN, err)
 		}
-		taken := att.VLAN
+		taken[att.VLAN] = true
+		// The trunk changed since it was read, and the bridge may have too: the next
+		// VLAN must be free on both, like the first.
+		fresh, err := e.cfg.Neutron.EnsureTrunk(ctx, e.cfg.VIFID)
+		if err != nil {
+			return fmt.Errorf("the VM's port %s: %w", e.cfg.VIFID, err)
+		}
+		onTrunk := fresh.VLANs()
+		tags, err := e.cfg.Switch.UsedTags(ctx, e.cfg.Bridge)
+		if err != nil {
+			return fmt.Errorf("read VLANs in use on %s: %w", e.cfg.Bridge, err)
+		}
+		prev := att.VLAN
 		err = e.cfg.Store.Update(ctx, func(st *state.State) error {
 			used := st.UsedVLANs()
-			v, err := vlan.Pick(func(v int) bool { _, held := used[v]; return held || v == taken || trunk.VLANs()[v] }, st.LastVLAN)
+			v, err := vlan.Pick(func(v int) bool { _, held := used[v]; return held || taken[v] || onTrunk[v] || tags[v] }, st.LastVLAN)
 			if err != nil {
 				return err
 			}
@@ -347,7 +369,7 @@ func (e *Engine) addSubport(ctx context.Context, att *state.Attachment, trunk *n
 		if err != nil {
 			return err
 		}
-		e.log.Warn("vlan taken on the trunk outside ovn-docker; trying another", "taken", taken, "next", att.VLAN)
+		e.log.Warn("vlan taken on the trunk outside ovn-docker; trying another", "taken", prev, "next", att.VLAN)
 	}
 }
 
@@ -419,18 +441,18 @@ func (e *Engine) release(ctx context.Context, att *state.Attachment) error {
 		if p, err := e.cfg.Neutron.PortByAttachment(ctx, e.cfg.VIFID, att.ID); err == nil {
 			portID = p.ID
 		} else if !errors.Is(err, neutron.ErrNotFound) {
-			return e.failed(ctx, att, err)
+			return e.failed(ctx, att, fmt.Errorf("find the port of attachment %s: %w", att.ID, err))
 		}
 	}
 	if portID != "" {
 		if att.TrunkID != "" {
 			if err := e.cfg.Neutron.RemoveSubport(ctx, att.TrunkID, portID); err != nil {
-				return e.failed(ctx, att, err)
+				return e.failed(ctx, att, fmt.Errorf("remove subport %s from trunk %s: %w", portID, att.TrunkID, err))
 			}
 			e.fault("detach-subport")
 		}
 		if err := e.cfg.Neutron.DeletePort(ctx, portID); err != nil {
-			return e.failed(ctx, att, err)
+			return e.failed(ctx, att, fmt.Errorf("delete neutron port %s: %w", portID, err))
 		}
 		e.fault("detach-port")
 	}

@@ -48,7 +48,7 @@ type world struct {
 	networks map[string]*neutron.Network
 	nextID   int
 	nextAddr map[string]netip.Addr // subnet ID -> next address to hand out
-	created  []string               // every port ID CreatePort made, in order
+	created  []string              // every port ID CreatePort made, in order
 
 	ports     map[string]*neutron.Port
 	bindings  map[string]int // binding-profile ports: port ID -> tag
