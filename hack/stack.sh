@@ -211,7 +211,10 @@ key_repository = $RUN/keystone/credential-keys
 # bcrypt at its cheapest: the sandbox authenticates often and only on loopback.
 password_hash_rounds = 4
 [cache]
-enabled = false
+# Without a cache every token validation rebuilds roles and catalog from the database
+# (about a second here); an in-process cache makes it milliseconds.
+enabled = true
+backend = dogpile.cache.memory
 EOF
 	)
 }
@@ -232,8 +235,10 @@ start_keystone() {
 		touch "$RUN/keystone/.bootstrapped"
 	fi
 	chmod -R go-rwx "$RUN/keystone"
+	# One connection per request: with keep-alive, idle client connections pin uwsgi's
+	# threads and new clients wait seconds for one.
 	OS_KEYSTONE_CONFIG_FILES=$conf spawn "$pid" "$LOGS/keystone-uwsgi.log" uwsgi --plugin python3 \
-		--http11-socket 127.0.0.1:5000 --wsgi-file /usr/bin/keystone-wsgi-public --processes 1 --threads 4 \
+		--http-socket 127.0.0.1:5000 --add-header "Connection: close" --wsgi-file /usr/bin/keystone-wsgi-public --processes 1 --threads 4 \
 		--die-on-term --need-app --procname-prefix "ovn-docker-stack-"
 	wait_for 60 keystone curl -sf "$KEYSTONE_URL" || die "keystone did not answer (see $LOGS/keystone-uwsgi.log)"
 }

@@ -31,6 +31,7 @@ type Subnet struct {
 	Gateway   netip.Addr   `json:"gateway,omitzero"`
 	IPVersion int          `json:"ip_version"`
 	DNS       []string     `json:"dns_nameservers,omitempty"`
+	DHCP      bool         `json:"enable_dhcp"` // OVN answers DHCP for the subnet's ports
 }
 
 // CIDRs lists the network's subnets' prefixes.
@@ -150,7 +151,7 @@ func toNetwork(r networkWithMTU, subs []subnets.Subnet) Network {
 		if err != nil {
 			continue
 		}
-		sub := Subnet{ID: s.ID, CIDR: p, IPVersion: s.IPVersion, DNS: s.DNSNameservers}
+		sub := Subnet{ID: s.ID, CIDR: p, IPVersion: s.IPVersion, DNS: s.DNSNameservers, DHCP: s.EnableDHCP}
 		if gw, err := netip.ParseAddr(s.GatewayIP); err == nil {
 			sub.Gateway = gw
 		}
@@ -180,7 +181,8 @@ func (c *Client) CreateNetwork(ctx context.Context, o CreateNetworkOpts) (_ *Net
 		if err := checkSubnet(o.Subnet, 4); err != nil {
 			return nil, "", err
 		}
-		if o.Gateway.IsValid() && (!o.Subnet.Contains(o.Gateway) || o.Gateway == o.Subnet.Masked().Addr()) {
+		// Neutron refuses the network and broadcast addresses only after the network exists.
+		if o.Gateway.IsValid() && (!o.Subnet.Contains(o.Gateway) || o.Gateway == o.Subnet.Masked().Addr() || o.Gateway == lastAddr(o.Subnet)) {
 			return nil, "", fmt.Errorf("gateway %s is not a host address of subnet %s", o.Gateway, o.Subnet)
 		}
 	} else if o.Gateway.IsValid() {
@@ -332,6 +334,14 @@ func nextPrefix(p netip.Prefix) (netip.Prefix, bool) {
 	}
 	v += step
 	return netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}), p.Bits()), true
+}
+
+// lastAddr is the last address of an IPv4 prefix: its broadcast address.
+func lastAddr(p netip.Prefix) netip.Addr {
+	a := p.Masked().Addr().As4()
+	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+	v |= uint32(1)<<(32-p.Bits()) - 1
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
 
 func checkSubnet(p netip.Prefix, family int) error {

@@ -77,6 +77,9 @@ func (c *Client) ServiceClient() *gophercloud.ServiceClient { return c.sc }
 // isNotFound reports a 404 from Neutron.
 func isNotFound(err error) bool { return gophercloud.ResponseCodeIs(err, http.StatusNotFound) }
 
+// isForbidden reports a 403 from Neutron: its policy refused the call.
+func isForbidden(err error) bool { return gophercloud.ResponseCodeIs(err, http.StatusForbidden) }
+
 // isConflict reports a 409 from Neutron.
 func isConflict(err error) bool { return gophercloud.ResponseCodeIs(err, http.StatusConflict) }
 

@@ -353,7 +353,7 @@ func (f *fixture) checkNothingLeft() {
 // network of the same name is refused, and DeleteNetwork removes the network.
 func TestCreateNetworkWithSubnet(t *testing.T) {
 	f := newFixture(t)
-	c, rec := f.client("tenant-a")
+	c, _ := f.client("tenant-a")
 	cidr := randomNet24(t)
 	gw := cidr.Addr().Next().Next().Next().Next() // .4: not the default, so Neutron must have taken it from us
 	n, note := f.network(c, neutron.CreateNetworkOpts{Name: f.name("net"), Subnet: cidr, Gateway: gw})
@@ -398,7 +398,6 @@ func TestCreateNetworkWithSubnet(t *testing.T) {
 	if err := c.DeleteNetwork(f.ctx, n.ID); !errors.Is(err, neutron.ErrNotFound) {
 		t.Fatalf("delete deleted network: got %v, want ErrNotFound", err)
 	}
-	t.Logf("%d requests", rec.count())
 }
 
 // TestCreateNetworkRefusesBadInputBeforeAnyCall: bad names, subnets and gateways are
@@ -527,6 +526,14 @@ func TestCreateNetworkIPv6(t *testing.T) {
 	if len(p.FixedIPs) != 2 || fams[0] == fams[1] {
 		t.Fatalf("port addresses %+v, want one IPv4 and one IPv6", p.FixedIPs)
 	}
+	// No security groups asked: the project's default. An empty list: none at all.
+	if len(p.SecurityGroups) == 0 {
+		t.Fatal("a port without SecurityGroups has no security group, want the project's default")
+	}
+	bare := f.port(c, neutron.PortRequest{NetworkID: n.ID, AttachmentID: f.name("nosg"), VIFID: f.s.VMs[0].VIFID(), SecurityGroups: []string{}})
+	if got, err := c.GetPort(f.ctx, bare.ID); err != nil || len(got.SecurityGroups) != 0 {
+		t.Fatalf("a port with SecurityGroups []: %+v, %v; want no security group", got, err)
+	}
 }
 
 // TestCreateNetworkRollsBack: when a subnet cannot be made, the network made before it
@@ -646,6 +653,100 @@ func TestFindNetwork(t *testing.T) {
 	}
 }
 
+// TestEnsureTrunkCreatesOnce: on a port that is no trunk parent yet, EnsureTrunk makes
+// the trunk, and later or concurrent calls return that same trunk; there is only one.
+// (The VMs' ports are shared with other tests and may be trunks already, so the test
+// makes a parent port of its own.)
+func TestEnsureTrunkCreatesOnce(t *testing.T) {
+	f := newFixture(t)
+	c, rec := f.client("tenant-a")
+	n, _ := f.network(c, neutron.CreateNetworkOpts{Name: f.name("tp"), Subnet: randomNet24(t)})
+	admin := f.s.Network(t, "admin")
+	trunksOf := func(portID string) []trunks.Trunk {
+		pages, err := trunks.List(admin, trunks.ListOpts{PortID: portID}).AllPages(f.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all, _ := trunks.ExtractTrunks(pages)
+		return all
+	}
+	parent := func(name string) string {
+		p, err := ports.Create(f.ctx, c.ServiceClient(), ports.CreateOpts{NetworkID: n.ID, Name: f.name(name)}).Extract()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			// The trunk goes first: Neutron will not delete a trunk's parent port.
+			for _, tr := range trunksOf(p.ID) {
+				if err := trunks.Delete(context.Background(), admin, tr.ID).ExtractErr(); err != nil {
+					t.Errorf("delete trunk %s: %v", tr.ID, err)
+				}
+			}
+			if err := ports.Delete(context.Background(), c.ServiceClient(), p.ID).ExtractErr(); err != nil {
+				t.Errorf("delete port %s: %v", p.ID, err)
+			}
+		})
+		return p.ID
+	}
+
+	pid := parent("parent")
+	if tr, err := c.TrunkOf(f.ctx, pid); err != nil || tr != nil {
+		t.Fatalf("TrunkOf a fresh port: %+v, %v; want nil, nil", tr, err)
+	}
+	posts := rec.countKind("POST /v2.0/trunks")
+	first, err := c.EnsureTrunk(f.ctx, pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.countKind("POST /v2.0/trunks") != posts+1 {
+		t.Fatal("EnsureTrunk on a fresh port did not create a trunk")
+	}
+	second, err := c.EnsureTrunk(f.ctx, pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.countKind("POST /v2.0/trunks") != posts+1 {
+		t.Fatal("EnsureTrunk on a trunk parent tried to create another trunk")
+	}
+	if first.ID == "" || second.ID != first.ID || first.ParentID != pid || len(first.Subports) != 0 {
+		t.Fatalf("EnsureTrunk: %+v then %+v", first, second)
+	}
+	if all := trunksOf(pid); len(all) != 1 || all[0].ID != first.ID {
+		t.Fatalf("neutron has %d trunks on the port, want just %s", len(all), first.ID)
+	}
+
+	// Racing callers on another fresh port all end with the one trunk.
+	pid2 := parent("parent2")
+	const racers = 4
+	posts = rec.countKind("POST /v2.0/trunks")
+	ids := make([]string, racers)
+	errs := make([]error, racers)
+	var wg sync.WaitGroup
+	for i := range racers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tr, err := c.EnsureTrunk(f.ctx, pid2)
+			errs[i] = err
+			if err == nil {
+				ids[i] = tr.ID
+			}
+		}()
+	}
+	wg.Wait()
+	// More than one POST means some racers met Neutron's conflict and took the made trunk.
+	t.Logf("%d racers sent %d trunk creations", racers, rec.countKind("POST /v2.0/trunks")-posts)
+	all := trunksOf(pid2)
+	if len(all) != 1 {
+		t.Fatalf("%d trunks on the raced port, want 1", len(all))
+	}
+	for i := range racers {
+		if errs[i] != nil || ids[i] != all[0].ID {
+			t.Errorf("racer %d: trunk %q, error %v; want %s", i, ids[i], errs[i], all[0].ID)
+		}
+	}
+}
+
 // TestTrunkSubport: the VM's port becomes a trunk once; a container port on it with a
 // VLAN shows in OVN as the VM port's child with that tag; a taken VLAN is ErrVLANInUse;
 // removing and deleting twice is fine.
@@ -684,6 +785,23 @@ func TestTrunkSubport(t *testing.T) {
 	}
 	if cur.Subports[p1.ID] != vlan || !cur.VLANs()[vlan] {
 		t.Fatalf("trunk subports %v, want %s on vlan %d", cur.Subports, p1.ID, vlan)
+	}
+
+	// Adding it again, as a retry would, is fine; with another VLAN it is not.
+	if err := c.AddSubport(f.ctx, tr.ID, p1.ID, vlan); err != nil {
+		t.Fatalf("add the same subport with the same vlan again: %v", err)
+	}
+	err = c.AddSubport(f.ctx, tr.ID, p1.ID, vlan+1)
+	if err == nil || errors.Is(err, neutron.ErrVLANInUse) || !strings.Contains(err.Error(), fmt.Sprintf("already the trunk's subport with vlan %d", vlan)) {
+		t.Fatalf("add the subport again with another vlan: %v", err)
+	}
+	// Neutron keeps a subport from being deleted: the trunk must let go of it first.
+	err = c.DeletePort(f.ctx, p1.ID)
+	if err == nil || !strings.Contains(err.Error(), "PortInUseAsSubPort") {
+		t.Fatalf("delete a port that is a subport: got %v, want Neutron's PortInUseAsSubPort", err)
+	}
+	if _, err := c.GetPort(f.ctx, p1.ID); err != nil {
+		t.Fatalf("the refused delete lost the port: %v", err)
 	}
 
 	// The same VLAN for another port.
@@ -876,7 +994,7 @@ func TestBindingProfileRefusedForTenant(t *testing.T) {
 	if !errors.As(err, &uerr) || uerr.Actual != http.StatusForbidden {
 		t.Fatalf("got %v, want a 403 from Neutron", err)
 	}
-	if msg := err.Error(); !strings.Contains(msg, "PolicyNotAuthorized") || !strings.Contains(msg, "binding-profile") ||
+	if msg := err.Error(); !strings.Contains(msg, "PolicyNotAuthorized") || !strings.Contains(msg, "binding-profile mode needs admin") ||
 		strings.Contains(msg, "http://") {
 		t.Fatalf("error %q does not say plainly that binding-profile mode needs admin", msg)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sort"
 
 	"github.com/gophercloud/gophercloud/v2"
@@ -22,6 +23,12 @@ type PortRequest struct {
 	Mode           Mode     // binding-profile puts parent_name/tag on the port itself
 	VLAN           int      // the tag, in binding-profile mode
 	SecurityGroups []string // nil: Neutron's default for the project
+	// HostID binds the port to the parent VM's host, in binding-profile mode (admin):
+	// an unbound port never turns ACTIVE, and a trunk binds its subports the same way.
+	HostID string
+	// ProjectID makes the port the network's project's (admin only): the container then
+	// sits in that project's security groups, like the tenant's own containers.
+	ProjectID string
 }
 
 // Port is a Neutron port as ovn-docker needs it.
@@ -38,6 +45,7 @@ type Port struct {
 	SecurityGroups []string         `json:"security_groups"`
 	Tags           []string         `json:"tags"`
 	ProjectID      string           `json:"project_id"`
+	HostID         string           `json:"binding:host_id,omitempty"` // admin only
 }
 
 // FixedIP is one address Neutron gave the port.
@@ -58,6 +66,7 @@ func (r PortRequest) build() (ports.CreateOptsBuilder, error) {
 		Name:        PortName(r.AttachmentID),
 		Description: Description(r.VIFID),
 		DeviceOwner: DeviceOwner,
+		ProjectID:   r.ProjectID,
 		// No device_id: Neutron refuses a port with one as a trunk subport ("PortInUse").
 	}
 	if r.SecurityGroups != nil {
@@ -71,12 +80,17 @@ func (r PortRequest) build() (ports.CreateOptsBuilder, error) {
 		if r.VLAN < 1 || r.VLAN > 4094 {
 			return nil, fmt.Errorf("binding-profile port needs a VLAN, got %d", r.VLAN)
 		}
-		return portsbinding.CreateOptsExt{CreateOptsBuilder: base, Profile: map[string]any{
+		return portsbinding.CreateOptsExt{CreateOptsBuilder: base, HostID: r.HostID, Profile: map[string]any{
 			"parent_name": r.VIFID, "tag": r.VLAN,
 		}}, nil
 	}
 	return nil, fmt.Errorf("unknown mode %q", r.Mode)
 }
+
+// bindingProfileHint explains a 403 in binding-profile mode: Neutron's default policy
+// gives binding:profile to admins only, and its own message names just the policy rule.
+const bindingProfileHint = "binding-profile mode needs admin credentials under Neutron's default policy; " +
+	"with tenant credentials use mode \"trunk\""
 
 // CreatePort creates one container port.
 func (c *Client) CreatePort(ctx context.Context, r PortRequest) (*Port, error) {
@@ -86,6 +100,9 @@ func (c *Client) CreatePort(ctx context.Context, r PortRequest) (*Port, error) {
 	}
 	var p rawPort
 	if err := ports.Create(ctx, c.sc, b).ExtractInto(&p); err != nil {
+		if r.Mode == ModeBindingProfile && isForbidden(err) {
+			return nil, wrap(err, "create port on network %s: %s", r.NetworkID, bindingProfileHint)
+		}
 		return nil, wrap(err, "create port on network %s", r.NetworkID)
 	}
 	return p.port()
@@ -115,6 +132,9 @@ func (c *Client) CreatePorts(ctx context.Context, rs []PortRequest) ([]Port, err
 	}
 	_, err := c.sc.Post(ctx, c.sc.ServiceURL("ports"), body, &res, &gophercloud.RequestOpts{OkCodes: []int{201}})
 	if err != nil {
+		if isForbidden(err) && slices.ContainsFunc(rs, func(r PortRequest) bool { return r.Mode == ModeBindingProfile }) {
+			return nil, wrap(err, "create %d ports: %s", len(rs), bindingProfileHint)
+		}
 		return nil, wrap(err, "create %d ports", len(rs))
 	}
 	out := make([]Port, 0, len(res.Ports))
@@ -235,6 +255,7 @@ type rawPort struct {
 	SecurityGroups []string `json:"security_groups"`
 	Tags           []string `json:"tags"`
 	ProjectID      string   `json:"project_id"`
+	HostID         string   `json:"binding:host_id"`
 }
 
 func (r rawPort) port() (*Port, error) {
@@ -244,7 +265,7 @@ func (r rawPort) port() (*Port, error) {
 	}
 	p := &Port{ID: r.ID, Name: r.Name, NetworkID: r.NetworkID, MAC: mac, Status: r.Status,
 		Description: r.Description, DeviceOwner: r.DeviceOwner, DeviceID: r.DeviceID,
-		SecurityGroups: r.SecurityGroups, Tags: r.Tags, ProjectID: r.ProjectID}
+		SecurityGroups: r.SecurityGroups, Tags: r.Tags, ProjectID: r.ProjectID, HostID: r.HostID}
 	for _, f := range r.FixedIPs {
 		ip, err := netip.ParseAddr(f.IPAddress)
 		if err != nil {

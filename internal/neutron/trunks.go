@@ -79,13 +79,25 @@ func toTrunk(t trunks.Trunk) *Trunk {
 }
 
 // AddSubport makes the port a subport of the trunk with the VLAN. A VLAN the trunk
-// already uses gives ErrVLANInUse.
+// already uses gives ErrVLANInUse. A port that is already the trunk's subport with that
+// VLAN is not an error, so that a call whose answer was lost can be repeated.
 func (c *Client) AddSubport(ctx context.Context, trunkID, portID string, vlan int) error {
 	_, err := trunks.AddSubports(ctx, c.sc, trunkID, trunks.AddSubportsOpts{Subports: []trunks.Subport{{
 		PortID: portID, SegmentationType: "vlan", SegmentationID: vlan,
 	}}}).Extract()
 	if err == nil {
 		return nil
+	}
+	if isConflict(err) {
+		// Neutron says "in use by another trunk" even when the trunk is this one.
+		if tr, err2 := trunks.Get(ctx, c.sc, trunkID).Extract(); err2 == nil {
+			if on, ok := toTrunk(*tr).Subports[portID]; ok {
+				if on == vlan {
+					return nil
+				}
+				return fmt.Errorf("add port %s to trunk %s with vlan %d: it is already the trunk's subport with vlan %d", portID, trunkID, vlan, on)
+			}
+		}
 	}
 	if neutronType(err) == "DuplicateSubPort" {
 		return fmt.Errorf("add port %s to trunk %s with vlan %d: %w", portID, trunkID, vlan, ErrVLANInUse)

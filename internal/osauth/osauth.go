@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -112,9 +113,12 @@ func describeAuthError(method, url string, err error) error {
 		if method == "token" {
 			return fmt.Errorf("keystone at %s refused the token (expired, revoked or invalid)", url)
 		}
-		return fmt.Errorf("keystone at %s refused the %s credentials", url, method)
+		return fmt.Errorf("keystone at %s refused the credentials (%s)", url, method)
 	case gophercloud.ResponseCodeIs(err, http.StatusNotFound) && method == "token":
 		return fmt.Errorf("keystone at %s does not know the token (expired, revoked or invalid)", url)
+	case gophercloud.ResponseCodeIs(err, http.StatusNotFound):
+		// Keystone answers 404 for an application credential that was deleted or expired.
+		return fmt.Errorf("keystone at %s does not know the credentials (%s): deleted, expired or mistyped", url, method)
 	case gophercloud.ResponseCodeIs(err, http.StatusForbidden):
 		return fmt.Errorf("keystone at %s: not allowed: %w", url, err)
 	}
@@ -175,35 +179,28 @@ func resolve(o Options, getenv func(string) string, red *Redactor) (gophercloud.
 			ao.ApplicationCredentialID = id
 		} else {
 			ao.ApplicationCredentialName = id
-			ao.Username, ao.UserID = getenv("OS_USERNAME"), getenv("OS_USER_ID")
-			ao.DomainName, ao.DomainID = first(getenv("OS_USER_DOMAIN_NAME"), getenv("OS_DOMAIN_NAME")), first(getenv("OS_USER_DOMAIN_ID"), getenv("OS_DOMAIN_ID"))
+			ao.Username, ao.UserID, ao.DomainName, ao.DomainID = user(getenv)
 		}
 		return ao, eo, tlsCfg, "application credential", nil
 	}
 	if pw := getenv("OS_PASSWORD"); pw != "" {
 		red.Add(pw)
-		ao := gophercloud.AuthOptions{
-			IdentityEndpoint: authURL,
-			Username:         getenv("OS_USERNAME"),
-			UserID:           first(getenv("OS_USER_ID"), getenv("OS_USERID")),
-			Password:         pw,
-			DomainName:       first(getenv("OS_USER_DOMAIN_NAME"), getenv("OS_DOMAIN_NAME")),
-			DomainID:         first(getenv("OS_USER_DOMAIN_ID"), getenv("OS_DOMAIN_ID")),
-			AllowReauth:      true,
-		}
+		ao := gophercloud.AuthOptions{IdentityEndpoint: authURL, Password: pw, AllowReauth: true}
+		ao.Username, ao.UserID, ao.DomainName, ao.DomainID = user(getenv)
 		if ao.Username == "" && ao.UserID == "" {
 			return ao, eo, nil, "", errors.New("OS_PASSWORD is set but neither OS_USERNAME nor OS_USER_ID")
 		}
 		if ao.UserID == "" && ao.DomainName == "" && ao.DomainID == "" {
 			ao.DomainName = "Default"
 		}
-		scope := &gophercloud.AuthScope{
-			ProjectID:   first(getenv("OS_PROJECT_ID"), getenv("OS_TENANT_ID")),
-			ProjectName: first(getenv("OS_PROJECT_NAME"), getenv("OS_TENANT_NAME")),
+		// An ID alone names the project: Keystone (and gophercloud) refuse a scope with
+		// both, and openrc files often export both.
+		scope := &gophercloud.AuthScope{ProjectID: first(getenv("OS_PROJECT_ID"), getenv("OS_TENANT_ID"))}
+		if scope.ProjectID == "" {
+			scope.ProjectName = first(getenv("OS_PROJECT_NAME"), getenv("OS_TENANT_NAME"))
 		}
-		if scope.ProjectName != "" && scope.ProjectID == "" {
-			scope.DomainName = first(getenv("OS_PROJECT_DOMAIN_NAME"), getenv("OS_DOMAIN_NAME"))
-			scope.DomainID = first(getenv("OS_PROJECT_DOMAIN_ID"), getenv("OS_DOMAIN_ID"))
+		if scope.ProjectName != "" {
+			scope.DomainName, scope.DomainID = domain(getenv, "OS_PROJECT_DOMAIN")
 			if scope.DomainName == "" && scope.DomainID == "" {
 				scope.DomainName = "Default"
 			}
@@ -214,6 +211,31 @@ func resolve(o Options, getenv func(string) string, red *Redactor) (gophercloud.
 		return ao, eo, tlsCfg, "password", nil
 	}
 	return gophercloud.AuthOptions{}, eo, nil, "", ErrNoCredentials
+}
+
+// user reads who the user is, keeping one way of naming it: Keystone (and gophercloud)
+// refuse a user given by both ID and name, a user ID with a domain, or a domain given by
+// both ID and name, while openrc files often export more than one of them.
+func user(getenv func(string) string) (name, id, domainName, domainID string) {
+	if id = first(getenv("OS_USER_ID"), getenv("OS_USERID")); id != "" {
+		return "", id, "", ""
+	}
+	domainName, domainID = domain(getenv, "OS_USER_DOMAIN")
+	return getenv("OS_USERNAME"), "", domainName, domainID
+}
+
+// domain reads one domain as prefix_ID or prefix_NAME, else OS_DOMAIN_ID or OS_DOMAIN_NAME:
+// the specific variables before the generic ones, and an ID before a name.
+func domain(getenv func(string) string, prefix string) (name, id string) {
+	for _, p := range []string{prefix, "OS_DOMAIN"} {
+		if id := getenv(p + "_ID"); id != "" {
+			return "", id
+		}
+		if name := getenv(p + "_NAME"); name != "" {
+			return name, ""
+		}
+	}
+	return "", ""
 }
 
 func tlsFromEnv(getenv func(string) string) (*tls.Config, error) {
@@ -266,10 +288,13 @@ func (r *Redactor) Add(secrets ...string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, s := range secrets {
-		if len(s) >= 6 {
+		if len(s) >= 6 && !slices.Contains(r.secrets, s) {
 			r.secrets = append(r.secrets, s)
 		}
 	}
+	// Longest first: a secret that contains a shorter one must be replaced whole, or
+	// the rest of it would show around the "***".
+	slices.SortStableFunc(r.secrets, func(a, b string) int { return len(b) - len(a) })
 }
 
 // String returns s with every registered secret replaced by "***".
