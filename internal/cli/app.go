@@ -32,20 +32,20 @@ const (
 
 // settings are the global flags, filled from the command line and the environment.
 type settings struct {
-	cred       string
-	cloud      string
-	authURL    string
-	region     string
-	vifID      string
-	networks   []string
-	mode       string
-	ovsdb      string
-	bridge     string
-	uplink     string
-	stateDir   string
-	logLevel   string
-	timeout    time.Duration
-	waitActive time.Duration
+	cred         string
+	cloud        string
+	authURL      string
+	region       string
+	vifID        string
+	networks     []string
+	mode         string
+	ovsdb        string
+	bridge       string
+	uplink       string
+	stateDir     string
+	logLevel     string
+	timeout      time.Duration
+	readyTimeout time.Duration
 }
 
 // app is what the commands share: settings, output streams and lazily made clients.
@@ -200,7 +200,10 @@ func (a *app) engine(ctx context.Context) (*engine.Engine, error) {
 	}
 	return engine.New(engine.Config{
 		VIFID: vif, Bridge: a.s.bridge, Mode: mode, Store: st, Neutron: nc, Switch: sw,
-		Log: a.log, WaitActive: a.s.waitActive,
+		Log: a.log, ReadyTimeout: a.s.readyTimeout,
+		Observe: func(phase string, d time.Duration) {
+			a.log.Debug("attach phase", "phase", phase, "ms", d.Milliseconds())
+		},
 	})
 }
 

@@ -113,7 +113,7 @@ func newRoot(a *app) *cobra.Command {
 	f.StringVar(&a.s.stateDir, "state-dir", envOr(env, "OVN_DOCKER_STATE_DIR", DefaultStateDir), "local state directory")
 	f.StringVar(&a.s.logLevel, "log-level", envOr(env, "OVN_DOCKER_LOG_LEVEL", "warn"), "debug, info, warn or error (logs go to stderr)")
 	f.DurationVar(&a.s.timeout, "timeout", 2*time.Minute, "give up on a command after this long")
-	f.DurationVar(&a.s.waitActive, "wait-active", 20*time.Second, "how long to wait for OVN to bind a new port before the container starts")
+	f.DurationVar(&a.s.readyTimeout, "ready-timeout", 20*time.Second, "how long to wait for OVN to carry a new interface's packets before the container starts")
 
 	root.AddCommand(newCreateCmd(a), newListCmd(a), newDeleteCmd(a), newRunCmd(a), newRmCmd(a),
 		newPsCmd(a), newGCCmd(a), newPauseCmd(), newVersionCmd(a))

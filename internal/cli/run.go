@@ -77,6 +77,12 @@ func (a *app) run(parent context.Context, opts *runargs.Options) (err error) {
 	ctx, cancel := a.withTimeout(parent)
 	defer cancel()
 
+	t0 := time.Now()
+	lap := func(what string) {
+		a.log.Debug("run step", "step", what, "ms", time.Since(t0).Milliseconds())
+		t0 = time.Now()
+	}
+	defer lap("done")
 	// Everything that can be checked is checked before anything is made.
 	dc, err := a.docker(ctx)
 	if err != nil {
@@ -85,10 +91,12 @@ func (a *app) run(parent context.Context, opts *runargs.Options) (err error) {
 	if err := dc.EnsureImage(ctx, opts.Config.Image, opts.Pull); err != nil {
 		return err
 	}
+	lap("docker image")
 	nc, err := a.neutron(ctx)
 	if err != nil {
 		return err
 	}
+	lap("authenticate")
 	var nets []*neutron.Network
 	for _, name := range a.s.networks {
 		n, err := nc.FindNetwork(ctx, name)
@@ -97,10 +105,12 @@ func (a *app) run(parent context.Context, opts *runargs.Options) (err error) {
 		}
 		nets = append(nets, n)
 	}
+	lap("find networks")
 	eng, err := a.engine(ctx)
 	if err != nil {
 		return err
 	}
+	lap("engine")
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("find ovn-docker's own executable for the sandbox image: %w", err)
@@ -110,22 +120,28 @@ func (a *app) run(parent context.Context, opts *runargs.Options) (err error) {
 		return err
 	}
 
-	// The sandbox: the network namespace the container will join.
+	// Neutron's part of each interface and the sandbox (the network namespace the
+	// container will join) are independent: they are made at the same time.
 	vif := eng.Config().VIFID
-	sb, err := dc.StartSandbox(ctx, docker.SandboxSpec{
-		Name:  sandboxName(opts.Name),
-		Image: pause,
-		Labels: map[string]string{LabelRole: "sandbox", LabelVM: vif,
-			LabelNets: strings.Join(a.s.networks, ",")},
-		Hostname: opts.Hostname, Domainname: opts.Domainname,
-		DNS: dnsFor(opts.DNS, nets), DNSSearch: opts.DNSSearch, DNSOptions: opts.DNSOptions,
-		ExtraHosts: opts.ExtraHosts, Sysctls: opts.NetworkSysctls,
-	})
-	if err != nil {
-		return err
+	type started struct {
+		info docker.Info
+		err  error
 	}
+	sbc := make(chan started, 1)
+	go func() {
+		info, err := dc.StartSandbox(ctx, docker.SandboxSpec{
+			Name:  sandboxName(opts.Name),
+			Image: pause,
+			Labels: map[string]string{LabelRole: "sandbox", LabelVM: vif,
+				LabelNets: strings.Join(a.s.networks, ",")},
+			Hostname: opts.Hostname, Domainname: opts.Domainname,
+			DNS: dnsFor(opts.DNS, nets), DNSSearch: opts.DNSSearch, DNSOptions: opts.DNSOptions,
+			ExtraHosts: opts.ExtraHosts, Sysctls: opts.NetworkSysctls,
+		})
+		sbc <- started{info, err}
+	}()
 	var atts []*state.Attachment
-	var app string
+	var app, sandbox string
 	defer func() {
 		if err == nil {
 			return
@@ -142,32 +158,54 @@ func (a *app) run(parent context.Context, opts *runargs.Options) (err error) {
 				err = fmt.Errorf("%w (and releasing %s failed: %v; run ovn-docker gc)", err, atts[i].IfName, rerr)
 			}
 		}
-		if rerr := dc.Remove(uctx, sb.ID, true); rerr != nil {
-			err = fmt.Errorf("%w (and removing sandbox %s failed: %v)", err, short(sb.ID), rerr)
+		if sandbox != "" {
+			if rerr := dc.Remove(uctx, sandbox, true); rerr != nil {
+				err = fmt.Errorf("%w (and removing sandbox %s failed: %v)", err, short(sandbox), rerr)
+			}
 		}
 	}()
-
-	netns := docker.NetNSPath(sb.Pid)
+	pending := fmt.Sprintf("run-%d-%s", os.Getpid(), randHex(4))
+	var prepErr error
 	for i, n := range nets {
-		att, err := eng.Attach(ctx, engine.Request{
-			Owner: sb.ID, ContainerName: opts.Name, Network: n, IfName: fmt.Sprintf("eth%d", i),
-			NetNS: netns, DefaultRoute: i == 0,
+		att, err := eng.Prepare(ctx, engine.Request{
+			Owner: pending, OwnerKind: state.OwnerSandbox, ContainerName: opts.Name, Network: n,
+			IfName: fmt.Sprintf("eth%d", i),
 		})
 		if err != nil {
-			return fmt.Errorf("attach eth%d to network %s: %w", i, n.Name, err)
+			prepErr = fmt.Errorf("attach eth%d to network %s: %w", i, n.Name, err)
+			break
 		}
 		atts = append(atts, att)
 	}
-
+	sb := <-sbc
+	if sb.err == nil {
+		sandbox = sb.info.ID
+	}
+	if prepErr != nil {
+		return prepErr
+	}
+	if sb.err != nil {
+		return sb.err
+	}
+	lap("neutron ports and sandbox")
+	netns := docker.NetNSPath(sb.info.Pid)
+	for i, att := range atts {
+		if _, err := eng.Plumb(ctx, att.ID, engine.Request{
+			Owner: sandbox, OwnerKind: state.OwnerSandbox, IfName: att.IfName, NetNS: netns, DefaultRoute: i == 0,
+		}); err != nil {
+			return fmt.Errorf("attach %s to network %s: %w", att.IfName, att.NetworkName, err)
+		}
+	}
+	lap("attach")
 	// The user's container, in the sandbox's namespace.
 	cfg, hc := opts.Config, opts.HostConfig
 	if cfg.Labels == nil {
 		cfg.Labels = map[string]string{}
 	}
-	cfg.Labels[LabelSandbox] = sb.ID
+	cfg.Labels[LabelSandbox] = sandbox
 	cfg.Labels[LabelVM] = vif
 	cfg.Labels[LabelNets] = strings.Join(a.s.networks, ",")
-	hc.NetworkMode = container.NetworkMode("container:" + sb.ID)
+	hc.NetworkMode = container.NetworkMode("container:" + sandbox)
 	if !opts.Detach {
 		// In the foreground ovn-docker itself removes the container after reading its exit
 		// code, and releases its ports with it; Docker's auto-remove would race the read.
@@ -188,6 +226,7 @@ func (a *app) run(parent context.Context, opts *runargs.Options) (err error) {
 	if err := dc.Start(ctx, id); err != nil {
 		return err
 	}
+	lap("container")
 	name := opts.Name
 	if info, err := dc.Inspect(ctx, id); err == nil {
 		name = info.Name
@@ -201,12 +240,12 @@ func (a *app) run(parent context.Context, opts *runargs.Options) (err error) {
 		fmt.Fprintln(a.stdout, id)
 		return nil
 	}
-	return a.foreground(parent, dc, eng, id, sb.ID, opts.Remove)
+	return a.foreground(parent, dc, eng, id, opts.Remove)
 }
 
 // foreground streams the container's output until it exits and returns its exit code;
 // with --rm it then releases the ports and removes both containers.
-func (a *app) foreground(ctx context.Context, dc *docker.Client, eng *engine.Engine, id, sandbox string, remove bool) error {
+func (a *app) foreground(ctx context.Context, dc *docker.Client, eng *engine.Engine, id string, remove bool) error {
 	streamErr := make(chan error, 1)
 	go func() { streamErr <- dc.Stream(ctx, id, a.stdout, a.stderr) }()
 	code, err := dc.Wait(ctx, id)
@@ -247,7 +286,11 @@ func sandboxName(name string) string {
 	if name != "" {
 		return name + "-ovn-sandbox"
 	}
-	b := make([]byte, 5)
+	return "ovn-sandbox-" + randHex(5)
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
 	_, _ = rand.Read(b)
-	return "ovn-sandbox-" + hex.EncodeToString(b)
+	return hex.EncodeToString(b)
 }

@@ -21,11 +21,13 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/ovn-docker/ovn-docker/internal/netdev"
 	"github.com/ovn-docker/ovn-docker/internal/neutron"
 	"github.com/ovn-docker/ovn-docker/internal/ovs"
+	"github.com/ovn-docker/ovn-docker/internal/probe"
 	"github.com/ovn-docker/ovn-docker/internal/state"
 	"github.com/ovn-docker/ovn-docker/internal/vlan"
 )
@@ -37,6 +39,7 @@ type Neutron interface {
 	DeletePort(ctx context.Context, id string) error
 	PortByAttachment(ctx context.Context, vifID, attachmentID string) (*neutron.Port, error)
 	EnsureTrunk(ctx context.Context, parentPortID string) (*neutron.Trunk, error)
+	TrunkOf(ctx context.Context, parentPortID string) (*neutron.Trunk, error)
 	AddSubport(ctx context.Context, trunkID, portID string, vlan int) error
 	RemoveSubport(ctx context.Context, trunkID, portID string) error
 	SetTags(ctx context.Context, portID string, tags []string) error
@@ -52,18 +55,24 @@ type Switch interface {
 // Links makes and removes veth pairs; Netlink implements it with the netdev package.
 type Links interface {
 	Create(ctx context.Context, s netdev.Spec) error
-	CreatePair(ctx context.Context, hostName, peerName string, mtu int) error
+	CreatePair(ctx context.Context, hostName, peerName string, mtu int, mac net.HardwareAddr) error
 	Delete(ctx context.Context, hostName string) error
+	// Probe proves the data path of an interface (see package probe): in the netns at
+	// nsPath ("" for the VM's), from ifName with the port's MAC, OVN must offer ip.
+	Probe(ctx context.Context, nsPath, ifName string, mac net.HardwareAddr, ip netip.Addr) error
 }
 
 // Netlink is the real Links.
 type Netlink struct{}
 
 func (Netlink) Create(ctx context.Context, s netdev.Spec) error { return netdev.Create(ctx, s) }
-func (Netlink) CreatePair(ctx context.Context, h, p string, mtu int) error {
-	return netdev.CreatePair(ctx, h, p, mtu)
+func (Netlink) CreatePair(ctx context.Context, h, p string, mtu int, mac net.HardwareAddr) error {
+	return netdev.CreatePairMAC(ctx, h, p, mtu, mac)
 }
 func (Netlink) Delete(ctx context.Context, h string) error { return netdev.Delete(ctx, h) }
+func (Netlink) Probe(ctx context.Context, nsPath, ifName string, mac net.HardwareAddr, ip netip.Addr) error {
+	return probe.DHCP(ctx, nsPath, ifName, mac, ip)
+}
 
 // External IDs ovn-docker puts on the OVS ports it makes.
 const (
@@ -84,9 +93,10 @@ type Config struct {
 	Switch  Switch
 	Links   Links        // default Netlink{}
 	Log     *slog.Logger // default slog.Default()
-	// WaitActive bounds the wait for Neutron to report the port ACTIVE (OVN bound it on
-	// the hypervisor) before the container may use it; 0 means 20 s, negative: no wait.
-	WaitActive time.Duration
+	// ReadyTimeout bounds the wait for the data path to be live (OVN answers the
+	// interface's DHCP probe) before the container may use it; 0 means 20 s, negative:
+	// no probe.
+	ReadyTimeout time.Duration
 	// Observe, when set, is told the duration of each phase ("trunk", "reserve", "port",
 	// "subport", "plumb", "active") of every attach; trunk and subport only in trunk mode.
 	Observe func(phase string, d time.Duration)
@@ -99,6 +109,25 @@ type Config struct {
 type Engine struct {
 	cfg Config
 	log *slog.Logger
+
+	mu   sync.Mutex
+	host string // the VM port's binding host, once read (binding-profile mode)
+}
+
+// parentHost reads, once, the host the VM's port is bound to: in binding-profile mode the
+// container ports are bound there too.
+func (e *Engine) parentHost(ctx context.Context) (string, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.host != "" {
+		return e.host, nil
+	}
+	p, err := e.cfg.Neutron.GetPort(ctx, e.cfg.VIFID)
+	if err != nil {
+		return "", fmt.Errorf("the VM's port %s: %w", e.cfg.VIFID, err)
+	}
+	e.host = p.HostID
+	return e.host, nil
 }
 
 // New checks the configuration.
@@ -121,8 +150,8 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	if cfg.WaitActive == 0 {
-		cfg.WaitActive = 20 * time.Second
+	if cfg.ReadyTimeout == 0 {
+		cfg.ReadyTimeout = 20 * time.Second
 	}
 	return &Engine{cfg: cfg, log: cfg.Log}, nil
 }
@@ -132,7 +161,8 @@ func (e *Engine) Config() Config { return e.cfg }
 
 // Request asks for one container interface.
 type Request struct {
-	Owner          string // who holds it: the sandbox container (CLI) or Docker's endpoint
+	Owner          string // who holds it: the sandbox container (CLI), Docker's endpoint, a pool
+	OwnerKind      string // state.OwnerSandbox, OwnerEndpoint or OwnerPool
 	Container      string // the user's container, when known
 	ContainerName  string
 	Network        *neutron.Network
@@ -140,58 +170,112 @@ type Request struct {
 	NetNS          string // the container's netns; "" leaves the pair in the VM (Docker moves it)
 	DefaultRoute   bool   // this interface carries the default route(s)
 	SecurityGroups []string
+	// AtRest leaves a prepared attachment to no process (PID 0): a daemon's IPAM or pool
+	// holds it across restarts. Otherwise it stays this process's until plumbed, and a
+	// crash before that makes it an orphan for Recover.
+	AtRest bool
 }
 
-// Attach makes one container interface. On failure nothing it made remains.
-func (e *Engine) Attach(ctx context.Context, req Request) (att *state.Attachment, err error) {
-	if req.Network == nil || req.Network.ID == "" {
-		return nil, errors.New("attach: no network")
-	}
-	if req.Owner == "" {
-		return nil, errors.New("attach: no owner")
-	}
-	if req.NetNS != "" && req.IfName == "" {
-		return nil, errors.New("attach: no interface name")
-	}
-	var undo []func(context.Context) error
-	defer func() {
-		if err == nil {
+// undoStack holds the steps that undo what an operation did so far.
+type undoStack []func(context.Context) error
+
+func (u *undoStack) push(f func(context.Context) error) { *u = append(*u, f) }
+
+// unwind runs the undo steps in reverse with a context of its own (the caller's may be
+// what ran out). A failing step stops it: what remains is recorded for gc.
+func (e *Engine) unwind(ctx context.Context, u undoStack, att *state.Attachment, errp *error) {
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	for i := len(u) - 1; i >= 0; i-- {
+		if uerr := u[i](uctx); uerr != nil {
+			e.log.Error("rollback step failed; gc will finish it", "attachment", idOf(att), "err", uerr)
+			*errp = fmt.Errorf("%w (and rollback failed: %v; run ovn-docker gc)", *errp, uerr)
+			// Recorded like a failed detach, so that ps shows it and gc or Recover
+			// release it while this process still lives.
+			if att != nil {
+				_ = e.failed(uctx, att, *errp)
+			}
 			return
 		}
-		// Undo with a context of its own: the caller's may be what ran out.
+	}
+}
+
+// Attach makes one container interface: Prepare, then Plumb. On failure nothing it made
+// remains.
+func (e *Engine) Attach(ctx context.Context, req Request) (*state.Attachment, error) {
+	if err := checkRequest(req, true); err != nil {
+		return nil, err
+	}
+	att, err := e.Prepare(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	id := att.ID
+	att, _, err = e.plumb(ctx, id, req)
+	if err != nil {
+		// The full release undoes the local part and the Neutron part alike, whatever
+		// of them exists.
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 		defer cancel()
-		for i := len(undo) - 1; i >= 0; i-- {
-			if uerr := undo[i](uctx); uerr != nil {
-				e.log.Error("rollback step failed; gc will finish it", "attachment", idOf(att), "err", uerr)
-				err = fmt.Errorf("%w (and rollback failed: %v; run ovn-docker gc)", err, uerr)
-				// Recorded like a failed detach, so that ps shows it and gc or Recover
-				// release it while this process still lives.
-				if att != nil {
-					_ = e.failed(uctx, att, err)
-				}
-				return
-			}
+		if rerr := e.Detach(uctx, id); rerr != nil {
+			e.log.Error("rollback failed; gc will finish it", "attachment", id, "err", rerr)
+			err = fmt.Errorf("%w (and rollback failed: %v; run ovn-docker gc)", err, rerr)
+		}
+		return nil, err
+	}
+	return att, nil
+}
+
+func checkRequest(req Request, plumb bool) error {
+	if req.Network == nil || req.Network.ID == "" {
+		return errors.New("attach: no network")
+	}
+	if req.Owner == "" {
+		return errors.New("attach: no owner")
+	}
+	if plumb && req.NetNS != "" && req.IfName == "" {
+		return errors.New("attach: no interface name")
+	}
+	return nil
+}
+
+// Prepare does Neutron's part of an attach: a VLAN unique in the VM, the Neutron port
+// (which gives MAC and IPs) and, in trunk mode, the port as the VM trunk's subport with
+// that VLAN. The attachment ends in phase prepared. On failure nothing it made remains.
+func (e *Engine) Prepare(ctx context.Context, req Request) (att *state.Attachment, err error) {
+	if err := checkRequest(req, false); err != nil {
+		return nil, err
+	}
+	var undo undoStack
+	defer func() {
+		if err != nil {
+			e.unwind(ctx, undo, att, &err)
+			att = nil
 		}
 	}()
 
 	// The trunk first: its subports' VLANs are in use even when no state records them.
-	var trunk *neutron.Trunk
+	// In binding-profile mode an existing trunk's VLANs are still taken: OVN cannot tell
+	// two children of one parent with one tag apart.
+	var trunk, seen *neutron.Trunk
+	t0 := time.Now()
 	if e.cfg.Mode == neutron.ModeTrunk {
-		t0 := time.Now()
 		if trunk, err = e.cfg.Neutron.EnsureTrunk(ctx, e.cfg.VIFID); err != nil {
 			return nil, fmt.Errorf("the VM's port %s: %w", e.cfg.VIFID, err)
 		}
-		e.observe("trunk", t0)
+		seen = trunk
+	} else if seen, err = e.cfg.Neutron.TrunkOf(ctx, e.cfg.VIFID); err != nil {
+		return nil, fmt.Errorf("the VM's port %s: %w", e.cfg.VIFID, err)
 	}
+	e.observe("trunk", t0)
 
 	// 1. Reserve a VLAN and record the attachment.
-	t0 := time.Now()
-	att, err = e.reserve(ctx, req, trunk)
+	t0 = time.Now()
+	att, err = e.reserve(ctx, req, seen)
 	if err != nil {
 		return nil, err
 	}
-	undo = append(undo, func(ctx context.Context) error { return e.forget(ctx, att.ID) })
+	undo.push(func(ctx context.Context) error { return e.forget(ctx, att.ID) })
 	e.observe("reserve", t0)
 	e.fault("reserved")
 
@@ -200,17 +284,26 @@ func (e *Engine) Attach(ctx context.Context, req Request) (att *state.Attachment
 	if err = e.setPhase(ctx, att, state.PhasePort, nil); err != nil {
 		return att, err
 	}
-	port, err := e.cfg.Neutron.CreatePort(ctx, neutron.PortRequest{
+	preq := neutron.PortRequest{
 		NetworkID: req.Network.ID, AttachmentID: att.ID, VIFID: e.cfg.VIFID,
 		Mode: e.cfg.Mode, VLAN: att.VLAN, SecurityGroups: req.SecurityGroups,
-	})
+	}
+	if e.cfg.Mode == neutron.ModeBindingProfile {
+		// Admin acts for the tenant: the port is bound where the VM is, and belongs to
+		// the network's project, whose security groups then apply to it.
+		if preq.HostID, err = e.parentHost(ctx); err != nil {
+			return att, err
+		}
+		preq.ProjectID = req.Network.ProjectID
+	}
+	port, err := e.cfg.Neutron.CreatePort(ctx, preq)
 	if err != nil {
 		// A timeout may hide a port Neutron did make: look for it by name on the way out.
-		undo = append(undo, func(ctx context.Context) error { return e.deleteOrphanPort(ctx, att.ID) })
+		undo.push(func(ctx context.Context) error { return e.deleteOrphanPort(ctx, att.ID) })
 		return att, fmt.Errorf("neutron port for attachment %s: %w", att.ID, err)
 	}
-	undo = append(undo, func(ctx context.Context) error { return e.cfg.Neutron.DeletePort(ctx, port.ID) })
-	if err = e.setPhase(ctx, att, state.PhasePort, func(a *state.Attachment) { fillFromPort(a, port, req.Network, req.DefaultRoute) }); err != nil {
+	undo.push(func(ctx context.Context) error { return e.cfg.Neutron.DeletePort(ctx, port.ID) })
+	if err = e.setPhase(ctx, att, state.PhasePort, func(a *state.Attachment) { fillFromPort(a, port, req.Network) }); err != nil {
 		return att, err
 	}
 	e.observe("port", t0)
@@ -222,58 +315,136 @@ func (e *Engine) Attach(ctx context.Context, req Request) (att *state.Attachment
 		if err = e.setPhase(ctx, att, state.PhaseSubport, func(a *state.Attachment) { a.TrunkID = trunk.ID }); err != nil {
 			return att, err
 		}
-		undo = append(undo, func(ctx context.Context) error { return e.cfg.Neutron.RemoveSubport(ctx, trunk.ID, port.ID) })
+		undo.push(func(ctx context.Context) error { return e.cfg.Neutron.RemoveSubport(ctx, trunk.ID, port.ID) })
 		if err = e.addSubport(ctx, att, trunk, port.ID); err != nil {
 			return att, err
 		}
 		e.observe("subport", t0)
 		e.fault("subport")
 	}
-
-	// 4. The veth pair and the access port.
-	t0 = time.Now()
-	host, peer := netdev.HostName(port.ID), netdev.PeerName(port.ID)
-	if err = e.setPhase(ctx, att, state.PhasePlumb, func(a *state.Attachment) { a.HostIf, a.PeerIf = host, peer }); err != nil {
+	if err = e.setPhase(ctx, att, state.PhasePrepared, func(a *state.Attachment) {
+		if req.AtRest {
+			a.PID = 0
+		}
+	}); err != nil {
 		return att, err
 	}
-	undo = append(undo, func(ctx context.Context) error { return e.cfg.Links.Delete(ctx, host) })
+	return att, nil
+}
+
+// Plumb does the local part of an attach for a prepared attachment: the veth pair (its
+// container end moved into req.NetNS as req.IfName with Neutron's MAC, addresses, MTU
+// and, with req.DefaultRoute, the default route; or left in the VM for Docker to move),
+// the access port tag=VLAN on the VM's bridge, then the wait until Neutron reports the
+// port ACTIVE. The owner becomes req.Owner. On failure the attachment is back to
+// prepared, with nothing local left.
+func (e *Engine) Plumb(ctx context.Context, attID string, req Request) (*state.Attachment, error) {
+	att, undo, err := e.plumb(ctx, attID, req)
+	if err != nil {
+		e.unwind(ctx, undo, att, &err)
+		return nil, err
+	}
+	return att, nil
+}
+
+// plumb is Plumb that hands its undo steps to the caller instead of running them.
+func (e *Engine) plumb(ctx context.Context, attID string, req Request) (att *state.Attachment, undo undoStack, err error) {
+	att = &state.Attachment{ID: attID}
+	if err := e.setPhase(ctx, att, state.PhasePlumb, func(a *state.Attachment) {
+		if req.Owner != "" {
+			a.Owner, a.OwnerKind = req.Owner, req.OwnerKind
+		}
+		if req.Container != "" || req.ContainerName != "" {
+			a.Container, a.ContainerName = req.Container, req.ContainerName
+		}
+		a.IfName, a.NetNS, a.PID = req.IfName, req.NetNS, os.Getpid()
+		a.HostIf, a.PeerIf = netdev.HostName(a.PortID), netdev.PeerName(a.PortID)
+	}); err != nil {
+		return att, nil, err
+	}
+	if att.PortID == "" {
+		return att, nil, fmt.Errorf("attachment %s has no Neutron port yet", attID)
+	}
+	undo.push(func(ctx context.Context) error {
+		return e.setPhase(ctx, att, state.PhasePrepared, func(a *state.Attachment) { a.HostIf, a.PeerIf, a.NetNS = "", "", "" })
+	})
+
+	t0 := time.Now()
+	host, peer := att.HostIf, att.PeerIf
+	undo.push(func(ctx context.Context) error { return e.cfg.Links.Delete(ctx, host) })
 	if req.NetNS != "" {
-		err = e.cfg.Links.Create(ctx, specOf(att, req.NetNS))
+		err = e.cfg.Links.Create(ctx, specOf(att, req.NetNS, req.DefaultRoute))
 	} else {
-		err = e.cfg.Links.CreatePair(ctx, host, peer, att.MTU)
+		var mac net.HardwareAddr
+		mac, err = net.ParseMAC(att.MAC)
+		if err == nil {
+			err = e.cfg.Links.CreatePair(ctx, host, peer, att.MTU, mac)
+		}
 	}
 	if err != nil {
-		return att, fmt.Errorf("veth for %s: %w", req.IfName, err)
+		return att, undo, fmt.Errorf("veth for %s: %w", firstOf(req.IfName, peer), err)
 	}
 	e.fault("veth")
-	undo = append(undo, func(ctx context.Context) error { return e.cfg.Switch.DeletePort(ctx, e.cfg.Bridge, host) })
+	undo.push(func(ctx context.Context) error { return e.cfg.Switch.DeletePort(ctx, e.cfg.Bridge, host) })
 	if err = e.cfg.Switch.AddAccessPort(ctx, ovs.AccessPort{Bridge: e.cfg.Bridge, Name: host, Tag: att.VLAN,
-		ExternalIDs: map[string]string{ExtAttachment: att.ID, ExtPort: port.ID, ExtVLAN: fmt.Sprint(att.VLAN),
-			ExtNetwork: req.Network.ID, ExtContainer: req.Container}}); err != nil {
-		return att, fmt.Errorf("access port %s tag %d on %s: %w", host, att.VLAN, e.cfg.Bridge, err)
+		ExternalIDs: map[string]string{ExtAttachment: att.ID, ExtPort: att.PortID, ExtVLAN: fmt.Sprint(att.VLAN),
+			ExtNetwork: att.NetworkID, ExtContainer: att.Container}}); err != nil {
+		return att, undo, fmt.Errorf("access port %s tag %d on %s: %w", host, att.VLAN, e.cfg.Bridge, err)
 	}
 	e.observe("plumb", t0)
 	e.fault("ovs")
 
-	// 5. Neutron says ACTIVE once OVN bound the port on the hypervisor: only then do
-	// packets flow, so only then may the container start.
+	// Only once OVN on the hypervisor has the port's flows do packets pass: the
+	// container may not start before (Neutron's ACTIVE does not tell, see package probe).
 	t0 = time.Now()
-	if err = e.waitActive(ctx, port.ID); err != nil {
-		return att, err
+	nsPath, ifName := req.NetNS, req.IfName
+	if nsPath == "" {
+		ifName = peer
 	}
-	e.observe("active", t0)
+	if err = e.waitReady(ctx, att, nsPath, ifName); err != nil {
+		return att, undo, err
+	}
+	e.observe("ready", t0)
 
 	phase := state.PhaseAttached
 	if req.NetNS == "" {
 		phase = state.PhaseReady
 	}
 	if err = e.setPhase(ctx, att, phase, func(a *state.Attachment) { a.PID = 0 }); err != nil {
-		return att, err
+		return att, undo, err
 	}
 	e.fault("attached")
-	e.log.Info("attached", "attachment", att.ID, "network", req.Network.Name, "vlan", att.VLAN,
-		"port", port.ID, "mac", att.MAC, "ips", att.IPs, "ifname", att.IfName)
-	return att, nil
+	e.log.Info("attached", "attachment", att.ID, "network", att.NetworkName, "vlan", att.VLAN,
+		"port", att.PortID, "mac", att.MAC, "ips", att.IPs, "ifname", att.IfName)
+	return att, nil, nil
+}
+
+// Unplumb removes the local part of an attachment (access port, veth) and leaves its
+// Neutron part prepared: Docker's DeleteEndpoint, before its IPAM releases the address.
+func (e *Engine) Unplumb(ctx context.Context, attID string) error {
+	att := &state.Attachment{ID: attID}
+	err := e.setPhase(ctx, att, state.PhasePlumb, func(a *state.Attachment) { a.PID = os.Getpid() })
+	if err != nil {
+		return err
+	}
+	if att.HostIf != "" {
+		if err := e.cfg.Switch.DeletePort(ctx, e.cfg.Bridge, att.HostIf); err != nil {
+			return e.failed(ctx, att, fmt.Errorf("delete access port %s: %w", att.HostIf, err))
+		}
+		if err := e.cfg.Links.Delete(ctx, att.HostIf); err != nil {
+			return e.failed(ctx, att, fmt.Errorf("delete veth %s: %w", att.HostIf, err))
+		}
+	}
+	return e.setPhase(ctx, att, state.PhasePrepared, func(a *state.Attachment) {
+		a.HostIf, a.PeerIf, a.NetNS, a.PID, a.Error = "", "", "", 0, ""
+	})
+}
+
+func firstOf(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 func (e *Engine) reserve(ctx context.Context, req Request, trunk *neutron.Trunk) (*state.Attachment, error) {
@@ -287,7 +458,7 @@ func (e *Engine) reserve(ctx context.Context, req Request, trunk *neutron.Trunk)
 	}
 	now := time.Now().UTC()
 	att := &state.Attachment{
-		ID: id, Owner: req.Owner, Container: req.Container, ContainerName: req.ContainerName,
+		ID: id, Owner: req.Owner, OwnerKind: req.OwnerKind, Container: req.Container, ContainerName: req.ContainerName,
 		NetworkID: req.Network.ID, NetworkName: req.Network.Name, IfName: req.IfName, NetNS: req.NetNS,
 		Mode: string(e.cfg.Mode), Phase: state.PhaseReserved, PID: os.Getpid(), Created: now, Updated: now,
 		MTU: req.Network.MTU,
@@ -373,34 +544,30 @@ func (e *Engine) addSubport(ctx context.Context, att *state.Attachment, trunk *n
 	}
 }
 
-func (e *Engine) waitActive(ctx context.Context, portID string) error {
-	if e.cfg.WaitActive < 0 {
+// waitReady probes the interface's data path until OVN answers or ReadyTimeout passes.
+// A network without DHCP on an IPv4 subnet cannot be probed: the wait is skipped.
+func (e *Engine) waitReady(ctx context.Context, att *state.Attachment, nsPath, ifName string) error {
+	if e.cfg.ReadyTimeout < 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, e.cfg.WaitActive)
-	defer cancel()
-	delay := 50 * time.Millisecond
-	for {
-		p, err := e.cfg.Neutron.GetPort(ctx, portID)
-		if err == nil && p.Status == "ACTIVE" {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			status := "unknown"
-			if p != nil {
-				status = p.Status
-			}
-			if err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
-				status = err.Error()
-			}
-			return fmt.Errorf("port %s did not become ACTIVE within %s (status %s): OVN has not bound it on the hypervisor", portID, e.cfg.WaitActive, status)
-		case <-time.After(delay):
-		}
-		if delay < 400*time.Millisecond {
-			delay *= 2
-		}
+	ip, err := netip.ParseAddr(att.ProbeIP)
+	if err != nil {
+		e.log.Debug("no IPv4 subnet with DHCP on the network: data path not probed", "attachment", att.ID, "network", att.NetworkName)
+		return nil
 	}
+	mac, err := net.ParseMAC(att.MAC)
+	if err != nil {
+		return fmt.Errorf("attachment %s: mac %q: %w", att.ID, att.MAC, err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, e.cfg.ReadyTimeout)
+	defer cancel()
+	if err := e.cfg.Links.Probe(pctx, nsPath, ifName, mac, ip); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("wait for the data path of port %s: %w", att.PortID, ctx.Err())
+		}
+		return fmt.Errorf("the data path of port %s is not live after %s (%w): OVN on the hypervisor has not bound it", att.PortID, e.cfg.ReadyTimeout, err)
+	}
+	return nil
 }
 
 // Detach releases one attachment: access port, veth, subport, Neutron port, VLAN. Every
@@ -412,9 +579,10 @@ func (e *Engine) Detach(ctx context.Context, attID string) error {
 		if a == nil {
 			return nil
 		}
-		a.Phase, a.PID, a.Updated = state.PhaseDetaching, os.Getpid(), time.Now().UTC()
+		// release reads the phase the attachment had: reserved means no port to look for.
 		c := *a
 		att = &c
+		a.Phase, a.PID, a.Updated = state.PhaseDetaching, os.Getpid(), time.Now().UTC()
 		return nil
 	})
 	if err != nil || att == nil {
@@ -553,9 +721,11 @@ func (e *Engine) fault(step string) {
 	}
 }
 
-func fillFromPort(a *state.Attachment, p *neutron.Port, n *neutron.Network, defaultRoute bool) {
+// fillFromPort records the port's MAC, its addresses with their subnets' prefixes, and
+// one gateway per IP family (used only when the interface carries the default route).
+func fillFromPort(a *state.Attachment, p *neutron.Port, n *neutron.Network) {
 	a.PortID, a.MAC = p.ID, p.MAC.String()
-	a.IPs, a.Gateways = nil, nil
+	a.IPs, a.Gateways, a.ProbeIP = nil, nil, ""
 	gwSeen := map[int]bool{}
 	for _, f := range p.FixedIPs {
 		bits := 32
@@ -567,14 +737,17 @@ func fillFromPort(a *state.Attachment, p *neutron.Port, n *neutron.Network, defa
 			bits = sub.CIDR.Bits()
 		}
 		a.IPs = append(a.IPs, netip.PrefixFrom(f.IP, bits).String())
-		if defaultRoute && ok && sub.Gateway.IsValid() && !gwSeen[sub.IPVersion] {
+		if ok && sub.DHCP && f.IP.Is4() && a.ProbeIP == "" {
+			a.ProbeIP = f.IP.String()
+		}
+		if ok && sub.Gateway.IsValid() && !gwSeen[sub.IPVersion] {
 			gwSeen[sub.IPVersion] = true
 			a.Gateways = append(a.Gateways, sub.Gateway.String())
 		}
 	}
 }
 
-func specOf(a *state.Attachment, netns string) netdev.Spec {
+func specOf(a *state.Attachment, netns string, defaultRoute bool) netdev.Spec {
 	s := netdev.Spec{HostName: a.HostIf, PeerName: a.PeerIf, NetNS: netns, IfName: a.IfName, MTU: a.MTU}
 	s.MAC, _ = net.ParseMAC(a.MAC)
 	for _, ip := range a.IPs {
@@ -583,6 +756,9 @@ func specOf(a *state.Attachment, netns string) netdev.Spec {
 		}
 	}
 	for _, g := range a.Gateways {
+		if !defaultRoute {
+			break
+		}
 		if ip := net.ParseIP(g); ip != nil {
 			s.Gateways = append(s.Gateways, ip)
 		}

@@ -22,6 +22,7 @@ import (
 	"github.com/ovn-docker/ovn-docker/internal/netdev"
 	"github.com/ovn-docker/ovn-docker/internal/neutron"
 	"github.com/ovn-docker/ovn-docker/internal/ovs"
+	"github.com/ovn-docker/ovn-docker/internal/probe"
 	"github.com/ovn-docker/ovn-docker/internal/state"
 )
 
@@ -35,7 +36,7 @@ var errBoom = errors.New("boom")
 
 func testNetwork() *neutron.Network {
 	return &neutron.Network{ID: "net-1", Name: "blue", MTU: 1442, Subnets: []neutron.Subnet{
-		{ID: "sub-4", CIDR: netip.MustParsePrefix("10.0.0.0/24"), Gateway: netip.MustParseAddr("10.0.0.1"), IPVersion: 4},
+		{ID: "sub-4", CIDR: netip.MustParsePrefix("10.0.0.0/24"), Gateway: netip.MustParseAddr("10.0.0.1"), IPVersion: 4, DHCP: true},
 		{ID: "sub-6", CIDR: netip.MustParsePrefix("fd00:1::/64"), Gateway: netip.MustParseAddr("fd00:1::1"), IPVersion: 6},
 	}}
 }
@@ -63,8 +64,8 @@ func newHarness(t *testing.T, tune ...func(*Config)) *harness {
 	cfg := Config{
 		VIFID: testVIF, Bridge: testBridge, Store: h.store,
 		Neutron: fakeNeutron{h.w}, Switch: fakeSwitch{h.w}, Links: fakeLinks{h.w},
-		Log:        slog.New(slog.DiscardHandler),
-		WaitActive: 5 * time.Second,
+		Log:          slog.New(slog.DiscardHandler),
+		ReadyTimeout: 5 * time.Second,
 		Fault: func(step string) {
 			if h.onFault != nil {
 				h.onFault(step)
@@ -182,8 +183,8 @@ func TestNew(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := e.Config()
-	if got.Mode != neutron.ModeTrunk || got.WaitActive != 20*time.Second || got.Log == nil {
-		t.Errorf("defaults: mode %q, wait %s, log %v", got.Mode, got.WaitActive, got.Log)
+	if got.Mode != neutron.ModeTrunk || got.ReadyTimeout != 20*time.Second || got.Log == nil {
+		t.Errorf("defaults: mode %q, wait %s, log %v", got.Mode, got.ReadyTimeout, got.Log)
 	}
 	if _, ok := got.Links.(Netlink); !ok {
 		t.Errorf("default links %T, want Netlink", got.Links)
@@ -213,14 +214,14 @@ func TestAttachRejectsBadRequests(t *testing.T) {
 
 func TestAttachTrunk(t *testing.T) {
 	h := newHarness(t)
-	h.w.downPolls = 2 // the port must be waited for
+	h.w.downPolls = 2 // the data path must be waited for
 	req := h.request("sandbox1", "eth1")
 	att := h.attach(t, req)
 	log := h.w.log()
 
 	wantNames(t, "attach", log, "neutron.EnsureTrunk", "ovs.UsedTags", "neutron.CreatePort", "neutron.AddSubport",
-		"links.Create", "ovs.AddAccessPort", "neutron.GetPort", "neutron.GetPort", "neutron.GetPort")
-	if len(log) != 9 {
+		"links.Create", "ovs.AddAccessPort", "links.Probe")
+	if len(log) != 7 {
 		t.FailNow()
 	}
 	if got := log[0].Args[0]; got != testVIF {
@@ -292,10 +293,12 @@ func TestAttachTrunk(t *testing.T) {
 	if ap.Bridge != testBridge || ap.Name != host || ap.Tag != att.VLAN || !maps.Equal(ap.ExternalIDs, wantExt) {
 		t.Errorf("access port %+v, want bridge %s name %s tag %d external_ids %v", ap, testBridge, host, att.VLAN, wantExt)
 	}
-	for _, c := range log[6:] {
-		if c.Args[0] != att.PortID {
-			t.Errorf("GetPort(%v), want %s", c.Args[0], att.PortID)
-		}
+	// The probe, from the container's interface with Neutron's MAC, for Neutron's IPv4.
+	if got, want := fmt.Sprint(log[6].Args), fmt.Sprint([]any{req.NetNS, "eth1", port.MAC.String(), "10.0.0.10"}); got != want {
+		t.Errorf("Probe%s, want %s", got, want)
+	}
+	if h.w.downPolls != 0 {
+		t.Errorf("the probe returned before the data path was live (%d misses left)", h.w.downPolls)
 	}
 
 	// The state.
@@ -311,7 +314,7 @@ func TestAttachTrunk(t *testing.T) {
 		ID: att.ID, Owner: "sandbox1", Container: "ctr-sandbox1", ContainerName: "web-sandbox1", NetworkID: "net-1",
 		NetworkName: "blue", IfName: "eth1", NetNS: req.NetNS, VLAN: 1, Mode: "trunk", TrunkID: testTrunk,
 		PortID: port.ID, MAC: port.MAC.String(), IPs: []string{"10.0.0.10/24", "fd00:1::a/64"},
-		Gateways: []string{"10.0.0.1", "fd00:1::1"}, MTU: 1442, HostIf: host, PeerIf: peer,
+		Gateways: []string{"10.0.0.1", "fd00:1::1"}, MTU: 1442, ProbeIP: "10.0.0.10", HostIf: host, PeerIf: peer,
 		Phase: state.PhaseAttached, PID: 0, Created: a.Created, Updated: a.Updated,
 	}
 	if fmt.Sprintf("%+v", *a) != fmt.Sprintf("%+v", want) {
@@ -340,7 +343,7 @@ func TestAttachWithoutNetNS(t *testing.T) {
 	att := h.attach(t, req)
 	log := h.w.log()
 	wantNames(t, "attach", log, "neutron.EnsureTrunk", "ovs.UsedTags", "neutron.CreatePort", "neutron.AddSubport",
-		"links.CreatePair", "ovs.AddAccessPort", "neutron.GetPort")
+		"links.CreatePair", "ovs.AddAccessPort", "links.Probe")
 	pair := callsNamed(log, "links.CreatePair")
 	if len(pair) != 1 {
 		t.FailNow()
@@ -364,7 +367,9 @@ func TestAttachWithoutDefaultRoute(t *testing.T) {
 	req.DefaultRoute = false
 	att := h.attach(t, req)
 	spec := callsNamed(h.w.log(), "links.Create")[0].Args[0].(netdev.Spec)
-	if len(spec.Gateways) != 0 || len(att.Gateways) != 0 {
+	// The attachment keeps the subnets' gateways (Docker's Join hands them over), but
+	// the interface gets no default route.
+	if len(spec.Gateways) != 0 || len(att.Gateways) != 2 {
 		t.Errorf("gateways %v / %v without the default route", spec.Gateways, att.Gateways)
 	}
 	if len(spec.Addrs) != 2 {
@@ -376,9 +381,11 @@ func TestAttachBindingProfile(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.Mode = neutron.ModeBindingProfile })
 	att := h.attach(t, h.request("o", "eth0"))
 	log := h.w.log()
-	wantNames(t, "attach", log, "ovs.UsedTags", "neutron.CreatePort", "links.Create", "ovs.AddAccessPort", "neutron.GetPort")
+	// The parent's host is read once (binding-profile ports are bound there), the VLANs of
+	// a trunk the port may have are avoided, and no trunk is made.
+	wantNames(t, "attach", log, "neutron.TrunkOf", "ovs.UsedTags", "neutron.GetPort", "neutron.CreatePort", "links.Create", "ovs.AddAccessPort", "links.Probe")
 	pr := callsNamed(log, "neutron.CreatePort")[0].Args[0].(neutron.PortRequest)
-	if pr.Mode != neutron.ModeBindingProfile || pr.VLAN != att.VLAN || pr.VLAN != 1 || pr.VIFID != testVIF {
+	if pr.Mode != neutron.ModeBindingProfile || pr.VLAN != att.VLAN || pr.VLAN != 1 || pr.VIFID != testVIF || pr.HostID != testHost {
 		t.Errorf("port request %+v, want binding-profile, vlan %d, parent %s", pr, att.VLAN, testVIF)
 	}
 	if att.TrunkID != "" || att.Mode != string(neutron.ModeBindingProfile) {
@@ -438,9 +445,9 @@ func TestAttachFailureRollsBack(t *testing.T) {
 			h.w.failAfter("ovs.AddAccessPort", 1, timeout)
 		}, "access port", context.DeadlineExceeded},
 		{"never active", func(t *testing.T, h *harness, _ context.CancelFunc) { h.w.inactive = true },
-			"did not become ACTIVE", nil},
-		{"port unreadable", func(t *testing.T, h *harness, _ context.CancelFunc) { h.w.failAt("neutron.GetPort", 0, errBoom) },
-			"did not become ACTIVE within 300ms (status boom)", nil},
+			"is not live after 300ms", probe.ErrNoAnswer},
+		{"probe fails", func(t *testing.T, h *harness, _ context.CancelFunc) { h.w.failAt("links.Probe", 0, errBoom) },
+			"is not live after 300ms (boom)", nil},
 		{"state of another vm", func(t *testing.T, h *harness, _ context.CancelFunc) {
 			if err := h.store.Update(context.Background(), func(st *state.State) error { st.VIFID = "other-vm"; return nil }); err != nil {
 				t.Fatal(err)
@@ -469,7 +476,7 @@ func TestAttachFailureRollsBack(t *testing.T) {
 		}, "lock state", context.Canceled},
 		{"state locked at the end", func(t *testing.T, h *harness, cancel context.CancelFunc) {
 			h.onObserve = func(phase string) {
-				if phase == "active" {
+				if phase == "ready" {
 					lockedState(t, h, cancel)
 				}
 			}
@@ -477,7 +484,7 @@ func TestAttachFailureRollsBack(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHarness(t, func(c *Config) { c.WaitActive = 300 * time.Millisecond })
+			h := newHarness(t, func(c *Config) { c.ReadyTimeout = 300 * time.Millisecond })
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			tc.setup(t, h, cancel)
@@ -814,10 +821,10 @@ func TestFaultAndObserveSteps(t *testing.T) {
 	}{
 		{neutron.ModeTrunk, "/run/netns/x",
 			[]string{"reserved", "port", "subport", "veth", "ovs", "attached", "detach-ovs", "detach-veth", "detach-subport", "detach-port"},
-			[]string{"trunk", "reserve", "port", "subport", "plumb", "active"}},
+			[]string{"trunk", "reserve", "port", "subport", "plumb", "ready"}},
 		{neutron.ModeBindingProfile, "",
 			[]string{"reserved", "port", "veth", "ovs", "attached", "detach-ovs", "detach-veth", "detach-port"},
-			[]string{"reserve", "port", "plumb", "active"}},
+			[]string{"trunk", "reserve", "port", "plumb", "ready"}},
 	} {
 		t.Run(string(tc.mode), func(t *testing.T) {
 			h := newHarness(t, func(c *Config) { c.Mode = tc.mode })
@@ -924,11 +931,11 @@ func TestFaultKillsAndRecoverFinishes(t *testing.T) {
 }
 
 func TestRollbackFailureIsRecorded(t *testing.T) {
-	h := newHarness(t, func(c *Config) { c.WaitActive = 100 * time.Millisecond })
+	h := newHarness(t, func(c *Config) { c.ReadyTimeout = 100 * time.Millisecond })
 	h.w.inactive = true
 	h.w.failAt("links.Delete", 1, errBoom)
 	_, err := h.e.Attach(context.Background(), h.request("o", "eth0"))
-	if err == nil || !strings.Contains(err.Error(), "did not become ACTIVE") || !strings.Contains(err.Error(), "rollback failed") {
+	if err == nil || !strings.Contains(err.Error(), "is not live") || !strings.Contains(err.Error(), "rollback failed") {
 		t.Fatalf("attach: %v", err)
 	}
 	st := h.state(t)
@@ -984,7 +991,7 @@ func TestFillFromPort(t *testing.T) {
 		{SubnetID: "unknown6", IP: netip.MustParseAddr("2001:db8::1")},
 	}}
 	var a state.Attachment
-	fillFromPort(&a, p, n, true)
+	fillFromPort(&a, p, n)
 	if want := []string{"10.1.2.3/16", "10.2.0.9/24", "fd00::9/64", "192.0.2.1/32", "2001:db8::1/128"}; !slices.Equal(a.IPs, want) {
 		t.Errorf("IPs %v, want %v", a.IPs, want)
 	}
@@ -995,13 +1002,13 @@ func TestFillFromPort(t *testing.T) {
 	if a.PortID != "p" || a.MAC != "fa:16:3e:01:02:03" {
 		t.Errorf("port %q mac %q", a.PortID, a.MAC)
 	}
-	fillFromPort(&a, p, n, false)
-	if len(a.Gateways) != 0 || len(a.IPs) != 5 {
-		t.Errorf("without default route: gateways %v, IPs %v", a.Gateways, a.IPs)
-	}
 	a.HostIf, a.PeerIf, a.IfName = "odvx", "odcx", "eth0"
-	s := specOf(&a, "/run/netns/x")
-	if len(s.Addrs) != 5 || s.MAC.String() != a.MAC || s.NetNS != "/run/netns/x" {
+	s := specOf(&a, "/run/netns/x", true)
+	if len(s.Addrs) != 5 || s.MAC.String() != a.MAC || s.NetNS != "/run/netns/x" || len(s.Gateways) != 1 {
 		t.Errorf("spec %+v", s)
+	}
+	// Without the default route the interface gets no gateway.
+	if s := specOf(&a, "/run/netns/x", false); len(s.Gateways) != 0 || len(s.Addrs) != 5 {
+		t.Errorf("spec without default route %+v", s)
 	}
 }

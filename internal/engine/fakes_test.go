@@ -11,10 +11,12 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/ovn-docker/ovn-docker/internal/netdev"
 	"github.com/ovn-docker/ovn-docker/internal/neutron"
 	"github.com/ovn-docker/ovn-docker/internal/ovs"
+	"github.com/ovn-docker/ovn-docker/internal/probe"
 	"github.com/ovn-docker/ovn-docker/internal/vlan"
 )
 
@@ -283,6 +285,9 @@ func (n fakeNeutron) CreatePort(ctx context.Context, r neutron.PortRequest) (*ne
 	return clonePort(p), nil
 }
 
+// testHost is the hypervisor the fake VM's port is bound to.
+const testHost = "hv-test"
+
 func (n fakeNeutron) GetPort(ctx context.Context, id string) (*neutron.Port, error) {
 	after, err := n.w.enter(ctx, "neutron.GetPort", id)
 	if err != nil {
@@ -291,6 +296,13 @@ func (n fakeNeutron) GetPort(ctx context.Context, id string) (*neutron.Port, err
 	w := n.w
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if id == w.vifID {
+		// The VM's own port, bound to its hypervisor as Nova binds it.
+		if after != nil {
+			return nil, after
+		}
+		return &neutron.Port{ID: id, Status: "ACTIVE", HostID: testHost}, nil
+	}
 	p := w.ports[id]
 	if p == nil {
 		return nil, notFound("get port " + id)
@@ -369,6 +381,26 @@ func (n fakeNeutron) EnsureTrunk(ctx context.Context, parentPortID string) (*neu
 		w.trunk.Subports[id] = v
 	}
 	w.addedBehind = nil
+	return &t, nil
+}
+
+// TrunkOf returns the VM port's trunk without making one.
+func (n fakeNeutron) TrunkOf(ctx context.Context, parentPortID string) (*neutron.Trunk, error) {
+	after, err := n.w.enter(ctx, "neutron.TrunkOf", parentPortID)
+	if err != nil {
+		return nil, err
+	}
+	w := n.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if after != nil {
+		return nil, after
+	}
+	if w.trunk == nil {
+		return nil, nil
+	}
+	t := *w.trunk
+	t.Subports = maps.Clone(w.trunk.Subports)
 	return &t, nil
 }
 
@@ -518,7 +550,7 @@ func (l fakeLinks) Create(ctx context.Context, s netdev.Spec) error {
 	return after
 }
 
-func (l fakeLinks) CreatePair(ctx context.Context, hostName, peerName string, mtu int) error {
+func (l fakeLinks) CreatePair(ctx context.Context, hostName, peerName string, mtu int, _ net.HardwareAddr) error {
 	after, err := l.w.enter(ctx, "links.CreatePair", hostName, peerName, mtu)
 	if err != nil {
 		return err
@@ -534,6 +566,38 @@ func (l fakeLinks) CreatePair(ctx context.Context, hostName, peerName string, mt
 	}
 	w.veths[hostName] = veth{peer: peerName, mtu: mtu}
 	return after
+}
+
+// Probe answers like OVN's DHCP: only once the port with that MAC is wired end to end
+// (subport or binding, veth, access port with the VLAN), after downPolls misses.
+func (l fakeLinks) Probe(ctx context.Context, nsPath, ifName string, mac net.HardwareAddr, ip netip.Addr) error {
+	after, err := l.w.enter(ctx, "links.Probe", nsPath, ifName, mac.String(), ip.String())
+	if err != nil {
+		return err
+	}
+	w := l.w
+	for {
+		w.mu.Lock()
+		ok := false
+		for id, p := range w.ports {
+			if p.MAC.String() == mac.String() && w.active(id) {
+				if w.downPolls > 0 {
+					w.downPolls--
+					break
+				}
+				ok = true
+			}
+		}
+		w.mu.Unlock()
+		if ok {
+			return after
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w on %s", probe.ErrNoAnswer, ifName)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }
 
 func (l fakeLinks) Delete(ctx context.Context, hostName string) error {

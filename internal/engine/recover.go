@@ -50,7 +50,14 @@ func interrupted(a *state.Attachment) bool {
 	if a.PID == os.Getpid() || (a.PID != 0 && alive(a.PID)) {
 		return false
 	}
-	return a.Phase != state.PhaseAttached && a.Phase != state.PhaseReady
+	if a.PID != 0 {
+		return true // its process died
+	}
+	switch a.Phase {
+	case state.PhaseAttached, state.PhaseReady, state.PhasePrepared:
+		return false // at rest
+	}
+	return true
 }
 
 func alive(pid int) bool {

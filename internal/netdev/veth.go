@@ -598,3 +598,27 @@ func isNotFound(err error) bool {
 	var nf netlink.LinkNotFoundError
 	return errors.As(err, &nf) || errors.Is(err, unix.ENODEV)
 }
+
+// CreatePairMAC is CreatePair with the peer given a MAC: the container end keeps it when
+// Docker moves it into a container, so it carries Neutron's address from the start. A
+// failure removes a pair this call made.
+func CreatePairMAC(ctx context.Context, hostName, peerName string, mtu int, mac net.HardwareAddr) error {
+	made, err := createPair(ctx, hostName, peerName, mtu)
+	if err != nil || mac == nil {
+		return err
+	}
+	peer, err := netlink.LinkByName(peerName)
+	if err == nil {
+		err = netlink.LinkSetHardwareAddr(peer, mac)
+	}
+	if err != nil {
+		err = fmt.Errorf("set mac %s on %s: %w", mac, peerName, err)
+		if made {
+			if derr := deleteLink(hostName); derr != nil {
+				err = errors.Join(err, derr)
+			}
+		}
+		return err
+	}
+	return nil
+}

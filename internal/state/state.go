@@ -31,6 +31,7 @@ const (
 	PhaseReserved  Phase = "reserved"  // VLAN chosen, nothing outside yet
 	PhasePort      Phase = "port"      // Neutron port being created
 	PhaseSubport   Phase = "subport"   // being added to the VM's trunk
+	PhasePrepared  Phase = "prepared"  // Neutron port (and subport) ready, nothing local yet
 	PhasePlumb     Phase = "plumb"     // veth pair and OVS access port being made
 	PhasePlace     Phase = "place"     // container end being moved and configured
 	PhaseReady     Phase = "ready"     // plumbed, not in a container (pool, or handed to Docker)
@@ -64,9 +65,10 @@ type Attachment struct {
 	IPs           []string  `json:"ips,omitempty"`      // CIDR notation
 	Gateways      []string  `json:"gateways,omitempty"` // per IP family
 	MTU           int       `json:"mtu,omitempty"`
-	HostIf        string    `json:"host_if,omitempty"` // VM-side veth end, also the OVS port's name
-	PeerIf        string    `json:"peer_if,omitempty"` // container end's name while in the VM
-	Pool          string    `json:"pool,omitempty"`    // pool key while it belongs to a pool
+	ProbeIP       string    `json:"probe_ip,omitempty"` // the IPv4 OVN's DHCP offers: proves the data path
+	HostIf        string    `json:"host_if,omitempty"`  // VM-side veth end, also the OVS port's name
+	PeerIf        string    `json:"peer_if,omitempty"`  // container end's name while in the VM
+	Pool          string    `json:"pool,omitempty"`     // pool key while it belongs to a pool
 	Phase         Phase     `json:"phase"`
 	PID           int       `json:"pid,omitempty"` // process working on it; 0 when at rest
 	Created       time.Time `json:"created"`
