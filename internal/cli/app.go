@@ -38,6 +38,7 @@ type settings struct {
 	region       string
 	vifID        string
 	networks     []string
+	secGroups    []string
 	mode         string
 	ovsdb        string
 	bridge       string

@@ -106,6 +106,7 @@ func newRoot(a *app) *cobra.Command {
 	f.StringVar(&a.s.region, "os-region-name", "", "region (default $OS_REGION_NAME)")
 	f.StringVar(&a.s.vifID, "vif-id", env("OVN_DOCKER_VIF_ID"), "the VM's Neutron port ID")
 	f.StringArrayVar(&a.s.networks, "network", nil, "Neutron network (name or ID) for run; repeat for eth1, eth2...")
+	f.StringArrayVar(&a.s.secGroups, "security-group", nil, "security group (name or ID) for run's ports, repeatable (default: the project's default group)")
 	f.StringVar(&a.s.mode, "mode", envOr(env, "OVN_DOCKER_MODE", "trunk"), "how container ports hang off the VM's port: trunk or binding-profile")
 	f.StringVar(&a.s.ovsdb, "ovsdb", envOr(env, "OVN_DOCKER_OVSDB", DefaultOVSDB), "the VM's Open_vSwitch database")
 	f.StringVar(&a.s.bridge, "bridge", envOr(env, "OVN_DOCKER_BRIDGE", DefaultBridge), "the VM's OVS bridge")

@@ -97,6 +97,10 @@ func (a *app) run(parent context.Context, opts *runargs.Options) (err error) {
 		return err
 	}
 	lap("authenticate")
+	sgs, err := nc.SecurityGroupIDs(ctx, a.s.secGroups)
+	if err != nil {
+		return err
+	}
 	var nets []*neutron.Network
 	for _, name := range a.s.networks {
 		n, err := nc.FindNetwork(ctx, name)
@@ -169,7 +173,7 @@ func (a *app) run(parent context.Context, opts *runargs.Options) (err error) {
 	for i, n := range nets {
 		att, err := eng.Prepare(ctx, engine.Request{
 			Owner: pending, OwnerKind: state.OwnerSandbox, ContainerName: opts.Name, Network: n,
-			IfName: fmt.Sprintf("eth%d", i),
+			IfName: fmt.Sprintf("eth%d", i), SecurityGroups: sgs,
 		})
 		if err != nil {
 			prepErr = fmt.Errorf("attach eth%d to network %s: %w", i, n.Name, err)
