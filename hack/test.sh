@@ -55,7 +55,7 @@ gofmt_clean() {
 	[ -z "$out" ] || { echo "gofmt would change: $out"; return 1; }
 }
 
-step "stack up" hack/stack.sh up --docker
+step "stack up" hack/stack.sh up --vms 3 --tenants a,a,b --docker
 if [[ " ${failed[*]} " == *" stack up "* ]]; then exit 1; fi
 hack/stack.sh status
 step "go mod download" go mod download

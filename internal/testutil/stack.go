@@ -186,3 +186,42 @@ func (vm *VM) VSCtl(t testing.TB, args ...string) string {
 	t.Helper()
 	return MustRun(t, "ovs-vsctl", append([]string{"--db=" + vm.OVSDB()}, args...)...)
 }
+
+// TenantVMs returns n VMs of tenant-a for a test. OVN_DOCKER_E2E_VMS (comma-separated
+// names) picks them, so that suites run at the same time use separate VMs; by default
+// the first tenant-a VMs of the stack.
+func (s *Stack) TenantVMs(t testing.TB, n int) []*VM {
+	t.Helper()
+	var out []*VM
+	if names := os.Getenv("OVN_DOCKER_E2E_VMS"); names != "" {
+		for _, name := range strings.Split(names, ",") {
+			out = append(out, s.VM(t, strings.TrimSpace(name)))
+		}
+	} else {
+		for _, vm := range s.VMs {
+			if vm.Env["STACK_VM_TENANT"] == "a" {
+				out = append(out, vm)
+			}
+		}
+	}
+	if len(out) < n {
+		t.Fatalf("the test needs %d VMs of tenant-a, the stack gives %d (hack/stack.sh up --vms N)", n, len(out))
+	}
+	return out[:n]
+}
+
+// TenantBVM returns a VM of tenant-b (OVN_DOCKER_E2E_VM_B names it), failing the test
+// when the stack has none.
+func (s *Stack) TenantBVM(t testing.TB) *VM {
+	t.Helper()
+	if name := os.Getenv("OVN_DOCKER_E2E_VM_B"); name != "" {
+		return s.VM(t, name)
+	}
+	for _, vm := range s.VMs {
+		if vm.Env["STACK_VM_TENANT"] == "b" {
+			return vm
+		}
+	}
+	t.Fatal("the test needs a VM of tenant-b (hack/stack.sh up --vms 3 --tenants a,a,b)")
+	return nil
+}

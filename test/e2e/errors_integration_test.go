@@ -17,7 +17,7 @@ import (
 // non-zero, and leaves nothing in Neutron, OVS, the kernel, the state or Docker.
 func TestWorkflowErrors(t *testing.T) {
 	s := testutil.LoadStack(t)
-	vm := s.VM(t, "vm1")
+	vm := s.TenantVMs(t, 1)[0]
 	t.Cleanup(func() { cleanVM(t, vm) })
 	ls := uniq("err")
 	mustOVNDocker(t, vm, "create", "network", ls)
@@ -84,7 +84,8 @@ func TestWorkflowErrors(t *testing.T) {
 // OVN Northbound row as the trunk mode: parent_name = the VM's port, tag = the VLAN.
 func TestBindingProfileMode(t *testing.T) {
 	s := testutil.LoadStack(t)
-	vm1, vm2 := s.VM(t, "vm1"), s.VM(t, "vm2")
+	vms := s.TenantVMs(t, 2)
+	vm1, vm2 := vms[0], vms[1]
 	t.Cleanup(func() { cleanVM(t, vm1); cleanVM(t, vm2) })
 	ls := uniq("bp")
 	mustOVNDocker(t, vm1, "create", "network", ls)

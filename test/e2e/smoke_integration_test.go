@@ -61,7 +61,8 @@ func TestSmokeVMsPingThroughOVN(t *testing.T) {
 	if len(s.VMs) < 2 {
 		t.Fatalf("the stack needs 2 VMs, has %d", len(s.VMs))
 	}
-	vm1, vm2 := s.VMs[0], s.VMs[1]
+	vms := s.TenantVMs(t, 2)
+	vm1, vm2 := vms[0], vms[1]
 	// vm1's eth0 is bound on br-int to its Neutron port: OVN says so.
 	chassis := strings.TrimSpace(testutil.MustRun(t, "ovn-sbctl", "--db="+s.Env["STACK_SB"], "--bare",
 		"--columns=chassis", "find", "port_binding", "logical_port="+vm1.VIFID()))
@@ -75,7 +76,7 @@ func TestSmokeVMsPingThroughOVN(t *testing.T) {
 
 func TestSmokeTenantBCannotSeeTenantAVMPort(t *testing.T) {
 	s := testutil.LoadStack(t)
-	vm1 := s.VMs[0]
+	vm1 := s.TenantVMs(t, 1)[0]
 	if vm1.Env["STACK_VM_TENANT"] != "a" {
 		t.Fatalf("%s belongs to tenant %s, want a", vm1.Name, vm1.Env["STACK_VM_TENANT"])
 	}
@@ -117,7 +118,7 @@ func TestSmokeNestedPortsPingThroughTrunks(t *testing.T) {
 		ns   string
 	}
 	var ctrs []ctr
-	for i, vm := range s.VMs[:2] {
+	for i, vm := range s.TenantVMs(t, 2) {
 		trunkID := ensureTrunk(t, nc, vm.VIFID())
 		p, err := ports.Create(ctx, nc, ports.CreateOpts{NetworkID: net.ID, Name: fmt.Sprintf("smoke-%s-c%d", suffix, i)}).Extract()
 		if err != nil {

@@ -64,7 +64,8 @@ type netRow struct {
 // left after rm.
 func TestWorkflow(t *testing.T) {
 	s := testutil.LoadStack(t)
-	vm1, vm2 := s.VM(t, "vm1"), s.VM(t, "vm2")
+	vms := s.TenantVMs(t, 2)
+	vm1, vm2 := vms[0], vms[1]
 	t.Cleanup(func() { cleanVM(t, vm1); cleanVM(t, vm2) })
 	pc, _ := s.Provider(t, "tenant-a")
 	token := pc.TokenID
@@ -191,7 +192,8 @@ func TestWorkflow(t *testing.T) {
 // succeeds, because the network is plumbed and bound by OVN before the command starts.
 func TestNetworkReadyBeforeCommand(t *testing.T) {
 	s := testutil.LoadStack(t)
-	vm1, vm2 := s.VM(t, "vm1"), s.VM(t, "vm2")
+	vms := s.TenantVMs(t, 2)
+	vm1, vm2 := vms[0], vms[1]
 	t.Cleanup(func() { cleanVM(t, vm1); cleanVM(t, vm2) })
 	ls := uniq("ready")
 	mustOVNDocker(t, vm1, "create", "network", ls)
