@@ -572,7 +572,13 @@ cmd_up() {
 		start_vm "vm$i" "$t" "$docker"
 		names+=("vm$i")
 	done
-	write_stack_env "${names[@]}"
+	# VMs started earlier with a larger --vms keep running: list them all.
+	for d in "$RUN"/vm*; do
+		local n
+		n=$(basename "$d")
+		[ -s "$d/env" ] && [ -e "/run/netns/$n" ] && [[ " ${names[*]} " != *" $n "* ]] && names+=("$n")
+	done
+	write_stack_env $(printf '%s\n' "${names[@]}" | sort -V)
 	echo "$want" >"$RUN/up.args"
 	log "up in $((SECONDS - t0)) s; run folder $RUN"
 }
