@@ -9,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -33,6 +35,7 @@ const (
 // settings are the global flags, filled from the command line and the environment.
 type settings struct {
 	cred         string
+	credFile     string
 	cloud        string
 	authURL      string
 	region       string
@@ -58,6 +61,9 @@ type app struct {
 	log      *slog.Logger
 	redactor *osauth.Redactor
 
+	// transport, when set before the first OpenStack call, wraps its HTTP transport.
+	transport func(http.RoundTripper) http.RoundTripper
+
 	session *osauth.Session
 	nc      *neutron.Client
 	sw      *ovs.Client
@@ -78,9 +84,20 @@ func (a *app) openstack(ctx context.Context) (*osauth.Session, error) {
 	if a.session != nil {
 		return a.session, nil
 	}
+	token := a.s.cred
+	if a.s.credFile != "" {
+		if token != "" {
+			return nil, errors.New("give --cred or --cred-file, not both")
+		}
+		t, err := readCredFile(a.s.credFile, os.Geteuid())
+		if err != nil {
+			return nil, err
+		}
+		token = t
+	}
 	s, err := osauth.Authenticate(ctx, osauth.Options{
-		Token: a.s.cred, Cloud: a.s.cloud, AuthURL: a.s.authURL, Region: a.s.region,
-		Getenv: a.getenv, Redactor: a.redactor,
+		Token: token, Cloud: a.s.cloud, AuthURL: a.s.authURL, Region: a.s.region,
+		Getenv: a.getenv, Redactor: a.redactor, Transport: a.transport,
 	})
 	if err != nil {
 		return nil, err
@@ -143,7 +160,9 @@ func (a *app) vif(ctx context.Context) (string, error) {
 	if a.s.vifID != "" {
 		p, err := nc.GetPort(ctx, a.s.vifID)
 		if errors.Is(err, neutron.ErrNotFound) {
-			return "", fmt.Errorf("vif-id %s: no such Neutron port visible to this project", a.s.vifID)
+			// Neutron answers a port of another project as it answers a missing one.
+			return "", fmt.Errorf("vif-id %s: the VM's port is not visible to this project (no such Neutron port, "+
+				"or another project's): use the credentials of the VM's own project", a.s.vifID)
 		}
 		if err != nil {
 			return "", fmt.Errorf("vif-id %s: %w", a.s.vifID, err)
@@ -159,6 +178,11 @@ func (a *app) vif(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("no --vif-id given, and the VM's uplink cannot tell it: %w (set --uplink or give --vif-id)", err)
 	}
 	p, err := nc.PortByMAC(ctx, mac)
+	if errors.Is(err, neutron.ErrNotFound) {
+		return "", fmt.Errorf("no --vif-id given, and no port visible to this project has the uplink %s's MAC %s: "+
+			"the VM's port is not visible to this project (is the VM another project's?): use the credentials "+
+			"of the VM's own project, or give --vif-id", a.s.uplink, mac)
+	}
 	if err != nil {
 		return "", fmt.Errorf("no --vif-id given, and the uplink %s's MAC %s does not identify the VM's port: %w", a.s.uplink, mac, err)
 	}

@@ -56,11 +56,14 @@ the VM's Open vSwitch tags the container's traffic, OVN on the hypervisor strips
 
 Credentials, as the openstack CLI takes them:
   --cred TOKEN               a Keystone token (with OS_AUTH_URL); or OS_TOKEN
+  --cred-file FILE           a file holding the token, mode 0600 or 0400, owned by you
   --os-cloud NAME            a cloud of clouds.yaml; or OS_CLOUD
   OS_AUTH_URL + OS_USERNAME/OS_PASSWORD/OS_PROJECT_NAME/OS_*_DOMAIN_NAME
   OS_AUTH_URL + OS_APPLICATION_CREDENTIAL_ID/OS_APPLICATION_CREDENTIAL_SECRET
-A token on the command line is visible to other users of the VM (ps): prefer OS_TOKEN,
-a clouds.yaml readable only by you, or an application credential.
+A token on the command line is visible to other users of the VM (ps): prefer
+--cred-file, OS_TOKEN, a clouds.yaml readable only by you, or an application credential
+limited to this project. Containers join only networks the credentials' project sees,
+through a VM port of that same project: another project's credentials are refused.
 
 Local settings (flag, or environment variable):
   --vif-id     OVN_DOCKER_VIF_ID     the VM's Neutron port (default: found from the uplink's MAC)
@@ -100,7 +103,8 @@ func newRoot(a *app) *cobra.Command {
 	root.CompletionOptions.DisableDefaultCmd = true
 	env := a.getenv
 	f := root.PersistentFlags()
-	f.StringVar(&a.s.cred, "cred", "", "Keystone token to act with (the spec's credential)")
+	f.StringVar(&a.s.cred, "cred", "", "Keystone token to act with (the spec's credential; other users of the VM can read it: prefer --cred-file)")
+	f.StringVar(&a.s.credFile, "cred-file", "", "file holding the Keystone token; mode 0600 or 0400 and owned by you, or it is refused")
 	f.StringVar(&a.s.cloud, "os-cloud", "", "cloud of clouds.yaml (default $OS_CLOUD)")
 	f.StringVar(&a.s.authURL, "os-auth-url", "", "Keystone URL (default $OS_AUTH_URL)")
 	f.StringVar(&a.s.region, "os-region-name", "", "region (default $OS_REGION_NAME)")
@@ -117,7 +121,8 @@ func newRoot(a *app) *cobra.Command {
 	f.DurationVar(&a.s.readyTimeout, "ready-timeout", 20*time.Second, "how long to wait for OVN to carry a new interface's packets before the container starts")
 
 	root.AddCommand(newCreateCmd(a), newListCmd(a), newDeleteCmd(a), newRunCmd(a), newRmCmd(a),
-		newPsCmd(a), newGCCmd(a), newPauseCmd(), newVersionCmd(a))
+		newPsCmd(a), newGCCmd(a), newBenchCmd(a), newPauseCmd(), newVersionCmd(a))
+	root.AddCommand(newDaemonCmd(a))
 	return root
 }
 

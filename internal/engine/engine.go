@@ -110,8 +110,46 @@ type Engine struct {
 	cfg Config
 	log *slog.Logger
 
-	mu   sync.Mutex
-	host string // the VM port's binding host, once read (binding-profile mode)
+	mu        sync.Mutex
+	host      string         // the VM port's binding host, once read (binding-profile mode)
+	trunkSeen bool           // the trunk below was read (it may be nil in binding-profile mode)
+	trunkMemo *neutron.Trunk // the VM port's trunk: its ID does not change
+}
+
+// trunk returns the VM port's trunk (trunk mode: made if needed) and the trunk whose
+// VLANs are taken (in binding-profile mode an existing trunk's, if any). It asks Neutron
+// once per engine; a trunk changed behind its back shows up as a VLAN clash or a missing
+// trunk on add_subports, and refreshTrunk reads it again.
+func (e *Engine) trunk(ctx context.Context) (trunk, seen *neutron.Trunk, err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.trunkSeen {
+		if e.cfg.Mode == neutron.ModeTrunk {
+			e.trunkMemo, err = e.cfg.Neutron.EnsureTrunk(ctx, e.cfg.VIFID)
+		} else {
+			e.trunkMemo, err = e.cfg.Neutron.TrunkOf(ctx, e.cfg.VIFID)
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("the VM's port %s: %w", e.cfg.VIFID, err)
+		}
+		e.trunkSeen = true
+	}
+	if e.cfg.Mode == neutron.ModeTrunk {
+		return e.trunkMemo, e.trunkMemo, nil
+	}
+	return nil, e.trunkMemo, nil
+}
+
+// refreshTrunk reads the trunk again (trunk mode), after Neutron said it changed.
+func (e *Engine) refreshTrunk(ctx context.Context) (*neutron.Trunk, error) {
+	t, err := e.cfg.Neutron.EnsureTrunk(ctx, e.cfg.VIFID)
+	if err != nil {
+		return nil, fmt.Errorf("the VM's port %s: %w", e.cfg.VIFID, err)
+	}
+	e.mu.Lock()
+	e.trunkMemo, e.trunkSeen = t, true
+	e.mu.Unlock()
+	return t, nil
 }
 
 // parentHost reads, once, the host the VM's port is bound to: in binding-profile mode the
@@ -174,6 +212,7 @@ type Request struct {
 	// holds it across restarts. Otherwise it stays this process's until plumbed, and a
 	// crash before that makes it an orphan for Recover.
 	AtRest bool
+	Pool   string // the pool the attachment belongs to while it waits for a container
 }
 
 // undoStack holds the steps that undo what an operation did so far.
@@ -206,18 +245,50 @@ func (e *Engine) Attach(ctx context.Context, req Request) (*state.Attachment, er
 	if err := checkRequest(req, true); err != nil {
 		return nil, err
 	}
-	att, err := e.Prepare(ctx, req)
+	att, subport, err := e.prepare(ctx, req, true)
 	if err != nil {
 		return nil, err
 	}
 	id := att.ID
-	att, _, err = e.plumb(ctx, id, req)
+	made := *att
+	// Neutron adds the subport while the veth and the access port are made: the local
+	// plumbing needs nothing from it, and it costs Neutron's time, not the VM's.
+	// The subport step works on att (it may change the VLAN); the plumbing on a copy.
+	local := *att
+	var subErr error
+	vlanNow := local.VLAN
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if subport != nil {
+			if subErr = subport(ctx); subErr == nil {
+				vlanNow = e.vlanOf(ctx, id, local.VLAN)
+			}
+		}
+	}()
+	_, _, err = e.plumbLocal(ctx, &local, req)
+	<-done
+	if err == nil && subErr != nil {
+		err = subErr
+	}
+	if subport != nil && subErr == nil {
+		e.fault("subport")
+	}
+	if err == nil && subport != nil && vlanNow != local.VLAN {
+		// The trunk made addSubport pick another VLAN: the access port follows.
+		local.VLAN = vlanNow
+		err = e.retag(ctx, &local)
+	}
+	if err == nil {
+		att, err = e.finish(ctx, &local, req)
+	}
 	if err != nil {
 		// The full release undoes the local part and the Neutron part alike, whatever
-		// of them exists.
+		// of them exists. It works from what this run made, not from the state: the
+		// state may be what failed.
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 		defer cancel()
-		if rerr := e.Detach(uctx, id); rerr != nil {
+		if rerr := e.release(uctx, &made); rerr != nil {
 			e.log.Error("rollback failed; gc will finish it", "attachment", id, "err", rerr)
 			err = fmt.Errorf("%w (and rollback failed: %v; run ovn-docker gc)", err, rerr)
 		}
@@ -242,9 +313,21 @@ func checkRequest(req Request, plumb bool) error {
 // Prepare does Neutron's part of an attach: a VLAN unique in the VM, the Neutron port
 // (which gives MAC and IPs) and, in trunk mode, the port as the VM trunk's subport with
 // that VLAN. The attachment ends in phase prepared. On failure nothing it made remains.
-func (e *Engine) Prepare(ctx context.Context, req Request) (att *state.Attachment, err error) {
+func (e *Engine) Prepare(ctx context.Context, req Request) (*state.Attachment, error) {
+	att, _, err := e.prepare(ctx, req, false)
+	return att, err
+}
+
+// prepare is Prepare; merged (Attach) writes the state three times in all instead of
+// six: the intent of each outside step is recorded with the result of the one before,
+// and the local plumbing's names (from the port's ID) with the port.
+//
+// Merged, it stops once the port is recorded and hands back the subport step (nil in
+// binding-profile mode) for Attach to run alongside the local plumbing; undoing is then
+// Attach's job.
+func (e *Engine) prepare(ctx context.Context, req Request, merged bool) (att *state.Attachment, subport func(context.Context) error, err error) {
 	if err := checkRequest(req, false); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var undo undoStack
 	defer func() {
@@ -257,23 +340,18 @@ func (e *Engine) Prepare(ctx context.Context, req Request) (att *state.Attachmen
 	// The trunk first: its subports' VLANs are in use even when no state records them.
 	// In binding-profile mode an existing trunk's VLANs are still taken: OVN cannot tell
 	// two children of one parent with one tag apart.
-	var trunk, seen *neutron.Trunk
 	t0 := time.Now()
-	if e.cfg.Mode == neutron.ModeTrunk {
-		if trunk, err = e.cfg.Neutron.EnsureTrunk(ctx, e.cfg.VIFID); err != nil {
-			return nil, fmt.Errorf("the VM's port %s: %w", e.cfg.VIFID, err)
-		}
-		seen = trunk
-	} else if seen, err = e.cfg.Neutron.TrunkOf(ctx, e.cfg.VIFID); err != nil {
-		return nil, fmt.Errorf("the VM's port %s: %w", e.cfg.VIFID, err)
+	trunk, seen, err := e.trunk(ctx)
+	if err != nil {
+		return nil, nil, err
 	}
 	e.observe("trunk", t0)
 
-	// 1. Reserve a VLAN and record the attachment.
+	// 1. Reserve a VLAN and record the attachment, with the intent to make its port.
 	t0 = time.Now()
 	att, err = e.reserve(ctx, req, seen)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	undo.push(func(ctx context.Context) error { return e.forget(ctx, att.ID) })
 	e.observe("reserve", t0)
@@ -281,9 +359,6 @@ func (e *Engine) Prepare(ctx context.Context, req Request) (att *state.Attachmen
 
 	// 2. The Neutron port.
 	t0 = time.Now()
-	if err = e.setPhase(ctx, att, state.PhasePort, nil); err != nil {
-		return att, err
-	}
 	preq := neutron.PortRequest{
 		NetworkID: req.Network.ID, AttachmentID: att.ID, VIFID: e.cfg.VIFID,
 		Mode: e.cfg.Mode, VLAN: att.VLAN, SecurityGroups: req.SecurityGroups,
@@ -292,7 +367,7 @@ func (e *Engine) Prepare(ctx context.Context, req Request) (att *state.Attachmen
 		// Admin acts for the tenant: the port is bound where the VM is, and belongs to
 		// the network's project, whose security groups then apply to it.
 		if preq.HostID, err = e.parentHost(ctx); err != nil {
-			return att, err
+			return att, nil, err
 		}
 		preq.ProjectID = req.Network.ProjectID
 	}
@@ -300,36 +375,67 @@ func (e *Engine) Prepare(ctx context.Context, req Request) (att *state.Attachmen
 	if err != nil {
 		// A timeout may hide a port Neutron did make: look for it by name on the way out.
 		undo.push(func(ctx context.Context) error { return e.deleteOrphanPort(ctx, att.ID) })
-		return att, fmt.Errorf("neutron port for attachment %s: %w", att.ID, err)
+		return att, nil, fmt.Errorf("neutron port for attachment %s: %w", att.ID, err)
 	}
 	undo.push(func(ctx context.Context) error { return e.cfg.Neutron.DeletePort(ctx, port.ID) })
-	if err = e.setPhase(ctx, att, state.PhasePort, func(a *state.Attachment) { fillFromPort(a, port, req.Network) }); err != nil {
-		return att, err
+	// The port, and the intent of what comes next: the subport, and (merged) the pair and
+	// access port, whose names follow from the port's ID.
+	next := state.PhasePrepared
+	if trunk != nil {
+		next = state.PhaseSubport
+	} else if merged {
+		next = state.PhasePlumb
+	}
+	if err = e.setPhase(ctx, att, next, func(a *state.Attachment) {
+		fillFromPort(a, port, req.Network)
+		if trunk != nil {
+			a.TrunkID = trunk.ID
+		}
+		if merged {
+			a.HostIf, a.PeerIf = netdev.HostName(port.ID), netdev.PeerName(port.ID)
+		}
+		if next == state.PhasePrepared && req.AtRest {
+			a.PID = 0
+		}
+	}); err != nil {
+		return att, nil, err
 	}
 	e.observe("port", t0)
 	e.fault("port")
 
 	// 3. The subport.
 	if trunk != nil {
-		t0 = time.Now()
-		if err = e.setPhase(ctx, att, state.PhaseSubport, func(a *state.Attachment) { a.TrunkID = trunk.ID }); err != nil {
-			return att, err
+		// The fault hook is the caller's to call: it may run in another goroutine.
+		subport = func(ctx context.Context) error {
+			t0 := time.Now()
+			if err := e.addSubport(ctx, att, trunk, port.ID); err != nil {
+				return err
+			}
+			e.observe("subport", t0)
+			return nil
 		}
-		undo.push(func(ctx context.Context) error { return e.cfg.Neutron.RemoveSubport(ctx, trunk.ID, port.ID) })
-		if err = e.addSubport(ctx, att, trunk, port.ID); err != nil {
-			return att, err
+	}
+	if merged {
+		return att, subport, nil
+	}
+	if subport != nil {
+		undo.push(func(ctx context.Context) error { return e.cfg.Neutron.RemoveSubport(ctx, att.TrunkID, port.ID) })
+		if err = subport(ctx); err != nil {
+			return att, nil, err
 		}
-		e.observe("subport", t0)
 		e.fault("subport")
+	}
+	if next == state.PhasePrepared {
+		return att, nil, nil
 	}
 	if err = e.setPhase(ctx, att, state.PhasePrepared, func(a *state.Attachment) {
 		if req.AtRest {
 			a.PID = 0
 		}
 	}); err != nil {
-		return att, err
+		return att, nil, err
 	}
-	return att, nil
+	return att, nil, nil
 }
 
 // Plumb does the local part of an attach for a prepared attachment: the veth pair (its
@@ -339,7 +445,7 @@ func (e *Engine) Prepare(ctx context.Context, req Request) (att *state.Attachmen
 // port ACTIVE. The owner becomes req.Owner. On failure the attachment is back to
 // prepared, with nothing local left.
 func (e *Engine) Plumb(ctx context.Context, attID string, req Request) (*state.Attachment, error) {
-	att, undo, err := e.plumb(ctx, attID, req)
+	att, undo, err := e.plumb(ctx, &state.Attachment{ID: attID}, req)
 	if err != nil {
 		e.unwind(ctx, undo, att, &err)
 		return nil, err
@@ -348,26 +454,39 @@ func (e *Engine) Plumb(ctx context.Context, attID string, req Request) (*state.A
 }
 
 // plumb is Plumb that hands its undo steps to the caller instead of running them.
-func (e *Engine) plumb(ctx context.Context, attID string, req Request) (att *state.Attachment, undo undoStack, err error) {
-	att = &state.Attachment{ID: attID}
-	if err := e.setPhase(ctx, att, state.PhasePlumb, func(a *state.Attachment) {
-		if req.Owner != "" {
-			a.Owner, a.OwnerKind = req.Owner, req.OwnerKind
-		}
-		if req.Container != "" || req.ContainerName != "" {
-			a.Container, a.ContainerName = req.Container, req.ContainerName
-		}
-		a.IfName, a.NetNS, a.PID = req.IfName, req.NetNS, os.Getpid()
-		a.HostIf, a.PeerIf = netdev.HostName(a.PortID), netdev.PeerName(a.PortID)
-	}); err != nil {
-		return att, nil, err
+func (e *Engine) plumb(ctx context.Context, att *state.Attachment, req Request) (*state.Attachment, undoStack, error) {
+	att, undo, err := e.plumbLocal(ctx, att, req)
+	if err != nil {
+		return att, undo, err
 	}
-	if att.PortID == "" {
-		return att, nil, fmt.Errorf("attachment %s has no Neutron port yet", attID)
+	att, err = e.finish(ctx, att, req)
+	return att, undo, err
+}
+
+// plumbLocal makes the veth pair and the access port of a prepared attachment.
+func (e *Engine) plumbLocal(ctx context.Context, att *state.Attachment, req Request) (_ *state.Attachment, undo undoStack, err error) {
+	attID := att.ID
+	if att.HostIf == "" {
+		// Not an Attach: record the intent (and the new owner) first.
+		if err := e.setPhase(ctx, att, state.PhasePlumb, func(a *state.Attachment) {
+			if req.Owner != "" {
+				a.Owner, a.OwnerKind = req.Owner, req.OwnerKind
+			}
+			if req.Container != "" || req.ContainerName != "" {
+				a.Container, a.ContainerName = req.Container, req.ContainerName
+			}
+			a.IfName, a.NetNS, a.PID = req.IfName, req.NetNS, os.Getpid()
+			a.HostIf, a.PeerIf = netdev.HostName(a.PortID), netdev.PeerName(a.PortID)
+		}); err != nil {
+			return att, nil, err
+		}
+		undo.push(func(ctx context.Context) error {
+			return e.setPhase(ctx, att, state.PhasePrepared, func(a *state.Attachment) { a.HostIf, a.PeerIf, a.NetNS = "", "", "" })
+		})
 	}
-	undo.push(func(ctx context.Context) error {
-		return e.setPhase(ctx, att, state.PhasePrepared, func(a *state.Attachment) { a.HostIf, a.PeerIf, a.NetNS = "", "", "" })
-	})
+	if att.PortID == "" || att.HostIf == "" {
+		return att, undo, fmt.Errorf("attachment %s has no Neutron port yet", attID)
+	}
 
 	t0 := time.Now()
 	host, peer := att.HostIf, att.PeerIf
@@ -386,23 +505,54 @@ func (e *Engine) plumb(ctx context.Context, attID string, req Request) (att *sta
 	}
 	e.fault("veth")
 	undo.push(func(ctx context.Context) error { return e.cfg.Switch.DeletePort(ctx, e.cfg.Bridge, host) })
-	if err = e.cfg.Switch.AddAccessPort(ctx, ovs.AccessPort{Bridge: e.cfg.Bridge, Name: host, Tag: att.VLAN,
-		ExternalIDs: map[string]string{ExtAttachment: att.ID, ExtPort: att.PortID, ExtVLAN: fmt.Sprint(att.VLAN),
-			ExtNetwork: att.NetworkID, ExtContainer: att.Container}}); err != nil {
+	if err = e.cfg.Switch.AddAccessPort(ctx, e.accessPort(att)); err != nil {
 		return att, undo, fmt.Errorf("access port %s tag %d on %s: %w", host, att.VLAN, e.cfg.Bridge, err)
 	}
 	e.observe("plumb", t0)
 	e.fault("ovs")
+	return att, undo, nil
+}
 
+func (e *Engine) accessPort(att *state.Attachment) ovs.AccessPort {
+	return ovs.AccessPort{Bridge: e.cfg.Bridge, Name: att.HostIf, Tag: att.VLAN,
+		ExternalIDs: map[string]string{ExtAttachment: att.ID, ExtPort: att.PortID, ExtVLAN: fmt.Sprint(att.VLAN),
+			ExtNetwork: att.NetworkID, ExtContainer: att.Container}}
+}
+
+// retag moves an access port to the attachment's (new) VLAN.
+func (e *Engine) retag(ctx context.Context, att *state.Attachment) error {
+	if err := e.cfg.Switch.DeletePort(ctx, e.cfg.Bridge, att.HostIf); err != nil {
+		return fmt.Errorf("retag access port %s: %w", att.HostIf, err)
+	}
+	if err := e.cfg.Switch.AddAccessPort(ctx, e.accessPort(att)); err != nil {
+		return fmt.Errorf("retag access port %s to vlan %d: %w", att.HostIf, att.VLAN, err)
+	}
+	return nil
+}
+
+// vlanOf reads the attachment's VLAN from the state (addSubport may have changed it).
+func (e *Engine) vlanOf(ctx context.Context, id string, def int) int {
+	v := def
+	_ = e.cfg.Store.View(ctx, func(st *state.State) error {
+		if a := st.Attachments[id]; a != nil {
+			v = a.VLAN
+		}
+		return nil
+	})
+	return v
+}
+
+// finish proves the data path and records the attachment at rest.
+func (e *Engine) finish(ctx context.Context, att *state.Attachment, req Request) (*state.Attachment, error) {
 	// Only once OVN on the hypervisor has the port's flows do packets pass: the
 	// container may not start before (Neutron's ACTIVE does not tell, see package probe).
-	t0 = time.Now()
+	t0 := time.Now()
 	nsPath, ifName := req.NetNS, req.IfName
 	if nsPath == "" {
-		ifName = peer
+		ifName = att.PeerIf
 	}
-	if err = e.waitReady(ctx, att, nsPath, ifName); err != nil {
-		return att, undo, err
+	if err := e.waitReady(ctx, att, nsPath, ifName); err != nil {
+		return att, err
 	}
 	e.observe("ready", t0)
 
@@ -410,13 +560,13 @@ func (e *Engine) plumb(ctx context.Context, attID string, req Request) (att *sta
 	if req.NetNS == "" {
 		phase = state.PhaseReady
 	}
-	if err = e.setPhase(ctx, att, phase, func(a *state.Attachment) { a.PID = 0 }); err != nil {
-		return att, undo, err
+	if err := e.setPhase(ctx, att, phase, func(a *state.Attachment) { a.PID = 0 }); err != nil {
+		return att, err
 	}
 	e.fault("attached")
 	e.log.Info("attached", "attachment", att.ID, "network", att.NetworkName, "vlan", att.VLAN,
 		"port", att.PortID, "mac", att.MAC, "ips", att.IPs, "ifname", att.IfName)
-	return att, nil, nil
+	return att, nil
 }
 
 // Unplumb removes the local part of an attachment (access port, veth) and leaves its
@@ -448,20 +598,34 @@ func firstOf(a, b string) string {
 }
 
 func (e *Engine) reserve(ctx context.Context, req Request, trunk *neutron.Trunk) (*state.Attachment, error) {
+	atts, err := e.reserveN(ctx, req, trunk, 1)
+	if err != nil {
+		return nil, err
+	}
+	return atts[0], nil
+}
+
+// reserveN records n attachments with n VLANs free in the state, on the bridge and on the
+// trunk, in one state update.
+func (e *Engine) reserveN(ctx context.Context, req Request, trunk *neutron.Trunk, n int) ([]*state.Attachment, error) {
 	tags, err := e.cfg.Switch.UsedTags(ctx, e.cfg.Bridge)
 	if err != nil {
 		return nil, fmt.Errorf("read VLANs in use on %s: %w", e.cfg.Bridge, err)
 	}
-	id, err := newID()
-	if err != nil {
-		return nil, err
-	}
 	now := time.Now().UTC()
-	att := &state.Attachment{
-		ID: id, Owner: req.Owner, OwnerKind: req.OwnerKind, Container: req.Container, ContainerName: req.ContainerName,
-		NetworkID: req.Network.ID, NetworkName: req.Network.Name, IfName: req.IfName, NetNS: req.NetNS,
-		Mode: string(e.cfg.Mode), Phase: state.PhaseReserved, PID: os.Getpid(), Created: now, Updated: now,
-		MTU: req.Network.MTU,
+	atts := make([]*state.Attachment, n)
+	for i := range atts {
+		id, err := newID()
+		if err != nil {
+			return nil, err
+		}
+		atts[i] = &state.Attachment{
+			ID: id, Owner: req.Owner, OwnerKind: req.OwnerKind, Container: req.Container, ContainerName: req.ContainerName,
+			NetworkID: req.Network.ID, NetworkName: req.Network.Name, IfName: req.IfName, NetNS: req.NetNS,
+			// Written before the port is asked for: a crash from here on may leave one.
+			Mode: string(e.cfg.Mode), Phase: state.PhasePort, PID: os.Getpid(), Created: now, Updated: now,
+			MTU: req.Network.MTU, Pool: req.Pool,
+		}
 	}
 	err = e.cfg.Store.Update(ctx, func(st *state.State) error {
 		if st.VIFID != "" && st.VIFID != e.cfg.VIFID {
@@ -479,23 +643,26 @@ func (e *Engine) reserve(ctx context.Context, req Request, trunk *neutron.Trunk)
 		if trunk != nil {
 			onTrunk = trunk.VLANs()
 		}
-		inUse := func(v int) bool {
-			_, held := used[v]
-			return held || tags[v] || onTrunk[v]
+		for _, att := range atts {
+			inUse := func(v int) bool {
+				_, held := used[v]
+				return held || tags[v] || onTrunk[v]
+			}
+			v, err := vlan.Pick(inUse, st.LastVLAN)
+			if err != nil {
+				return err
+			}
+			att.VLAN = v
+			st.LastVLAN = v
+			used[v] = att.ID
+			st.Attachments[att.ID] = att
 		}
-		v, err := vlan.Pick(inUse, st.LastVLAN)
-		if err != nil {
-			return err
-		}
-		att.VLAN = v
-		st.LastVLAN = v
-		st.Attachments[att.ID] = att
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return att, nil
+	return atts, nil
 }
 
 // addSubport adds the port to the trunk, choosing another VLAN when the trunk turns out
@@ -507,15 +674,28 @@ func (e *Engine) addSubport(ctx context.Context, att *state.Attachment, trunk *n
 		if err == nil {
 			return nil
 		}
+		if errors.Is(err, neutron.ErrNotFound) && tries == 0 {
+			// The trunk this engine knew is gone (deleted behind its back): find or make
+			// the VM port's trunk again and record it before using it.
+			fresh, ferr := e.refreshTrunk(ctx)
+			if ferr != nil || fresh.ID == trunk.ID {
+				return fmt.Errorf("subport with vlan %d: %w", att.VLAN, err)
+			}
+			trunk = fresh
+			if err := e.setPhase(ctx, att, att.Phase, func(a *state.Attachment) { a.TrunkID = fresh.ID }); err != nil {
+				return err
+			}
+			continue
+		}
 		if !errors.Is(err, neutron.ErrVLANInUse) || tries >= 3 {
 			return fmt.Errorf("subport with vlan %d: %w", att.VLAN, err)
 		}
 		taken[att.VLAN] = true
 		// The trunk changed since it was read, and the bridge may have too: the next
 		// VLAN must be free on both, like the first.
-		fresh, err := e.cfg.Neutron.EnsureTrunk(ctx, e.cfg.VIFID)
+		fresh, err := e.refreshTrunk(ctx)
 		if err != nil {
-			return fmt.Errorf("the VM's port %s: %w", e.cfg.VIFID, err)
+			return err
 		}
 		onTrunk := fresh.VLANs()
 		tags, err := e.cfg.Switch.UsedTags(ctx, e.cfg.Bridge)

@@ -151,6 +151,42 @@ func (h *harness) holdLock(t *testing.T) (release func()) {
 	return release
 }
 
+// subportAfter moves "subport" right after the first step named after.
+func subportAfter(steps []string, after string) []string {
+	i := slices.Index(steps, "subport")
+	if i < 0 {
+		return steps
+	}
+	s := slices.Delete(slices.Clone(steps), i, i+1)
+	j := slices.Index(s, after)
+	return slices.Insert(s, j+1, "subport")
+}
+
+// subportFirst puts the AddSubport calls right after the CreatePort before them: an
+// Attach adds the subport while it makes the veth and access port, in either order.
+func subportFirst(log []call) []call {
+	out := make([]call, 0, len(log))
+	var sub []call
+	for _, c := range log {
+		if c.Name == "neutron.AddSubport" {
+			sub = append(sub, c)
+		}
+	}
+	for _, c := range log {
+		switch c.Name {
+		case "neutron.AddSubport":
+			continue
+		case "neutron.CreatePort":
+			out = append(out, c)
+			out = append(out, sub...)
+			sub = nil
+			continue
+		}
+		out = append(out, c)
+	}
+	return append(out, sub...)
+}
+
 func wantNames(t *testing.T, what string, got []call, want ...string) {
 	t.Helper()
 	if g := names(got); !slices.Equal(g, want) {
@@ -217,7 +253,7 @@ func TestAttachTrunk(t *testing.T) {
 	h.w.downPolls = 2 // the data path must be waited for
 	req := h.request("sandbox1", "eth1")
 	att := h.attach(t, req)
-	log := h.w.log()
+	log := subportFirst(h.w.log())
 
 	wantNames(t, "attach", log, "neutron.EnsureTrunk", "ovs.UsedTags", "neutron.CreatePort", "neutron.AddSubport",
 		"links.Create", "ovs.AddAccessPort", "links.Probe")
@@ -341,7 +377,7 @@ func TestAttachWithoutNetNS(t *testing.T) {
 	req := h.request("endpoint1", "")
 	req.NetNS = ""
 	att := h.attach(t, req)
-	log := h.w.log()
+	log := subportFirst(h.w.log())
 	wantNames(t, "attach", log, "neutron.EnsureTrunk", "ovs.UsedTags", "neutron.CreatePort", "neutron.AddSubport",
 		"links.CreatePair", "ovs.AddAccessPort", "links.Probe")
 	pair := callsNamed(log, "links.CreatePair")
@@ -467,12 +503,18 @@ func TestAttachFailureRollsBack(t *testing.T) {
 				}
 			}
 		}, "vanished from the state", nil},
-		{"state locked before the veth", func(t *testing.T, h *harness, cancel context.CancelFunc) {
-			h.onFault = func(step string) {
-				if step == "subport" {
-					lockedState(t, h, cancel)
-				}
-			}
+		{"state locked when the port is recorded", func(t *testing.T, h *harness, cancel context.CancelFunc) {
+			// The port is made, then recording it finds the state locked until the
+			// caller gives up: the rollback must still delete the port.
+			h.w.onCall("neutron.CreatePort", 1, func() {
+				release := h.holdLock(t)
+				go func() {
+					time.Sleep(20 * time.Millisecond)
+					cancel()
+					time.Sleep(100 * time.Millisecond)
+					release()
+				}()
+			})
 		}, "lock state", context.Canceled},
 		{"state locked at the end", func(t *testing.T, h *harness, cancel context.CancelFunc) {
 			h.onObserve = func(phase string) {
@@ -554,8 +596,11 @@ func TestAttachVLANTakenOnTrunk(t *testing.T) {
 	if a := st.Attachments[att.ID]; a == nil || a.VLAN != 4 || st.LastVLAN != 4 {
 		t.Errorf("state attachment %+v, last vlan %d", a, st.LastVLAN)
 	}
-	ap := callsNamed(log, "ovs.AddAccessPort")[0].Args[0].(ovs.AccessPort)
-	if ap.Tag != 4 || ap.ExternalIDs[ExtVLAN] != "4" {
+	// The access port was made with the first VLAN while Neutron refused it, then
+	// moved to the one the trunk took.
+	aps := callsNamed(log, "ovs.AddAccessPort")
+	ap := aps[len(aps)-1].Args[0].(ovs.AccessPort)
+	if ap.Tag != 4 || ap.ExternalIDs[ExtVLAN] != "4" || h.w.ovsPorts[ap.Name].Tag != 4 {
 		t.Errorf("access port tag %d, external vlan %q; want 4", ap.Tag, ap.ExternalIDs[ExtVLAN])
 	}
 	if h.w.trunk.Subports[att.PortID] != 4 || h.w.trunk.Subports["foreign-port"] != 1 {
@@ -828,15 +873,19 @@ func TestFaultAndObserveSteps(t *testing.T) {
 	} {
 		t.Run(string(tc.mode), func(t *testing.T) {
 			h := newHarness(t, func(c *Config) { c.Mode = tc.mode })
+			var mu sync.Mutex
 			var faults, phases []string
-			h.onFault = func(s string) { faults = append(faults, s) }
-			h.onObserve = func(p string) { phases = append(phases, p) }
+			h.onFault = func(s string) { mu.Lock(); faults = append(faults, s); mu.Unlock() }
+			h.onObserve = func(p string) { mu.Lock(); phases = append(phases, p); mu.Unlock() }
 			req := h.request("o", "eth0")
 			req.NetNS = tc.netns
 			att := h.attach(t, req)
 			if err := h.e.Detach(context.Background(), att.ID); err != nil {
 				t.Fatal(err)
 			}
+			// The subport is added while the veth and access port are made: its step may
+			// come anywhere between the port and the end.
+			faults, phases = subportAfter(faults, "port"), subportAfter(phases, "port")
 			if !slices.Equal(faults, tc.faults) {
 				t.Errorf("fault steps\n got  %v\n want %v", faults, tc.faults)
 			}

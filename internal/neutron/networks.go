@@ -169,6 +169,8 @@ type CreateNetworkOpts struct {
 	Subnet  netip.Prefix // optional
 	Gateway netip.Addr   // optional; default: first host of Subnet
 	IPv6    netip.Prefix // optional
+	// PrefixLen is the size of a subnet chosen for the caller (no Subnet given): 24 when 0.
+	PrefixLen int
 }
 
 // CreateNetwork creates a network and its subnet(s). It returns the network and a
@@ -217,12 +219,16 @@ func (c *Client) CreateNetwork(ctx context.Context, o CreateNetworkOpts) (_ *Net
 			sub.SubnetPoolID = pool.ID
 			note = fmt.Sprintf("subnet from the project's default subnet pool %q", pool.Name)
 		} else {
-			free, err := c.freePrivate24(ctx)
+			bits := o.PrefixLen
+			if bits == 0 {
+				bits = 24
+			}
+			free, err := c.freePrivate(ctx, bits)
 			if err != nil {
 				return nil, "", err
 			}
 			sub.CIDR = free.String()
-			note = fmt.Sprintf("subnet %s, a free private /24 (no --subnet given and no default subnet pool)", free)
+			note = fmt.Sprintf("subnet %s, a free private /%d (no --subnet given and no default subnet pool)", free, bits)
 		}
 	}
 
@@ -285,9 +291,9 @@ func (c *Client) defaultPool(ctx context.Context) (*subnetpools.SubnetPool, erro
 	return nil, nil
 }
 
-// freePrivate24 picks the first /24 of 10.0.0.0/8 (from 10.10.0.0 on, clear of the
+// freePrivate picks the first /bits of 10.0.0.0/8 (from 10.10.0.0 on, clear of the
 // ranges people use by hand) that overlaps none of the subnets the project sees.
-func (c *Client) freePrivate24(ctx context.Context) (netip.Prefix, error) {
+func (c *Client) freePrivate(ctx context.Context, bits int) (netip.Prefix, error) {
 	subs, err := c.listSubnets(ctx, subnets.ListOpts{IPVersion: 4})
 	if err != nil {
 		return netip.Prefix{}, err
@@ -298,7 +304,7 @@ func (c *Client) freePrivate24(ctx context.Context) (netip.Prefix, error) {
 			used = append(used, p.Masked())
 		}
 	}
-	return FreePrefix(netip.MustParsePrefix("10.0.0.0/8"), 24, netip.MustParseAddr("10.10.0.0"), used)
+	return FreePrefix(netip.MustParsePrefix("10.0.0.0/8"), bits, netip.MustParseAddr("10.10.0.0"), used)
 }
 
 // FreePrefix returns the first prefix of the given length inside space, at or after

@@ -114,3 +114,45 @@ func (c *Client) RemoveSubport(ctx context.Context, trunkID, portID string) erro
 	}
 	return wrap(err, "remove port %s from trunk %s", portID, trunkID)
 }
+
+// Subport is a port and its VLAN on a trunk.
+type Subport struct {
+	PortID string
+	VLAN   int
+}
+
+// AddSubports adds several subports in one call: Neutron adds all or none. A VLAN the
+// trunk already uses gives ErrVLANInUse.
+func (c *Client) AddSubports(ctx context.Context, trunkID string, subs []Subport) error {
+	if len(subs) == 0 {
+		return nil
+	}
+	opts := trunks.AddSubportsOpts{}
+	for _, s := range subs {
+		opts.Subports = append(opts.Subports, trunks.Subport{PortID: s.PortID, SegmentationType: "vlan", SegmentationID: s.VLAN})
+	}
+	_, err := trunks.AddSubports(ctx, c.sc, trunkID, opts).Extract()
+	if err == nil {
+		return nil
+	}
+	if neutronType(err) == "DuplicateSubPort" {
+		return fmt.Errorf("add %d subports to trunk %s: %w", len(subs), trunkID, ErrVLANInUse)
+	}
+	return wrap(err, "add %d subports to trunk %s", len(subs), trunkID)
+}
+
+// RemoveSubports takes several ports off the trunk in one call.
+func (c *Client) RemoveSubports(ctx context.Context, trunkID string, portIDs []string) error {
+	if len(portIDs) == 0 {
+		return nil
+	}
+	opts := trunks.RemoveSubportsOpts{}
+	for _, id := range portIDs {
+		opts.Subports = append(opts.Subports, trunks.RemoveSubport{PortID: id})
+	}
+	_, err := trunks.RemoveSubports(ctx, c.sc, trunkID, opts).Extract()
+	if err == nil || isNotFound(err) {
+		return nil
+	}
+	return wrap(err, "remove %d subports from trunk %s", len(portIDs), trunkID)
+}

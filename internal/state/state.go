@@ -83,6 +83,32 @@ type State struct {
 	LastVLAN    int                    `json:"last_vlan"`
 	Attachments map[string]*Attachment `json:"attachments"`
 	Marks       map[string]time.Time   `json:"marks,omitempty"` // gc: orphans seen once, by key
+	// The Docker plugin's own records, kept here so that one lock covers them and the
+	// attachments they refer to.
+	DockerPools    map[string]*DockerPool    `json:"docker_pools,omitempty"`    // by IPAM pool ID
+	DockerNetworks map[string]*DockerNetwork `json:"docker_networks,omitempty"` // by Docker network ID
+}
+
+// DockerPool is an address pool the Docker plugin's IPAM gave Docker: an IPv4 subnet of
+// a Neutron network or, until that network exists, the range it will have.
+type DockerPool struct {
+	ID             string    `json:"id"`
+	CIDR           string    `json:"cidr"`
+	Gateway        string    `json:"gateway,omitempty"`
+	NeutronNetwork string    `json:"neutron_network,omitempty"`
+	Subnet         string    `json:"subnet,omitempty"`
+	Created        bool      `json:"created,omitempty"` // ovn-docker made the Neutron network, and deletes it
+	Network        string    `json:"network,omitempty"` // the Docker network it serves, once there is one
+	Requested      time.Time `json:"requested"`
+}
+
+// DockerNetwork is a Docker network of the plugin's network driver.
+type DockerNetwork struct {
+	ID             string    `json:"id"`
+	Name           string    `json:"name,omitempty"` // Docker's name for it, once learned
+	Pool           string    `json:"pool"`
+	NeutronNetwork string    `json:"neutron_network"`
+	Created        time.Time `json:"created"`
 }
 
 // UsedVLANs returns the VLANs held by attachments.

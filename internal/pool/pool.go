@@ -1,0 +1,421 @@
+// Package pool keeps container interfaces ready before containers ask for them: Neutron
+// ports made in bulk, already subports of the VM's trunk with their VLANs, their veth
+// pairs and OVS access ports made, and their data path proven by OVN's DHCP answer. An
+// attach from a pool is then a namespace move and address configuration, with no
+// Neutron call; a detach returns the interface scrubbed, or deletes it. The pool refills
+// in the background within a limit of concurrent Neutron calls, and shrinks (and says
+// so) when Neutron runs out of addresses or quota, while attaches fall back to the cold
+// path. Its interfaces are attachments of the state file marked with the pool's key, so
+// a restarted daemon finds them again.
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ovn-docker/ovn-docker/internal/engine"
+	"github.com/ovn-docker/ovn-docker/internal/metrics"
+	"github.com/ovn-docker/ovn-docker/internal/neutron"
+	"github.com/ovn-docker/ovn-docker/internal/state"
+)
+
+// Spec is one pool: interfaces on a network with security groups.
+type Spec struct {
+	Network        *neutron.Network
+	SecurityGroups []string // IDs; nil: the project's default
+	Min, Max       int      // keep at least Min ready; never hold more than Max
+}
+
+// Key identifies the pool of a network and security groups.
+func Key(networkID string, sgs []string) string {
+	s := append([]string(nil), sgs...)
+	slices.Sort(s)
+	return "pool:" + networkID + ":" + strings.Join(s, ",")
+}
+
+// Config tunes the pools of one engine.
+type Config struct {
+	Batch      int           // ports per bulk Neutron call (default 10)
+	Refill     time.Duration // how often depths are checked (default 2 s)
+	MaxNeutron int           // batches in flight at once (default 2)
+	Reuse      bool          // a detach returns the interface to its pool instead of deleting it
+	Backoff    time.Duration // wait after Neutron refused more (default 1 min)
+	Log        *slog.Logger
+	Metrics    *metrics.Metrics // optional
+}
+
+// Pools holds the pools of one engine.
+type Pools struct {
+	eng  *engine.Engine
+	cfg  Config
+	log  *slog.Logger
+	sem  chan struct{}
+	kick chan struct{}
+
+	mu    sync.Mutex
+	pools map[string]*pool
+}
+
+type pool struct {
+	key     string
+	spec    Spec
+	target  int       // Min, lowered when Neutron runs out
+	until   time.Time // no refill before this (after a refusal)
+	filling int       // interfaces being made
+}
+
+// New makes an empty set of pools for the engine.
+func New(eng *engine.Engine, cfg Config) *Pools {
+	if cfg.Batch <= 0 {
+		cfg.Batch = 10
+	}
+	if cfg.Refill <= 0 {
+		cfg.Refill = 2 * time.Second
+	}
+	if cfg.MaxNeutron <= 0 {
+		cfg.MaxNeutron = 2
+	}
+	if cfg.Backoff <= 0 {
+		cfg.Backoff = time.Minute
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	return &Pools{eng: eng, cfg: cfg, log: cfg.Log, sem: make(chan struct{}, cfg.MaxNeutron),
+		kick: make(chan struct{}, 1), pools: map[string]*pool{}}
+}
+
+// Add declares a pool and returns its key. Declaring it again updates its sizes.
+func (p *Pools) Add(s Spec) (string, error) {
+	if s.Network == nil || s.Network.ID == "" {
+		return "", errors.New("pool: no network")
+	}
+	if s.Min < 0 || s.Max < s.Min || s.Max == 0 {
+		return "", fmt.Errorf("pool of %s: min %d, max %d: want 0 <= min <= max, max > 0", s.Network.Name, s.Min, s.Max)
+	}
+	key := Key(s.Network.ID, s.SecurityGroups)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if old := p.pools[key]; old != nil {
+		old.spec, old.target = s, s.Min
+	} else {
+		p.pools[key] = &pool{key: key, spec: s, target: s.Min}
+	}
+	p.poke()
+	return key, nil
+}
+
+// Keys lists the declared pools.
+func (p *Pools) Keys() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	keys := make([]string, 0, len(p.pools))
+	for k := range p.pools {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func (p *Pools) poke() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Depth counts the ready interfaces of a pool.
+func (p *Pools) Depth(ctx context.Context, key string) (int, error) {
+	n := 0
+	err := p.eng.Config().Store.View(ctx, func(st *state.State) error {
+		for _, a := range st.Attachments {
+			if a.Pool == key && a.OwnerKind == state.OwnerPool && a.Phase == state.PhaseReady {
+				n++
+			}
+		}
+		return nil
+	})
+	return n, err
+}
+
+// held counts every interface of a pool, ready or on its way.
+func (p *Pools) held(ctx context.Context, key string) (int, error) {
+	n := 0
+	err := p.eng.Config().Store.View(ctx, func(st *state.State) error {
+		for _, a := range st.Attachments {
+			if a.Pool == key && a.OwnerKind == state.OwnerPool {
+				n++
+			}
+		}
+		return nil
+	})
+	return n, err
+}
+
+// Run refills the pools until ctx ends.
+func (p *Pools) Run(ctx context.Context) {
+	t := time.NewTicker(p.cfg.Refill)
+	defer t.Stop()
+	for {
+		for _, key := range p.Keys() {
+			p.refill(ctx, key)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-p.kick:
+		}
+	}
+}
+
+// Fill tops one pool up to its target and waits for it: the bench and tests use it.
+func (p *Pools) Fill(ctx context.Context, key string) error {
+	for {
+		n, err := p.Depth(ctx, key)
+		if err != nil {
+			return err
+		}
+		p.mu.Lock()
+		pl := p.pools[key]
+		p.mu.Unlock()
+		if pl == nil {
+			return fmt.Errorf("no pool %s", key)
+		}
+		if n >= pl.target {
+			return nil
+		}
+		if err := p.grow(ctx, pl, min(p.cfg.Batch, pl.target-n)); err != nil {
+			return err
+		}
+	}
+}
+
+// refill starts batches for a pool that is below its target, in the background.
+func (p *Pools) refill(ctx context.Context, key string) {
+	p.mu.Lock()
+	pl := p.pools[key]
+	if pl == nil || time.Now().Before(pl.until) {
+		p.mu.Unlock()
+		return
+	}
+	p.mu.Unlock()
+	held, err := p.held(ctx, key)
+	if err != nil {
+		p.log.Warn("pool: read state", "pool", key, "err", err)
+		return
+	}
+	ready, _ := p.Depth(ctx, key)
+	p.gauge(key, ready)
+	p.mu.Lock()
+	want := pl.target - held - pl.filling
+	if room := pl.spec.Max - held - pl.filling; want > room {
+		want = room
+	}
+	if want <= 0 {
+		p.mu.Unlock()
+		return
+	}
+	n := min(want, p.cfg.Batch)
+	pl.filling += n
+	p.mu.Unlock()
+	go func() {
+		defer func() {
+			p.mu.Lock()
+			pl.filling -= n
+			p.mu.Unlock()
+			p.poke()
+		}()
+		if err := p.grow(ctx, pl, n); err != nil && ctx.Err() == nil {
+			p.log.Warn("pool: refill failed", "pool", key, "network", pl.spec.Network.Name, "err", err)
+		}
+	}()
+}
+
+// grow makes n interfaces for a pool: one bulk port call, one add_subports, then the
+// local plumbing and probe of each.
+func (p *Pools) grow(ctx context.Context, pl *pool, n int) error {
+	select {
+	case p.sem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	atts, err := p.eng.PrepareBatch(ctx, engine.Request{
+		Owner: pl.key, OwnerKind: state.OwnerPool, Pool: pl.key, Network: pl.spec.Network,
+		SecurityGroups: pl.spec.SecurityGroups, AtRest: true,
+	}, n)
+	<-p.sem
+	if err != nil {
+		if reason := exhausted(err); reason != "" {
+			p.shrink(ctx, pl, reason, err)
+		}
+		return err
+	}
+	var errs []error
+	for _, a := range atts {
+		if _, err := p.eng.Plumb(ctx, a.ID, engine.Request{Owner: pl.key, OwnerKind: state.OwnerPool}); err != nil {
+			errs = append(errs, err)
+			// A pool interface that cannot be plumbed is of no use: release it.
+			if derr := p.eng.Detach(context.WithoutCancel(ctx), a.ID); derr != nil {
+				errs = append(errs, derr)
+			}
+		}
+	}
+	if ready, err := p.Depth(ctx, pl.key); err == nil {
+		p.gauge(pl.key, ready)
+	}
+	return errors.Join(errs...)
+}
+
+// exhausted tells a refusal that more requests would not cure: no addresses left in the
+// subnet, or the project's port quota used up.
+func exhausted(err error) string {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "IpAddressGenerationFailure") || strings.Contains(msg, "No more IP addresses"):
+		return "no-addresses"
+	case strings.Contains(msg, "OverQuota") || strings.Contains(msg, "Quota exceeded"):
+		return "quota"
+	}
+	return ""
+}
+
+// shrink lowers a pool's target to what it holds and pauses its refills.
+func (p *Pools) shrink(ctx context.Context, pl *pool, reason string, cause error) {
+	held, _ := p.held(ctx, pl.key)
+	p.mu.Lock()
+	old := pl.target
+	if held < pl.target {
+		pl.target = held
+	}
+	pl.until = time.Now().Add(p.cfg.Backoff)
+	p.mu.Unlock()
+	p.log.Warn("pool shrinks: Neutron refuses more ports; attaches beyond it take the cold path",
+		"pool", pl.key, "network", pl.spec.Network.Name, "reason", reason, "target", pl.target, "was", old, "err", cause)
+	if p.cfg.Metrics != nil {
+		p.cfg.Metrics.PoolShrinks.WithLabelValues(pl.key, reason).Inc()
+	}
+	// Try the declared size again later: addresses and quota come back.
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-time.After(p.cfg.Backoff):
+			p.mu.Lock()
+			pl.target = pl.spec.Min
+			p.mu.Unlock()
+			p.poke()
+		}
+	}()
+}
+
+func (p *Pools) gauge(key string, n int) {
+	if p.cfg.Metrics != nil {
+		p.cfg.Metrics.PoolDepth.WithLabelValues(key).Set(float64(n))
+	}
+}
+
+// Attach serves an attach from the request's pool when it has a ready interface (warm),
+// else the cold way. It reports whether the pool served it.
+func (p *Pools) Attach(ctx context.Context, req engine.Request) (*state.Attachment, bool, error) {
+	t0 := time.Now()
+	key := Key(req.Network.ID, req.SecurityGroups)
+	p.mu.Lock()
+	_, declared := p.pools[key]
+	p.mu.Unlock()
+	if declared {
+		att, err := p.eng.Claim(ctx, key, req)
+		if err != nil {
+			return nil, false, err
+		}
+		if att != nil {
+			att, err := p.eng.Take(ctx, att.ID, req)
+			if err == nil {
+				p.count(key, true, "warm", t0)
+				p.poke()
+				return att, true, nil
+			}
+			p.log.Warn("pool: warm attach failed; going the cold way", "pool", key, "err", err)
+		}
+		p.count(key, false, "", t0)
+		p.poke()
+	}
+	att, err := p.eng.Attach(ctx, req)
+	if err != nil {
+		if p.cfg.Metrics != nil {
+			p.cfg.Metrics.AttachErrors.WithLabelValues("cold").Inc()
+		}
+		return nil, false, err
+	}
+	if p.cfg.Metrics != nil {
+		p.cfg.Metrics.Attach.WithLabelValues("cold").Observe(time.Since(t0).Seconds())
+	}
+	return att, false, nil
+}
+
+func (p *Pools) count(key string, hit bool, path string, t0 time.Time) {
+	if p.cfg.Metrics == nil {
+		return
+	}
+	if hit {
+		p.cfg.Metrics.PoolHits.WithLabelValues(key).Inc()
+		p.cfg.Metrics.Attach.WithLabelValues(path).Observe(time.Since(t0).Seconds())
+	} else {
+		p.cfg.Metrics.PoolMisses.WithLabelValues(key).Inc()
+	}
+}
+
+// Detach releases an attachment: back into its network's pool (scrubbed) when the
+// policy reuses interfaces and the pool has room, else deleted.
+func (p *Pools) Detach(ctx context.Context, attID string) error {
+	if p.cfg.Reuse {
+		// Interfaces born in a pool go back to it (Attachment.Pool stays set while a
+		// container holds them).
+		var key string
+		_ = p.eng.Config().Store.View(ctx, func(st *state.State) error {
+			if a := st.Attachments[attID]; a != nil && a.Phase == state.PhaseAttached && a.NetNS != "" {
+				key = a.Pool
+			}
+			return nil
+		})
+		p.mu.Lock()
+		pl := p.pools[key]
+		p.mu.Unlock()
+		if pl != nil {
+			if held, err := p.held(ctx, key); err == nil && held < pl.spec.Max {
+				err := p.eng.Return(ctx, attID, key)
+				if err == nil {
+					return nil
+				}
+				p.log.Warn("pool: could not take the interface back; deleting it", "attachment", attID, "err", err)
+			}
+		}
+	}
+	return p.eng.Detach(ctx, attID)
+}
+
+// Drain releases every ready interface of the pools (the ones no container holds).
+func (p *Pools) Drain(ctx context.Context) error {
+	var ids []string
+	err := p.eng.Config().Store.View(ctx, func(st *state.State) error {
+		for _, a := range st.Attachments {
+			if a.OwnerKind == state.OwnerPool && a.Phase == state.PhaseReady {
+				ids = append(ids, a.ID)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, id := range ids {
+		errs = append(errs, p.eng.Detach(ctx, id))
+	}
+	return errors.Join(errs...)
+}
