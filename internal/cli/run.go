@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,6 +27,7 @@ const (
 	LabelSandbox = "org.ovn-docker.sandbox" // on the user's container: its sandbox's ID
 	LabelVM      = "org.ovn-docker.vm"      // the VM's port, on both
 	LabelNets    = "org.ovn-docker.networks"
+	LabelPID     = "org.ovn-docker.pid" // on the sandbox: the run that made it, until it is done
 )
 
 const runLong = `Run a container on Neutron networks: everything after "run" is docker run's own
@@ -137,7 +139,7 @@ func (a *app) run(parent context.Context, opts *runargs.Options) (err error) {
 			Name:  sandboxName(opts.Name),
 			Image: pause,
 			Labels: map[string]string{LabelRole: "sandbox", LabelVM: vif,
-				LabelNets: strings.Join(a.s.networks, ",")},
+				LabelNets: strings.Join(a.s.networks, ","), LabelPID: strconv.Itoa(os.Getpid())},
 			Hostname: opts.Hostname, Domainname: opts.Domainname,
 			DNS: dnsFor(opts.DNS, nets), DNSSearch: opts.DNSSearch, DNSOptions: opts.DNSOptions,
 			ExtraHosts: opts.ExtraHosts, Sysctls: opts.NetworkSysctls,
