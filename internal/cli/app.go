@@ -61,6 +61,8 @@ type app struct {
 	log      *slog.Logger
 	redactor *osauth.Redactor
 
+	// fault is the fault-injection hook of test builds (nil otherwise).
+	fault func(step string)
 	// transport, when set before the first OpenStack call, wraps its HTTP transport.
 	transport func(http.RoundTripper) http.RoundTripper
 
@@ -68,6 +70,13 @@ type app struct {
 	nc      *neutron.Client
 	sw      *ovs.Client
 	dc      *docker.Client
+}
+
+// step marks a named point of a command for the fault-injection switch of test builds.
+func (a *app) step(name string) {
+	if a.fault != nil {
+		a.fault(name)
+	}
 }
 
 func (a *app) close() {
@@ -229,6 +238,7 @@ func (a *app) engine(ctx context.Context) (*engine.Engine, error) {
 		Observe: func(phase string, d time.Duration) {
 			a.log.Debug("attach phase", "phase", phase, "ms", d.Milliseconds())
 		},
+		Fault: a.fault,
 	})
 }
 

@@ -94,10 +94,12 @@ func (a *app) removeContainer(ctx context.Context, dc *docker.Client, eng *engin
 			}
 		}
 	}
+	a.step("rm-released")
 	if app.ID != "" {
 		if err := dc.Remove(ctx, app.ID, true); err != nil {
 			return err
 		}
+		a.step("rm-container-removed")
 	}
 	if sandbox != "" {
 		if err := dc.Remove(ctx, sandbox, true); err != nil {

@@ -16,7 +16,7 @@ import (
 
 // Main runs the command line and returns the process's exit code.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	a := &app{stdout: stdout, stderr: stderr, getenv: getenv, redactor: &osauth.Redactor{}}
+	a := &app{stdout: stdout, stderr: stderr, getenv: getenv, redactor: &osauth.Redactor{}, fault: faultHook(getenv)}
 	defer a.close()
 	root := newRoot(a)
 	root.SetArgs(splitRun(args, globalValueFlags(root)))

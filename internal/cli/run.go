@@ -186,6 +186,7 @@ func (a *app) run(parent context.Context, opts *runargs.Options) (err error) {
 	sb := <-sbc
 	if sb.err == nil {
 		sandbox = sb.info.ID
+		a.step("sandbox")
 	}
 	if prepErr != nil {
 		return prepErr
@@ -193,6 +194,7 @@ func (a *app) run(parent context.Context, opts *runargs.Options) (err error) {
 	if sb.err != nil {
 		return sb.err
 	}
+	a.step("prepared")
 	lap("neutron ports and sandbox")
 	netns := docker.NetNSPath(sb.info.Pid)
 	for i, att := range atts {
@@ -202,6 +204,7 @@ func (a *app) run(parent context.Context, opts *runargs.Options) (err error) {
 			return fmt.Errorf("attach %s to network %s: %w", att.IfName, att.NetworkName, err)
 		}
 	}
+	a.step("plumbed")
 	lap("attach")
 	// The user's container, in the sandbox's namespace.
 	cfg, hc := opts.Config, opts.HostConfig
@@ -222,6 +225,7 @@ func (a *app) run(parent context.Context, opts *runargs.Options) (err error) {
 		return err
 	}
 	app = id
+	a.step("container-created")
 	for _, w := range warnings {
 		// Docker judges forwarding by its own networks; the container uses the sandbox's.
 		if strings.Contains(w, "IPv4 forwarding is disabled") {
@@ -232,6 +236,7 @@ func (a *app) run(parent context.Context, opts *runargs.Options) (err error) {
 	if err := dc.Start(ctx, id); err != nil {
 		return err
 	}
+	a.step("container-started")
 	lap("container")
 	name := opts.Name
 	if info, err := dc.Inspect(ctx, id); err == nil {

@@ -10,12 +10,19 @@ import (
 )
 
 // BuildBinary builds ovn-docker (static: it is also the sandboxes' pause process) into
-// dir and returns its path. TestMain calls it once per test binary.
-func BuildBinary(dir string) (string, error) {
+// dir and returns its path. TestMain calls it once per test binary. Build tags (such as
+// faultinject) give a test build; its file name carries them.
+func BuildBinary(dir string, tags ...string) (string, error) {
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(file), "..", "..")
-	out := filepath.Join(dir, "ovn-docker")
-	cmd := exec.Command("go", "build", "-o", out, "./cmd/ovn-docker")
+	name := "ovn-docker"
+	args := []string{"build"}
+	if len(tags) > 0 {
+		name += "-" + strings.Join(tags, "-")
+		args = append(args, "-tags", strings.Join(tags, ","))
+	}
+	out := filepath.Join(dir, name)
+	cmd := exec.Command("go", append(args, "-o", out, "./cmd/ovn-docker")...)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {

@@ -15,8 +15,9 @@ import (
 	"github.com/ovn-docker/ovn-docker/internal/testutil"
 )
 
-// bin is the ovn-docker binary under test, built once.
-var bin string
+// bin is the ovn-docker binary under test, built once; binFault is the same with the
+// fault-injection switch (OVN_DOCKER_FAULT) built in.
+var bin, binFault string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "ovn-docker-e2e-")
@@ -25,6 +26,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	bin, err = testutil.BuildBinary(dir)
+	if err == nil {
+		binFault, err = testutil.BuildBinary(dir, "faultinject")
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -48,9 +52,16 @@ func (r result) String() string {
 // environment variables (KEY=VALUE) laid over the VM's.
 func ovnDocker(t *testing.T, vm *testutil.VM, env []string, args ...string) result {
 	t.Helper()
+	return runBinary(t, bin, vm, env, args...)
+}
+
+// runBinary runs an ovn-docker build inside the VM; a process killed by a signal ends
+// with code -1.
+func runBinary(t *testing.T, binary string, vm *testutil.VM, env []string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := vm.Command(ctx, bin, args...)
+	cmd := vm.Command(ctx, binary, args...)
 	cmd.Env = append(cmd.Env, env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
