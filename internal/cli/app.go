@@ -11,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,6 +24,7 @@ import (
 	"github.com/ovn-docker/ovn-docker/internal/osauth"
 	"github.com/ovn-docker/ovn-docker/internal/ovs"
 	"github.com/ovn-docker/ovn-docker/internal/state"
+	"github.com/ovn-docker/ovn-docker/internal/throttle"
 )
 
 // Defaults of the local settings.
@@ -70,6 +73,7 @@ type app struct {
 	nc      *neutron.Client
 	sw      *ovs.Client
 	dc      *docker.Client
+	vifPort *neutron.Port // the VM's port, once vif found it
 }
 
 // step marks a named point of a command for the fault-injection switch of test builds.
@@ -106,13 +110,33 @@ func (a *app) openstack(ctx context.Context) (*osauth.Session, error) {
 	}
 	s, err := osauth.Authenticate(ctx, osauth.Options{
 		Token: token, Cloud: a.s.cloud, AuthURL: a.s.authURL, Region: a.s.region,
-		Getenv: a.getenv, Redactor: a.redactor, Transport: a.transport,
+		Getenv: a.getenv, Redactor: a.redactor, Transport: a.wrapTransport,
+		CacheDir: filepath.Join(a.s.stateDir, "tokens"),
 	})
 	if err != nil {
 		return nil, err
 	}
 	a.session = s
 	return s, nil
+}
+
+// wrapTransport puts the VM-wide limit on OpenStack requests in flight, and the retries
+// of transient failures, around each request (and a.transport's counting inside them).
+func (a *app) wrapTransport(base http.RoundTripper) http.RoundTripper {
+	rt := base
+	if a.transport != nil {
+		rt = a.transport(rt)
+	}
+	n := 4
+	if v, err := strconv.Atoi(a.getenv("OVN_DOCKER_API_CONCURRENCY")); err == nil && v > 0 {
+		n = v
+	}
+	slots, err := throttle.NewSlots(filepath.Join(a.s.stateDir, "api-slots"), n)
+	if err != nil {
+		a.log.Warn("no VM-wide limit on OpenStack requests", "err", err)
+		slots = nil
+	}
+	return &throttle.Transport{Next: rt, Slots: slots}
 }
 
 func (a *app) neutron(ctx context.Context) (*neutron.Client, error) {
@@ -180,6 +204,7 @@ func (a *app) vif(ctx context.Context) (string, error) {
 			a.log.Warn("the vif-id's MAC is not the uplink's: is this the port of this VM?",
 				"vif-id", p.ID, "port_mac", p.MAC.String(), "uplink", a.s.uplink, "uplink_mac", mac.String())
 		}
+		a.vifPort = p
 		return p.ID, nil
 	}
 	mac, err := uplinkMAC(a.s.uplink)
@@ -196,6 +221,7 @@ func (a *app) vif(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("no --vif-id given, and the uplink %s's MAC %s does not identify the VM's port: %w", a.s.uplink, mac, err)
 	}
 	a.log.Info("found the VM's port from the uplink's MAC", "uplink", a.s.uplink, "vif-id", p.ID)
+	a.vifPort = p
 	return p.ID, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"slices"
@@ -31,8 +32,11 @@ type Options struct {
 	AuthURL  string // --os-auth-url
 	Region   string // --os-region-name
 	Getenv   func(string) string
-	Timeout  time.Duration // per HTTP request; 0 means 30 s
+	Timeout  time.Duration // per HTTP request attempt; 0 means 60 s
 	Redactor *Redactor
+	// CacheDir, when set, keeps tokens got with a password or an application credential
+	// there (see cache.go), for the next runs with the same credentials.
+	CacheDir string
 	// Transport, when set, wraps the HTTP transport (metrics, call counting, fault injection).
 	Transport func(http.RoundTripper) http.RoundTripper
 }
@@ -73,7 +77,7 @@ func Authenticate(ctx context.Context, o Options) (*Session, error) {
 	}
 	timeout := o.Timeout
 	if timeout == 0 {
-		timeout = 30 * time.Second
+		timeout = 60 * time.Second
 	}
 	var rt http.RoundTripper = &http.Transport{
 		Proxy:               http.ProxyFromEnvironment,
@@ -81,13 +85,29 @@ func Authenticate(ctx context.Context, o Options) (*Session, error) {
 		MaxIdleConnsPerHost: 64,
 		IdleConnTimeout:     90 * time.Second,
 	}
+	// The timeout bounds each attempt on the wire, not the time a request may wait
+	// for its turn or between retries (o.Transport's business, within the caller's
+	// context).
+	rt = attemptTimeout{next: rt, d: timeout}
 	if o.Transport != nil {
 		rt = o.Transport(rt)
 	}
-	pc.HTTPClient = http.Client{Transport: rt, Timeout: timeout}
+	pc.HTTPClient = http.Client{Transport: rt}
 	pc.UserAgent.Prepend("ovn-docker")
+	pc.UseTokenLock() // the daemon shares one provider between goroutines
+	var cache string
+	if o.CacheDir != "" && ao.TokenID == "" && ao.AllowReauth {
+		cache = cacheFile(o.CacheDir, ao)
+		if c, ok := loadToken(cache); ok {
+			fromCache(pc, c, ao, cache)
+			return &Session{Provider: pc, Endpoint: eo, Method: method, ProjectID: c.Project}, nil
+		}
+	}
 	if err := openstack.Authenticate(ctx, pc, ao); err != nil {
 		return nil, red.Error(describeAuthError(method, ao.IdentityEndpoint, err))
+	}
+	if cache != "" {
+		_ = saveToken(cache, pc)
 	}
 	return &Session{Provider: pc, Endpoint: eo, Method: method, ProjectID: projectOf(pc)}, nil
 }
@@ -329,3 +349,34 @@ type redacted struct {
 
 func (e *redacted) Error() string { return e.msg }
 func (e *redacted) Unwrap() error { return e.err }
+
+// attemptTimeout ends one request attempt after d, its body reading included.
+type attemptTimeout struct {
+	next http.RoundTripper
+	d    time.Duration
+}
+
+func (t attemptTimeout) RoundTrip(r *http.Request) (*http.Response, error) {
+	ctx, cancel := context.WithTimeout(r.Context(), t.d)
+	resp, err := t.next.RoundTrip(r.WithContext(ctx))
+	if err != nil {
+		cancel()
+		if ctx.Err() == context.DeadlineExceeded && r.Context().Err() == nil {
+			return nil, fmt.Errorf("%s %s: no answer within %s: %w", r.Method, r.URL.Redacted(), t.d, context.DeadlineExceeded)
+		}
+		return nil, err
+	}
+	resp.Body = cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
+	return resp, nil
+}
+
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
+}
