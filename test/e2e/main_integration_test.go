@@ -59,7 +59,13 @@ func ovnDocker(t *testing.T, vm *testutil.VM, env []string, args ...string) resu
 // with code -1.
 func runBinary(t *testing.T, binary string, vm *testutil.VM, env []string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	return runBinaryWithin(t, 3*time.Minute, binary, vm, env, args...)
+}
+
+// runBinaryWithin is runBinary with a deadline of its own.
+func runBinaryWithin(t *testing.T, d time.Duration, binary string, vm *testutil.VM, env []string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	cmd := vm.Command(ctx, binary, args...)
 	cmd.Env = append(cmd.Env, env...)

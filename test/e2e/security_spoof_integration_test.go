@@ -1,0 +1,267 @@
+//go:build integration
+
+package e2e
+
+import (
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ovn-docker/ovn-docker/internal/testutil"
+)
+
+// assertPortSecurity checks that OVN's Northbound row of the container's port locks it
+// to Neutron's MAC and IP: port_security = "MAC IP".
+func assertPortSecurity(t *testing.T, s *testutil.Stack, b *box) {
+	t.Helper()
+	got := strings.Fields(s.NBCtl(t, "--bare", "--columns=port_security", "find", "logical_switch_port", "name="+b.eth0.Port))
+	want := []string{b.eth0.MAC, ipOf(b.eth0)}
+	if len(got) != 2 || !strings.EqualFold(got[0], want[0]) || got[1] != want[1] {
+		t.Fatalf("port_security of %s's port %s is %q, want %q", b, b.eth0.Port, got, want)
+	}
+}
+
+// TestSecurityAntiSpoofing: every container port carries OVN port security, and a
+// container that changes its IP or MAC, or sends with a forged source (busybox tools or
+// raw frames), reaches no peer, in its own VM or in another: the peers' own interfaces
+// and kernels see nothing of it. The same attacker with its own identity does reach
+// them, before and after.
+func TestSecurityAntiSpoofing(t *testing.T) {
+	s := testutil.LoadStack(t)
+	vms := s.TenantVMs(t, 2)
+	vm1, vm2 := vms[0], vms[1]
+	ls := tenantNetwork(t, vm1, uniq("spoof"))
+	t.Cleanup(func() { cleanVM(t, vm1); cleanVM(t, vm2) })
+
+	// The attacker may change its own interface (NET_ADMIN); the neighbour is the
+	// container whose identity it borrows; the peers, in the other VM and in its own,
+	// are the targets.
+	on := []string{"--network", ls}
+	bs := runBoxes(t,
+		boxSpec{vm: vm1, name: "spoofer", global: on, opts: []string{"--cap-add", "NET_ADMIN"}},
+		boxSpec{vm: vm1, name: "neighbour", global: on},
+		boxSpec{vm: vm2, name: "peer", global: on},
+		boxSpec{vm: vm1, name: "local-peer", global: on})
+	att, nbr, peers := bs[0], bs[1], bs[2:]
+	for _, b := range append([]*box{att, nbr}, peers...) {
+		assertPortSecurity(t, s, b)
+	}
+
+	// Control: the attacker reaches each peer with busybox's ping and with a raw frame
+	// under its own identity, and the peer's capture and ICMP counter see both.
+	gw := gatewayOf(t, att)
+	tx := att.sender(t)
+	for _, p := range peers {
+		att.mustPing(t, p.ip().String())
+		rx := p.listen(t)
+		ok := marker(t, "control")
+		before := p.snmp(t, "Icmp", "InEchos")
+		tx.send(t, ether(p.mac(), att.mac(), 0x0800, icmpEcho(att.ip(), p.ip(), 1, ok)))
+		if !rx.waitSeen(withMarker(ok), 5*time.Second) {
+			t.Fatalf("control: %s did not receive a raw echo request from %s", p, att)
+		}
+		if after := p.snmp(t, "Icmp", "InEchos"); after <= before {
+			t.Fatalf("control: %s's kernel counted no echo request (InEchos %d -> %d)", p, before, after)
+		}
+		rx.stop()
+	}
+
+	// A free address of the subnet, and a MAC no port has.
+	subnet := netip.MustParsePrefix(att.eth0.IPs[0]).Masked()
+	free := freeAddr(t, subnet, append([]*box{att, nbr}, peers...)...)
+	fakeMAC := strangerMAC(0x51)
+	plen := "/" + strings.SplitN(att.eth0.IPs[0], "/", 2)[1]
+	// pingPeers pings every peer with busybox; it reports any answer.
+	pingPeers := func(extra ...string) (bool, string) {
+		for _, p := range peers {
+			if ok, out := att.pings(p.ip().String(), extra...); ok {
+				return true, out
+			}
+		}
+		return false, ""
+	}
+	// raw sends, to every peer, the frames that f makes for it.
+	raw := func(t *testing.T, f func(p *box, m []byte) [][]byte) {
+		m := marker(t, "spoof")
+		for _, p := range peers {
+			tx.send(t, f(p, m)...)
+		}
+	}
+
+	for _, tc := range []struct {
+		name string
+		// forged: what the attack's packets carry as their source.
+		forgedMAC net.HardwareAddr
+		forgedIP  netip.Addr
+		attack    func(t *testing.T) (reached bool, detail string)
+		restore   func(t *testing.T)
+	}{
+		{
+			name: "another IP added, ping -I it", forgedIP: free,
+			attack: func(t *testing.T) (bool, string) {
+				att.mustExec(t, "ip", "addr", "add", free.String()+plen, "dev", "eth0")
+				return pingPeers("-I", free.String())
+			},
+			restore: func(t *testing.T) { att.mustExec(t, "ip", "addr", "del", free.String()+plen, "dev", "eth0") },
+		},
+		{
+			name: "IP changed", forgedIP: free,
+			attack: func(t *testing.T) (bool, string) {
+				att.mustExec(t, "ip", "addr", "del", att.eth0.IPs[0], "dev", "eth0")
+				att.mustExec(t, "ip", "addr", "add", free.String()+plen, "dev", "eth0")
+				att.mustExec(t, "ip", "neigh", "flush", "dev", "eth0")
+				return pingPeers()
+			},
+			restore: func(t *testing.T) {
+				att.mustExec(t, "ip", "addr", "del", free.String()+plen, "dev", "eth0")
+				att.mustExec(t, "ip", "addr", "add", att.eth0.IPs[0], "dev", "eth0")
+			},
+		},
+		{
+			name: "IP changed to the neighbour's", forgedIP: nbr.ip(),
+			attack: func(t *testing.T) (bool, string) {
+				att.mustExec(t, "ip", "addr", "del", att.eth0.IPs[0], "dev", "eth0")
+				att.mustExec(t, "ip", "addr", "add", nbr.eth0.IPs[0], "dev", "eth0")
+				att.mustExec(t, "ip", "neigh", "flush", "dev", "eth0")
+				return pingPeers()
+			},
+			restore: func(t *testing.T) {
+				att.mustExec(t, "ip", "addr", "del", nbr.eth0.IPs[0], "dev", "eth0")
+				att.mustExec(t, "ip", "addr", "add", att.eth0.IPs[0], "dev", "eth0")
+			},
+		},
+		{
+			name: "MAC changed", forgedMAC: fakeMAC,
+			attack: func(t *testing.T) (bool, string) {
+				att.mustExec(t, "ip", "link", "set", "eth0", "address", fakeMAC.String())
+				att.mustExec(t, "ip", "neigh", "flush", "dev", "eth0")
+				return pingPeers()
+			},
+			restore: func(t *testing.T) { att.mustExec(t, "ip", "link", "set", "eth0", "address", att.eth0.MAC) },
+		},
+		{
+			name: "MAC changed to the neighbour's", forgedMAC: nbr.mac(),
+			attack: func(t *testing.T) (bool, string) {
+				att.mustExec(t, "ip", "link", "set", "eth0", "address", nbr.eth0.MAC)
+				return pingPeers()
+			},
+			restore: func(t *testing.T) { att.mustExec(t, "ip", "link", "set", "eth0", "address", att.eth0.MAC) },
+		},
+		{
+			name: "raw frames with a forged source IP", forgedIP: free,
+			attack: func(t *testing.T) (bool, string) {
+				raw(t, func(p *box, m []byte) [][]byte {
+					return [][]byte{ether(p.mac(), att.mac(), 0x0800, icmpEcho(free, p.ip(), 2, m)),
+						ether(broadcast, att.mac(), 0x0806, arpPacket(1, att.mac(), free, nil, p.ip()))}
+				})
+				return false, ""
+			},
+		},
+		{
+			name: "raw frames with a forged source MAC", forgedMAC: fakeMAC,
+			attack: func(t *testing.T) (bool, string) {
+				raw(t, func(p *box, m []byte) [][]byte {
+					return [][]byte{ether(p.mac(), fakeMAC, 0x0800, icmpEcho(att.ip(), p.ip(), 3, m)),
+						ether(broadcast, fakeMAC, 0x0806, arpPacket(1, fakeMAC, att.ip(), nil, p.ip()))}
+				})
+				return false, ""
+			},
+		},
+		{
+			name: "raw frames as the neighbour", forgedMAC: nbr.mac(), forgedIP: nbr.ip(),
+			attack: func(t *testing.T) (bool, string) {
+				raw(t, func(p *box, m []byte) [][]byte {
+					return [][]byte{ether(p.mac(), nbr.mac(), 0x0800, icmpEcho(nbr.ip(), p.ip(), 4, m)),
+						ether(broadcast, nbr.mac(), 0x0806, arpPacket(1, nbr.mac(), nbr.ip(), nil, p.ip()))}
+				})
+				return false, ""
+			},
+		},
+		{
+			// ARP poisoning: "the neighbour's IP is at my MAC", to each peer and to all.
+			name: "ARP claiming the neighbour's IP", forgedIP: nbr.ip(),
+			attack: func(t *testing.T) (bool, string) {
+				raw(t, func(p *box, _ []byte) [][]byte {
+					return [][]byte{ether(p.mac(), att.mac(), 0x0806, arpPacket(2, att.mac(), nbr.ip(), p.mac(), p.ip())),
+						ether(broadcast, att.mac(), 0x0806, arpPacket(1, att.mac(), nbr.ip(), nil, nbr.ip())),
+						ether(broadcast, att.mac(), 0x0806, arpPacket(2, att.mac(), nbr.ip(), broadcast, nbr.ip()))}
+				})
+				return false, ""
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var rxs []*capture
+			var echos []int
+			for _, p := range peers {
+				rxs = append(rxs, p.listen(t))
+				echos = append(echos, p.snmp(t, "Icmp", "InEchos"))
+			}
+			reached, detail := tc.attack(t)
+			if tc.restore != nil {
+				tc.restore(t)
+			}
+			if reached {
+				t.Errorf("the spoofing container got an answer:\n%s", detail)
+			}
+			settle(rxs...)
+			for i, p := range peers {
+				got := rxs[i].stop()
+				if leaked := rxs[i].seen(fromIdentity(tc.forgedMAC, tc.forgedIP)); len(leaked) > 0 {
+					t.Errorf("%s received %d of %d frames with the forged source (MAC %v, IP %v), first: %s",
+						p, len(leaked), len(got), tc.forgedMAC, tc.forgedIP, leaked[0])
+				}
+				if after := p.snmp(t, "Icmp", "InEchos"); after != echos[i] {
+					t.Errorf("%s's kernel counted %d echo requests during the attack", p, after-echos[i])
+				}
+				if neigh := p.mustExec(t, "ip", "neigh", "show", nbr.ip().String()); strings.Contains(neigh, att.eth0.MAC) {
+					t.Errorf("%s's ARP cache maps the neighbour's %s to the attacker's MAC: %s", p, nbr.ip(), neigh)
+				}
+			}
+			// The attacker, itself again, still reaches the peers: its port was filtered,
+			// not broken.
+			att.mustExec(t, "ip", "route", "replace", "default", "via", gw, "dev", "eth0")
+			for _, p := range peers {
+				att.mustPing(t, p.ip().String())
+			}
+		})
+	}
+}
+
+// freeAddr returns an address of the subnet that none of the boxes has, away from the
+// start (gateway, DHCP) and end of the range.
+func freeAddr(t *testing.T, subnet netip.Prefix, boxes ...*box) netip.Addr {
+	t.Helper()
+	a := subnet.Addr()
+	for i := 0; i < 200; i++ {
+		a = a.Next()
+	}
+	for ; subnet.Contains(a); a = a.Next() {
+		taken := false
+		for _, b := range boxes {
+			taken = taken || b.ip() == a
+		}
+		if !taken {
+			return a
+		}
+	}
+	t.Fatalf("no free address in %s", subnet)
+	return netip.Addr{}
+}
+
+// gatewayOf reads the container's default gateway from its routes: Neutron's subnet
+// gateway, which ovn-docker gives eth0 as its default route.
+func gatewayOf(t *testing.T, b *box) string {
+	t.Helper()
+	out := b.mustExec(t, "ip", "route", "show", "default")
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 5 && f[0] == "default" && f[1] == "via" && f[4] == "eth0" {
+			return f[2]
+		}
+	}
+	t.Fatalf("%s has no default route via eth0:\n%s", b, out)
+	return ""
+}
