@@ -63,5 +63,17 @@ step "gofmt" gofmt_clean
 step "go vet" go vet ./...
 step "go vet (integration)" go vet -tags integration ./...
 step "unit tests" go test -race -count=1 "${runflag[@]}" ./...
+fuzz_briefly() { # every fuzz target of the project, a few seconds each
+	local rc=0 file pkg fn
+	while IFS=: read -r file fn; do
+		pkg=./$(dirname "$file")
+		fn=$(sed -E 's/^func (Fuzz[A-Za-z0-9_]*).*/\1/' <<<"$fn")
+		go test -run '^$' -fuzz "^$fn\$" -fuzztime "${OVN_DOCKER_FUZZTIME:-4s}" "$pkg" >/tmp/fuzz.$$ 2>&1 ||
+			{ echo "fuzz $pkg $fn failed:"; tail -20 /tmp/fuzz.$$; rc=1; }
+	done < <(grep -rHo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*(f \*testing.F)' internal cmd 2>/dev/null)
+	rm -f /tmp/fuzz.$$
+	return $rc
+}
+step "fuzz (brief)" fuzz_briefly
 step "integration tests" go test -race -count=1 -timeout 15m -tags integration "${runflag[@]}" ./internal/...
 step "end-to-end tests" go test -count=1 -timeout 20m -tags integration "${runflag[@]}" ./test/...

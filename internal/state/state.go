@@ -247,19 +247,27 @@ func (s *Store) read() (*State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read state: %w", err)
 	}
+	return decode(b, filepath.Join(s.dir, fileName))
+}
+
+// decode parses a state file's bytes; path only names it in errors.
+func decode(b []byte, path string) (*State, error) {
+	st := &State{Version: Version, Attachments: map[string]*Attachment{}}
 	if err := json.Unmarshal(b, st); err != nil {
-		return nil, fmt.Errorf("state file %s is corrupt: %w", filepath.Join(s.dir, fileName), err)
+		return nil, fmt.Errorf("state file %s is corrupt: %w", path, err)
 	}
 	if st.Version > Version {
-		return nil, fmt.Errorf("state file %s has version %d, newer than this ovn-docker (%d)",
-			filepath.Join(s.dir, fileName), st.Version, Version)
+		return nil, fmt.Errorf("state file %s has version %d, newer than this ovn-docker (%d)", path, st.Version, Version)
 	}
 	if st.Attachments == nil {
 		st.Attachments = map[string]*Attachment{}
 	}
 	for id, a := range st.Attachments {
 		if a == nil || a.ID != id {
-			return nil, fmt.Errorf("state file %s is corrupt: attachment %q", filepath.Join(s.dir, fileName), id)
+			return nil, fmt.Errorf("state file %s is corrupt: attachment %q", path, id)
+		}
+		if a.VLAN < 0 || a.VLAN > 4094 {
+			return nil, fmt.Errorf("state file %s is corrupt: attachment %q has vlan %d", path, id, a.VLAN)
 		}
 	}
 	return st, nil
