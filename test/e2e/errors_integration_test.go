@@ -4,6 +4,8 @@ package e2e
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -24,8 +26,30 @@ func TestWorkflowErrors(t *testing.T) {
 	t.Cleanup(func() { ovnDocker(t, vm, nil, "delete", "network", ls) })
 	// A container whose name a later case reuses.
 	mustOVNDocker(t, vm, "--network", ls, "run", "-d", "--name", "taken", "busybox:local", "sleep", "600")
+	taken := entryOf(t, vm, "taken", "eth0")
 	before := measure(t, s, vm)
 	const badToken = "gAAAAABnotarealtoken0123456789abcdefghijklmnopqrstuvwxyz"
+	dir := t.TempDir()
+	corrupt, badVLAN, badClouds := dir+"/corrupt", dir+"/vlan", dir+"/clouds.yaml"
+	for path, content := range map[string]string{
+		corrupt + "/state.json": "{not json",
+		badVLAN + "/state.json": `{"version":1,"attachments":{"a":{"id":"a","vlan":5000}}}`,
+		badClouds:               "clouds: [this is: not: a map",
+		dir + "/token-readable": "gAAAAABsometokenvalue",
+		dir + "/token-private":  "gAAAAABsometokenvalue",
+	} {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(dir+"/token-readable", 0o644); err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("n", 300)
+	vmB := s.TenantBVM(t)
 
 	for _, tc := range []struct {
 		name string
@@ -49,6 +73,56 @@ func TestWorkflowErrors(t *testing.T) {
 		{"no credentials", []string{"OS_PASSWORD=", "OS_USERNAME=", "OS_CLOUD="}, []string{"list", "networks"}, "no OpenStack credentials"},
 		{"wrong password", []string{"OS_PASSWORD=wrong-password-123"}, []string{"list", "networks"}, "refused the credentials (password)"},
 		{"unknown command", nil, []string{"frobnicate"}, "unknown command"},
+		// Command lines.
+		{"create network without a name", nil, []string{"create", "network"}, "needs NAME"},
+		{"create network with two names", nil, []string{"create", "network", "a", "b"}, "needs NAME"},
+		{"delete network without a name", nil, []string{"delete", "network"}, "needs NAME"},
+		{"rm without a container", nil, []string{"rm"}, "needs at least one container"},
+		{"zero timeout", nil, []string{"--timeout=0s", "list", "networks"}, "--timeout must be positive"},
+		{"bad log level", nil, []string{"--log-level", "loud", "ps"}, "--log-level"},
+		{"bad ps format", nil, []string{"ps", "-f", "yaml"}, "use table or json"},
+		{"bad list format", nil, []string{"list", "networks", "-f", "xml"}, "use table or json"},
+		{"bad bench samples", nil, []string{"bench", "--samples", "x"}, "--samples"},
+		{"unknown flag", nil, []string{"--frob", "ps"}, "unknown flag"},
+		// Network names.
+		{"empty network name", nil, []string{"create", "network", ""}, "network name is empty"},
+		{"network name with a newline", nil, []string{"create", "network", "a\nb"}, "control character"},
+		{"network name too long", nil, []string{"create", "network", long}, "at most 255"},
+		{"network name like an ID", nil, []string{"create", "network", "0b1f2c3d-0000-4000-8000-000000000000"}, "looks like an ID"},
+		{"network name taken", nil, []string{"create", "network", ls}, "already exists"},
+		{"delete an unknown network", nil, []string{"delete", "network", "no-such-net"}, "not found"},
+		{"empty --network", nil, []string{"--network", "", "run", "-d", "busybox:local", "true"}, "network name is empty"},
+		// CIDRs and gateways.
+		{"IPv6 as --subnet", nil, []string{"create", "network", uniq("bad"), "--subnet", "fd00::/64"}, "is not IPv4"},
+		{"subnet too small", nil, []string{"create", "network", uniq("bad"), "--subnet", "10.0.0.0/30"}, "too small"},
+		{"multicast subnet", nil, []string{"create", "network", uniq("bad"), "--subnet", "224.0.0.0/24"}, "not a unicast range"},
+		{"gateway without subnet", nil, []string{"create", "network", uniq("bad"), "--gateway", "10.0.0.1"}, "--gateway needs --subnet"},
+		{"gateway outside the subnet", nil, []string{"create", "network", uniq("bad"), "--subnet", "10.0.0.0/24", "--gateway", "10.9.9.9"}, "not a host address"},
+		{"gateway not an address", nil, []string{"create", "network", uniq("bad"), "--subnet", "10.0.0.0/24", "--gateway", "abc"}, "is not an IP address"},
+		{"IPv4 as --ipv6-subnet", nil, []string{"create", "network", uniq("bad"), "--ipv6-subnet", "10.0.0.0/24"}, "is not IPv6"},
+		// vif-ids.
+		{"vif-id not an ID", nil, []string{"--vif-id=not-a-port", "--network", ls, "run", "-d", "busybox:local", "true"}, "no such Neutron port"},
+		{"vif-id of another tenant's VM", nil, []string{"--vif-id=" + vmB.VIFID(), "--network", ls, "run", "-d", "busybox:local", "true"}, "not visible to this project"},
+		// Container references.
+		{"rm an unknown container", nil, []string{"rm", "-f", "no-such-container"}, "no such container"},
+		{"rm a running container without -f", nil, []string{"rm", "taken"}, "is running"},
+		{"rm a sandbox in use", nil, []string{"rm", "-f", taken.Sandbox}, "network sandbox of"},
+		// Configuration and state files.
+		{"corrupt state file", []string{"OVN_DOCKER_STATE_DIR=" + corrupt}, []string{"ps"}, "is corrupt"},
+		{"state file with a VLAN out of range", []string{"OVN_DOCKER_STATE_DIR=" + badVLAN}, []string{"ps"}, "vlan 5000"},
+		{"unknown cloud", []string{"OS_CLIENT_CONFIG_FILE=" + s.CloudsFile()}, []string{"--os-cloud", "no-such-cloud", "list", "networks"}, "no-such-cloud"},
+		{"malformed clouds.yaml", []string{"OS_CLIENT_CONFIG_FILE=" + badClouds}, []string{"--os-cloud", "tenant-a", "list", "networks"}, "tenant-a"},
+		{"missing OS_CACERT", []string{"OS_CACERT=/nonexistent/ca.pem"}, []string{"list", "networks"}, "OS_CACERT"},
+		{"token file readable by others", nil, []string{"--cred-file", dir + "/token-readable", "list", "networks"}, "token-readable"},
+		{"token file missing", nil, []string{"--cred-file", dir + "/no-such-file", "list", "networks"}, "no-such-file"},
+		{"--cred and --cred-file", nil, []string{"--cred", badToken, "--cred-file", dir + "/token-private", "list", "networks"}, "not both"},
+		// docker run arguments.
+		{"published port", nil, []string{"--network", ls, "run", "-d", "-p", "80:80", "busybox:local", "true"}, "-p"},
+		{"fixed IP", nil, []string{"--network", ls, "run", "-d", "--ip", "10.0.0.5", "busybox:local", "true"}, "--ip"},
+		{"interactive", nil, []string{"--network", ls, "run", "-it", "busybox:local", "sh"}, "-i/-t are not supported"},
+		{"restart with --rm", nil, []string{"--network", ls, "run", "-d", "--rm", "--restart=always", "busybox:local", "true"}, "--restart"},
+		{"unknown docker option", nil, []string{"--network", ls, "run", "-d", "--frob", "busybox:local", "true"}, `unknown docker run option "--frob"`},
+		{"no image", nil, []string{"--network", ls, "run", "-d"}, "requires an image"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := ovnDocker(t, vm, tc.env, tc.args...)
@@ -62,6 +136,9 @@ func TestWorkflowErrors(t *testing.T) {
 			}
 			if len(lines) > 1 {
 				t.Errorf("more than one line on stderr:\n%s", r.stderr)
+			}
+			if strings.Contains(r.stderr, "panic:") || strings.Contains(r.stderr, "goroutine ") {
+				t.Fatalf("a panic: %s", r)
 			}
 			for _, secret := range []string{badToken, "wrong-password-123", vm.Env["OS_PASSWORD"]} {
 				if strings.Contains(r.stderr+r.stdout, secret) {

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -399,19 +400,17 @@ func keys(m map[string]json.RawMessage) []string {
 }
 
 func median(ds []time.Duration) time.Duration {
-	c := append([]time.Duration(nil), ds...)
-	for i := 1; i < len(c); i++ {
-		for j := i; j > 0 && c[j] < c[j-1]; j-- {
-			c[j], c[j-1] = c[j-1], c[j]
-		}
-	}
-	if len(c) == 0 {
+	if len(ds) == 0 {
 		return 0
 	}
+	c := slices.Clone(ds)
+	slices.Sort(c)
 	if len(c)%2 == 1 {
 		return c[len(c)/2]
 	}
 	return (c[len(c)/2-1] + c[len(c)/2]) / 2
 }
 
-func fmtMS(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond)) }
+func fmtMS(d time.Duration) string {
+	return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond))
+}

@@ -42,13 +42,7 @@ type box struct {
 // flags (--network, --security-group...), opts docker run's; cmd defaults to a long sleep.
 func runBox(t *testing.T, vm *testutil.VM, name string, global, opts []string, cmd ...string) *box {
 	t.Helper()
-	if len(cmd) == 0 {
-		cmd = []string{"sleep", "3600"}
-	}
-	args := append(append([]string{}, global...), "run", "-d", "--name", name)
-	args = append(append(args, opts...), "busybox:local")
-	mustOVNDocker(t, vm, append(args, cmd...)...)
-	return &box{vm: vm, name: name, eth0: entryOf(t, vm, name, "eth0")}
+	return runBoxes(t, boxSpec{vm: vm, name: name, global: global, opts: opts, cmd: cmd})[0]
 }
 
 // boxSpec is a container for runBoxes.

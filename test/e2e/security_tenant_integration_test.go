@@ -104,6 +104,9 @@ func TestSecurityTenantIsolation(t *testing.T) {
 		userB := []string{"OS_USERNAME=user-b", "OS_PASSWORD=" + passwordB, "OS_PROJECT_NAME=tenant-b"}
 		cloudB := []string{"OS_CLOUD=tenant-b", "OS_CLIENT_CONFIG_FILE=" + s.CloudsFile(), "OS_USERNAME=", "OS_PASSWORD="}
 		run := []string{"run", "-d", "busybox:local", "sleep", "60"}
+		// Every case must leave all of this as it is.
+		before := neutronSnapshot(t, admin, vifs, nets)
+		fpA, fpB := measure(t, s, vmA), measure(t, s, vmB)
 		const notVisible = "the VM's port is not visible to this project"
 		const otherProject = "a container joins only networks of its VM's project, or shared ones"
 		adminEnv := []string{"OS_USERNAME=admin", "OS_PASSWORD=" + s.Env["OS_PASSWORD"], "OS_PROJECT_NAME=admin"}
@@ -140,8 +143,6 @@ func TestSecurityTenantIsolation(t *testing.T) {
 				append([]string{"--mode=binding-profile", "--network", netBID}, run...), otherProject},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				before := neutronSnapshot(t, admin, vifs, nets)
-				fpA, fpB := measure(t, s, vmA), measure(t, s, vmB)
 				r := ovnDocker(t, tc.vm, tc.env, tc.args...)
 				if r.code == 0 {
 					t.Fatalf("succeeded: %s", r)

@@ -17,6 +17,7 @@ import (
 
 type psEntry struct {
 	Container string   `json:"container"`
+	Sandbox   string   `json:"sandbox"`
 	Name      string   `json:"name"`
 	Network   string   `json:"network"`
 	Interface string   `json:"interface"`
