@@ -1,0 +1,96 @@
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+)
+
+// Network is a Docker network as the network plugin reconciles it.
+type Network struct {
+	ID         string
+	Name       string
+	Driver     string
+	IPAMDriver string
+	Subnets    []string // the IPAM configuration's subnets
+	Endpoints  []Endpoint
+}
+
+// Endpoint is one endpoint of a network.
+type Endpoint struct {
+	ID        string
+	Container string // the container whose sandbox joined it; "" when none did
+	Name      string // the container's name
+	MAC       string
+	IPv4      string // CIDR notation
+	IPv6      string
+}
+
+// Networks returns the networks of one driver (every network when driver is ""), with
+// their endpoints. Networks removed while listing are skipped.
+func (c *Client) Networks(ctx context.Context, driver string) ([]Network, error) {
+	args := filters.NewArgs()
+	if driver != "" {
+		args.Add("driver", driver)
+	}
+	list, err := c.api.NetworkList(ctx, network.ListOptions{Filters: args})
+	if err != nil {
+		return nil, fmt.Errorf("list networks of driver %q: %w", driver, err)
+	}
+	out := make([]Network, 0, len(list))
+	for _, s := range list {
+		// The list leaves out endpoints; only inspect gives them.
+		n, err := c.Network(ctx, s.ID)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		// The driver filter matches by substring: keep the driver's own networks only.
+		if driver != "" && n.Driver != driver {
+			continue
+		}
+		out = append(out, n)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// Network inspects a network by ID or name; the error matches ErrNotFound when there is
+// no such network.
+func (c *Client) Network(ctx context.Context, ref string) (Network, error) {
+	r, err := c.api.NetworkInspect(ctx, ref, network.InspectOptions{})
+	if err != nil {
+		if cerrdefs.IsNotFound(err) {
+			return Network{}, fmt.Errorf("inspect network %s: %w", ref, ErrNotFound)
+		}
+		return Network{}, fmt.Errorf("inspect network %s: %w", ref, err)
+	}
+	return networkFromInspect(r), nil
+}
+
+func networkFromInspect(r network.Inspect) Network {
+	n := Network{ID: r.ID, Name: r.Name, Driver: r.Driver, IPAMDriver: r.IPAM.Driver}
+	for _, c := range r.IPAM.Config {
+		if c.Subnet != "" {
+			n.Subnets = append(n.Subnets, c.Subnet)
+		}
+	}
+	for key, e := range r.Containers {
+		ep := Endpoint{ID: e.EndpointID, Name: e.Name, MAC: e.MacAddress, IPv4: e.IPv4Address, IPv6: e.IPv6Address}
+		// Docker keys an endpoint that no container's sandbox joined "ep-" + its ID.
+		if !strings.HasPrefix(key, "ep-") {
+			ep.Container = key
+		}
+		n.Endpoints = append(n.Endpoints, ep)
+	}
+	sort.Slice(n.Endpoints, func(i, j int) bool { return n.Endpoints[i].ID < n.Endpoints[j].ID })
+	return n
+}
