@@ -5,6 +5,7 @@
 #   hack/stack.sh status                                         what runs and what does not
 #   hack/stack.sh logs [component]                               tails of the logs
 #   hack/stack.sh down [--purge]                                 stop everything; --purge also deletes the run folder
+#   hack/stack.sh stop|start COMPONENT                           one part: neutron, keystone, ovn-nb, vmN-ovsdb
 #
 # Everything lives under one run folder, $OVN_DOCKER_STACK_DIR (default /var/lib/ovn-docker-stack).
 # What runs: MariaDB (unix socket only), Keystone on 127.0.0.1:5000, neutron-server with ML2/OVN
@@ -662,11 +663,44 @@ cmd_logs() {
 	done
 }
 
+# One component down or up again, for outage tests and operators.
+cmd_component() {
+	local verb=$1 what=${2:-}
+	case "$verb:$what" in
+	stop:neutron | stop:keystone)
+		alive "$RUN/$what.pid" && kill -- "-$(cat "$RUN/$what.pid")" 2>/dev/null
+		wait_for 20 "$what exit" bash -c "! kill -0 \$(cat '$RUN/$what.pid' 2>/dev/null) 2>/dev/null" || true
+		;;
+	start:neutron) start_neutron ;;
+	start:keystone) start_keystone ;;
+	stop:ovn-nb) ovn_ctl stop_nb_ovsdb >>"$LOGS/ovn-ctl.log" 2>&1 ;;
+	start:ovn-nb)
+		nbctl --timeout=2 show >/dev/null 2>&1 && return 0
+		ovn_ctl start_nb_ovsdb >>"$LOGS/ovn-ctl.log" 2>&1
+		wait_for 20 nb nbctl --timeout=2 show || die "OVN NB did not come back"
+		;;
+	stop:vm*-ovsdb)
+		local d=$RUN/${what%-ovsdb}/ovs
+		ovs-appctl -t "$d/ovsdb-server.ctl" exit >/dev/null 2>&1 || true
+		wait_for 10 "ovsdb exit" bash -c "! kill -0 \$(cat '$d/ovsdb-server.pid' 2>/dev/null) 2>/dev/null" || true
+		;;
+	start:vm*-ovsdb)
+		local vm=${what%-ovsdb} d=$RUN/${what%-ovsdb}/ovs
+		alive "$d/ovsdb-server.pid" && return 0
+		ovsdb-server --remote="punix:$d/db.sock" --pidfile="$d/ovsdb-server.pid" --detach \
+			--unixctl="$d/ovsdb-server.ctl" -vconsole:off --log-file="$LOGS/ovsdb-server-$vm.log" "$d/conf.db"
+		;;
+	*) die "usage: $verb neutron|keystone|ovn-nb|vmN-ovsdb" ;;
+	esac
+	log "$verb $what: done"
+}
+
 [ "$(id -u)" = 0 ] || die "run as root (it creates network namespaces and starts system daemons)"
 case ${1:-} in
 up) shift; cmd_up "$@" ;;
 down) shift; cmd_down "$@" ;;
 status) cmd_status ;;
+stop | start) cmd_component "$@" ;;
 logs) shift; cmd_logs "$@" ;;
 *) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack"
@@ -98,6 +99,12 @@ func neutronMessage(err error) string {
 			return fmt.Sprintf("%s (%s, HTTP %d)", body.NeutronError.Message, body.NeutronError.Type, e.Actual)
 		}
 		return fmt.Sprintf("HTTP %d from %s %s", e.Actual, e.Method, e.URL)
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if u, perr := url.Parse(ue.URL); perr == nil {
+			return fmt.Sprintf("cannot reach Neutron at %s (%v)", u.Host, ue.Err)
+		}
 	}
 	return err.Error()
 }
