@@ -172,6 +172,9 @@ func (e *Engine) Take(ctx context.Context, attID string, req Request) (*state.At
 	att := &state.Attachment{ID: attID}
 	if err := e.setPhase(ctx, att, state.PhasePlace, func(a *state.Attachment) {
 		a.IfName, a.NetNS, a.PID = req.IfName, req.NetNS, os.Getpid()
+		if req.Owner != "" {
+			a.Owner, a.OwnerKind = req.Owner, req.OwnerKind
+		}
 		if req.Container != "" || req.ContainerName != "" {
 			a.Container, a.ContainerName = req.Container, req.ContainerName
 		}

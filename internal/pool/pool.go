@@ -399,6 +399,48 @@ func (p *Pools) Detach(ctx context.Context, attID string) error {
 	return p.eng.Detach(ctx, attID)
 }
 
+// Adopt checks the pools' interfaces found in the state (a restarted daemon's): a
+// ready one whose veth or access port is gone is released (the refill replaces it); one
+// a dead run was making is left to Recover.
+func (p *Pools) Adopt(ctx context.Context) error {
+	ls, okL := p.eng.Config().Links.(engine.LinkScanner)
+	bs, okB := p.eng.Config().Switch.(engine.BridgeScanner)
+	if !okL || !okB {
+		return nil
+	}
+	links, err := ls.List(ctx, "odv")
+	if err != nil {
+		return err
+	}
+	ports, err := bs.Ports(ctx, p.eng.Config().Bridge)
+	if err != nil {
+		return err
+	}
+	have := map[string]bool{}
+	for _, l := range links {
+		have["veth:"+l] = true
+	}
+	for _, pt := range ports {
+		have["ovs:"+pt.Name] = true
+	}
+	var broken []string
+	_ = p.eng.Config().Store.View(ctx, func(st *state.State) error {
+		for _, a := range st.Attachments {
+			if a.OwnerKind == state.OwnerPool && a.Phase == state.PhaseReady && a.PID == 0 &&
+				(!have["veth:"+a.HostIf] || !have["ovs:"+a.HostIf]) {
+				broken = append(broken, a.ID)
+			}
+		}
+		return nil
+	})
+	var errs []error
+	for _, id := range broken {
+		p.log.Info("pool: an interface lost its plumbing while the daemon was away; releasing it", "attachment", id)
+		errs = append(errs, p.eng.Detach(ctx, id))
+	}
+	return errors.Join(errs...)
+}
+
 // Drain releases every ready interface of the pools (the ones no container holds).
 func (p *Pools) Drain(ctx context.Context) error {
 	var ids []string
