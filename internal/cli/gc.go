@@ -19,6 +19,7 @@ import (
 
 func newGCCmd(a *app) *cobra.Command {
 	var grace time.Duration
+	var drain bool
 	cmd := &cobra.Command{
 		Use:   "gc",
 		Short: "Finish what interrupted runs left, and delete what no container owns",
@@ -27,7 +28,8 @@ for orphans: interfaces whose container is gone, Neutron ports made for this VM,
 ports on its bridge and veths in it that nothing records, network sandboxes without
 their container. It looks twice, --grace apart, and deletes only what was orphaned both
 times, so that runs in progress are left alone. A pool's ready interfaces belong to the
-daemon and are kept.`,
+daemon and are kept, unless --drain-pools releases them (stop the daemon first, or it
+fills its pools again).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := a.withTimeout(cmd.Context())
@@ -35,6 +37,13 @@ daemon and are kept.`,
 			eng, err := a.engine(ctx)
 			if err != nil {
 				return err
+			}
+			if drain {
+				n, err := drainPools(ctx, eng)
+				fmt.Fprintf(a.stdout, "released %d ready pool interface(s)\n", n)
+				if err != nil {
+					return err
+				}
 			}
 			var owners engine.Owners
 			dc, derr := a.docker(ctx)
@@ -83,6 +92,7 @@ daemon and are kept.`,
 		},
 	}
 	cmd.Flags().DurationVar(&grace, "grace", 3*time.Second, "how long something must stay orphaned before it is deleted")
+	cmd.Flags().BoolVar(&drain, "drain-pools", false, "also release the pools' ready interfaces")
 	return cmd
 }
 
@@ -148,4 +158,30 @@ func orphanSandboxes(ctx context.Context, dc *docker.Client, eng *engine.Engine)
 		out[sb.ID] = true
 	}
 	return out, nil
+}
+
+// drainPools releases the ready interfaces of the VM's pools.
+func drainPools(ctx context.Context, eng *engine.Engine) (int, error) {
+	var ids []string
+	err := eng.Config().Store.View(ctx, func(st *state.State) error {
+		for _, at := range st.Attachments {
+			if at.OwnerKind == state.OwnerPool && at.PID == 0 {
+				ids = append(ids, at.ID)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	var errs []error
+	n := 0
+	for _, id := range ids {
+		if err := eng.Detach(ctx, id); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		n++
+	}
+	return n, errors.Join(errs...)
 }

@@ -1,0 +1,107 @@
+//go:build integration
+
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
+
+	"github.com/ovn-docker/ovn-docker/internal/neutron"
+	"github.com/ovn-docker/ovn-docker/internal/testutil"
+)
+
+// readyPorts lists the ports of the VM's ready pool interfaces.
+func readyPorts(t *testing.T, vm *testutil.VM) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	for _, e := range ps(t, vm) {
+		if e.State == "ready" {
+			out[e.Port] = true
+		}
+	}
+	return out
+}
+
+func waitReady(t *testing.T, vm *testutil.VM, n int) map[string]bool {
+	t.Helper()
+	end := time.Now().Add(3 * time.Minute)
+	for {
+		got := readyPorts(t, vm)
+		if len(got) >= n {
+			return got
+		}
+		if time.Now().After(end) {
+			t.Fatalf("the pool holds %d ready interfaces after 3 minutes, want %d", len(got), n)
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// TestPoolWarmRuns: with the daemon keeping a pool on the network, runs take ready
+// interfaces (made in advance: their ports existed before the run) that carry
+// packets, the pool refills, a daemon killed with -9 finds its pool again without
+// doubling it, and draining leaves nothing.
+func TestPoolWarmRuns(t *testing.T) {
+	s := testutil.LoadStack(t)
+	vms := s.TenantVMs(t, 2)
+	vm, peerVM := vms[0], vms[1]
+	t.Cleanup(func() { cleanVM(t, vm); cleanVM(t, peerVM) })
+	ls := uniq("pool")
+	mustOVNDocker(t, vm, "create", "network", ls)
+	t.Cleanup(func() { ovnDocker(t, vm, nil, "delete", "network", ls) })
+	t.Cleanup(func() { ovnDocker(t, vm, nil, "gc", "--drain-pools", "--grace", "1s") })
+	mustOVNDocker(t, peerVM, "--network", ls, "run", "-d", "--name", "ppeer", "busybox:local", "sleep", "600")
+	peer := entryOf(t, peerVM, "ppeer", "eth0")
+
+	d := startPlugin(t, vm, "--pool", ls+":3:4", "--pool-batch", "3")
+	before := waitReady(t, vm, 3)
+	for i, name := range []string{"pw1", "pw2"} {
+		mustOVNDocker(t, vm, "--network", ls, "run", "-d", "--name", name, "busybox:local", "sleep", "600")
+		e := entryOf(t, vm, name, "eth0")
+		if !before[e.Port] {
+			t.Fatalf("run %d did not take a ready interface: port %s was not in the pool %v", i, e.Port, before)
+		}
+		if out, err := dockerIn(vm, "exec", name, "ping", "-c", "2", "-W", "2", ipOf(peer)); err != nil {
+			t.Fatalf("%s (warm) cannot reach its peer: %v\n%s", name, err, out)
+		}
+	}
+	// It refills.
+	waitReady(t, vm, 3)
+
+	// kill -9 and a restart: the pool's interfaces are its own again, none doubled.
+	d.kill9(t)
+	d.start(t)
+	time.Sleep(5 * time.Second)
+	ready := readyPorts(t, vm)
+	if len(ready) < 3 || len(ready) > 4 {
+		t.Fatalf("after the restart the pool holds %d ready interfaces, want 3..4", len(ready))
+	}
+	// Neutron knows exactly the state's ports: none leaked, none doubled.
+	f := measure(t, s, vm)
+	if len(f.neutronPorts) != f.attachments {
+		t.Fatalf("%d Neutron ports for %d attachments", len(f.neutronPorts), f.attachments)
+	}
+	nc := s.Network(t, "tenant-a")
+	for _, id := range f.neutronPorts {
+		p, err := ports.Get(context.Background(), nc, id).Extract()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Description != neutron.Description(vm.VIFID()) || !strings.HasPrefix(p.Name, neutron.NamePrefix) {
+			t.Fatalf("port %s lacks ovn-docker's marks: %q %q", id, p.Name, p.Description)
+		}
+	}
+
+	d.stop(t)
+	mustOVNDocker(t, vm, "rm", "-f", "pw1")
+	mustOVNDocker(t, vm, "rm", "-f", "pw2")
+	if r := ovnDocker(t, vm, nil, "gc", "--drain-pools", "--grace", "1s"); r.code != 0 || !strings.Contains(r.stdout, "ready pool interface") {
+		t.Fatalf("drain: %s", r)
+	}
+	assertClean(t, s, vm)
+	mustOVNDocker(t, peerVM, "rm", "-f", "ppeer")
+}
