@@ -55,7 +55,7 @@ gofmt_clean() {
 	[ -z "$out" ] || { echo "gofmt would change: $out"; return 1; }
 }
 
-step "stack up" hack/stack.sh up --vms 3 --tenants a,a,b --docker
+step "stack up" hack/stack.sh up --vms 9 --tenants a,a,a,a,a,a,a,a,b --docker
 if [[ " ${failed[*]} " == *" stack up "* ]]; then exit 1; fi
 hack/stack.sh status
 step "go mod download" go mod download
@@ -76,4 +76,4 @@ fuzz_briefly() { # every fuzz target of the project, a few seconds each
 }
 step "fuzz (brief)" fuzz_briefly
 step "integration tests" go test -race -count=1 -timeout 15m -tags integration "${runflag[@]}" ./internal/...
-step "end-to-end tests" go test -count=1 -timeout 20m -tags integration "${runflag[@]}" ./test/...
+step "end-to-end tests" go test -count=1 -timeout 20m -parallel "${OVN_DOCKER_E2E_PARALLEL:-4}" -tags integration "${runflag[@]}" ./test/...

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -187,27 +188,68 @@ func (vm *VM) VSCtl(t testing.TB, args ...string) string {
 	return MustRun(t, "ovs-vsctl", append([]string{"--db=" + vm.OVSDB()}, args...)...)
 }
 
-// TenantVMs returns n VMs of tenant-a for a test. OVN_DOCKER_E2E_VMS (comma-separated
-// names) picks them, so that suites run at the same time use separate VMs; by default
-// the first tenant-a VMs of the stack.
+// leases hands the stack's VMs to tests, one test at a time per VM, so that tests
+// marked parallel never share a VM (each asserts that nothing is left in its VMs).
+var leases = struct {
+	sync.Mutex
+	cond  *sync.Cond
+	taken map[string]bool
+}{taken: map[string]bool{}}
+
+func init() { leases.cond = sync.NewCond(&leases.Mutex) }
+
+// lease waits until n of the candidate VMs are free, takes them until the test ends.
+func lease(t testing.TB, candidates []*VM, n int) []*VM {
+	t.Helper()
+	leases.Lock()
+	defer leases.Unlock()
+	for {
+		var free []*VM
+		for _, vm := range candidates {
+			if !leases.taken[vm.Name] {
+				free = append(free, vm)
+			}
+		}
+		if len(free) >= n {
+			for _, vm := range free[:n] {
+				leases.taken[vm.Name] = true
+			}
+			got := free[:n]
+			t.Cleanup(func() {
+				leases.Lock()
+				for _, vm := range got {
+					delete(leases.taken, vm.Name)
+				}
+				leases.cond.Broadcast()
+				leases.Unlock()
+			})
+			return got
+		}
+		leases.cond.Wait()
+	}
+}
+
+// TenantVMs leases n VMs of tenant-a for the test (see lease). OVN_DOCKER_E2E_VMS
+// (comma-separated names) restricts the choice, so that suites run at the same time
+// use separate VMs.
 func (s *Stack) TenantVMs(t testing.TB, n int) []*VM {
 	t.Helper()
-	var out []*VM
+	var cands []*VM
 	if names := os.Getenv("OVN_DOCKER_E2E_VMS"); names != "" {
 		for _, name := range strings.Split(names, ",") {
-			out = append(out, s.VM(t, strings.TrimSpace(name)))
+			cands = append(cands, s.VM(t, strings.TrimSpace(name)))
 		}
 	} else {
 		for _, vm := range s.VMs {
 			if vm.Env["STACK_VM_TENANT"] == "a" {
-				out = append(out, vm)
+				cands = append(cands, vm)
 			}
 		}
 	}
-	if len(out) < n {
-		t.Fatalf("the test needs %d VMs of tenant-a, the stack gives %d (hack/stack.sh up --vms N)", n, len(out))
+	if len(cands) < n {
+		t.Fatalf("the test needs %d VMs of tenant-a, the stack gives %d (hack/stack.sh up --vms N)", n, len(cands))
 	}
-	return out[:n]
+	return lease(t, cands, n)
 }
 
 // TenantBVM returns a VM of tenant-b (OVN_DOCKER_E2E_VM_B names it), failing the test
@@ -215,13 +257,16 @@ func (s *Stack) TenantVMs(t testing.TB, n int) []*VM {
 func (s *Stack) TenantBVM(t testing.TB) *VM {
 	t.Helper()
 	if name := os.Getenv("OVN_DOCKER_E2E_VM_B"); name != "" {
-		return s.VM(t, name)
+		return lease(t, []*VM{s.VM(t, name)}, 1)[0]
 	}
+	var cands []*VM
 	for _, vm := range s.VMs {
 		if vm.Env["STACK_VM_TENANT"] == "b" {
-			return vm
+			cands = append(cands, vm)
 		}
 	}
-	t.Fatal("the test needs a VM of tenant-b (hack/stack.sh up --vms 3 --tenants a,a,b)")
-	return nil
+	if len(cands) == 0 {
+		t.Fatal("the test needs a VM of tenant-b (hack/stack.sh up --vms 3 --tenants a,a,b)")
+	}
+	return lease(t, cands, 1)[0]
 }

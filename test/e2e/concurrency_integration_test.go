@@ -18,6 +18,7 @@ import (
 // VLANs unique in the VM; Neutron's conflicts are retried and never reach the user.
 // OVN_DOCKER_E2E_CONCURRENT_RUNS sets how many (default 100).
 func TestConcurrentRuns(t *testing.T) {
+	t.Parallel()
 	s := testutil.LoadStack(t)
 	vm := s.TenantVMs(t, 1)[0]
 	t.Cleanup(func() { cleanVM(t, vm) })

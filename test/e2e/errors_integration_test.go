@@ -18,6 +18,7 @@ import (
 // TestWorkflowErrors: each way the spec's commands can fail says so in one line, exits
 // non-zero, and leaves nothing in Neutron, OVS, the kernel, the state or Docker.
 func TestWorkflowErrors(t *testing.T) {
+	t.Parallel()
 	s := testutil.LoadStack(t)
 	vm := s.TenantVMs(t, 1)[0]
 	t.Cleanup(func() { cleanVM(t, vm) })
@@ -160,6 +161,7 @@ func TestWorkflowErrors(t *testing.T) {
 // TestBindingProfileMode: with admin credentials, --mode=binding-profile makes the same
 // OVN Northbound row as the trunk mode: parent_name = the VM's port, tag = the VLAN.
 func TestBindingProfileMode(t *testing.T) {
+	t.Parallel()
 	s := testutil.LoadStack(t)
 	vms := s.TenantVMs(t, 2)
 	vm1, vm2 := vms[0], vms[1]

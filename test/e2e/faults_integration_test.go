@@ -21,6 +21,7 @@ var rmSteps = []string{"detach-ovs", "detach-veth", "detach-subport", "detach-po
 // leaves no Neutron port, subport, OVS port, veth, VLAN or sandbox behind, and a
 // container that did start keeps its network.
 func TestKilledRunThenGC(t *testing.T) {
+	t.Parallel()
 	s := testutil.LoadStack(t)
 	vm := s.TenantVMs(t, 1)[0]
 	t.Cleanup(func() { cleanVM(t, vm) })
@@ -63,6 +64,7 @@ func TestKilledRunThenGC(t *testing.T) {
 // TestKilledRmThenGC: ovn-docker rm killed after each step; gc and a second rm leave
 // nothing behind.
 func TestKilledRmThenGC(t *testing.T) {
+	t.Parallel()
 	s := testutil.LoadStack(t)
 	vm := s.TenantVMs(t, 1)[0]
 	t.Cleanup(func() { cleanVM(t, vm) })

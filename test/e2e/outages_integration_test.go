@@ -67,6 +67,7 @@ func recovers(t *testing.T, s *testutil.Stack, vm *testutil.VM, ls, name string)
 }
 
 func TestOutageNeutron5xx(t *testing.T) {
+	t.Parallel()
 	s, vm, ls := outageSetup(t)
 	f := s.FaultyNeutron(t, vm)
 	// A few 503s on the way: retried, and the user never sees them.
@@ -85,6 +86,7 @@ func TestOutageNeutron5xx(t *testing.T) {
 }
 
 func TestOutageNeutronSlowerThanTheTimeout(t *testing.T) {
+	t.Parallel()
 	s, vm, ls := outageSetup(t)
 	f := s.FaultyNeutron(t, vm)
 	f.SetDelay(4 * time.Second)
@@ -130,6 +132,7 @@ func TestOutageKeystoneDown(t *testing.T) {
 // runs: the next run authenticates again with the VM's credentials. A token given with
 // --cred cannot be renewed: its revocation is one clear line.
 func TestOutageTokenRevoked(t *testing.T) {
+	t.Parallel()
 	s, vm, ls := outageSetup(t)
 	mustOVNDocker(t, vm, "list", "networks") // caches a token
 	pc, eo := s.Provider(t, "admin")
@@ -172,6 +175,7 @@ func TestOutageTokenRevoked(t *testing.T) {
 }
 
 func TestOutageVMOVSDBRestarted(t *testing.T) {
+	t.Parallel()
 	s, vm, ls := outageSetup(t)
 	mustOVNDocker(t, vm, "--network", ls, "run", "-d", "--name", "ovs1", "busybox:local", "sleep", "600")
 	stack(t, "stop", vm.Name+"-ovsdb")

@@ -15,6 +15,7 @@ import (
 // true" against 20 "docker run --net=none busybox:local true" in the same VM, run
 // alternately. It logs the figures and asserts no time.
 func TestPluginRunOverhead(t *testing.T) {
+	t.Parallel()
 	s := testutil.LoadStack(t)
 	vm := s.TenantVMs(t, 1)[0]
 	startPlugin(t, vm)

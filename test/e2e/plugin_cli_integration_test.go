@@ -20,6 +20,7 @@ import (
 // handed out twice, in the state, on the trunk or on the bridge. The two kinds of
 // containers talk to each other.
 func TestPluginAndCLISideBySide(t *testing.T) {
+	t.Parallel()
 	s := testutil.LoadStack(t)
 	vm := s.TenantVMs(t, 1)[0]
 	startPlugin(t, vm)

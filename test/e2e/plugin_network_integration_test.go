@@ -24,6 +24,7 @@ import (
 // carrying parent and tag, and nothing left in Neutron, OVS, the kernel, the state or
 // Docker once the containers and the networks are removed.
 func TestPluginTwoVMsOneNetwork(t *testing.T) {
+	t.Parallel()
 	s := testutil.LoadStack(t)
 	vms := s.TenantVMs(t, 2)
 	vm1, vm2 := vms[0], vms[1]
@@ -166,6 +167,7 @@ func TestPluginTwoVMsOneNetwork(t *testing.T) {
 // TestPluginRefusals: what the plugin cannot honour is refused with a clear message,
 // and leaves nothing behind.
 func TestPluginRefusals(t *testing.T) {
+	t.Parallel()
 	s := testutil.LoadStack(t)
 	vm := s.TenantVMs(t, 1)[0]
 	startPlugin(t, vm)

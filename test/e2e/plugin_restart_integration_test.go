@@ -17,6 +17,7 @@ import (
 // attaches new containers, and each container holds exactly one port, subport, access
 // port and veth, with nothing left once all is removed.
 func TestPluginDaemonKill9(t *testing.T) {
+	t.Parallel()
 	s := testutil.LoadStack(t)
 	vms := s.TenantVMs(t, 2)
 	vm1, vm2 := vms[0], vms[1]
@@ -123,6 +124,7 @@ func TestPluginDaemonKill9(t *testing.T) {
 // container with --restart=always comes back on its network (a new port, the old one
 // released) and talks to its peer in the other VM.
 func TestPluginDockerdRestart(t *testing.T) {
+	t.Parallel()
 	s := testutil.LoadStack(t)
 	vms := s.TenantVMs(t, 2)
 	vm1, vm2 := vms[0], vms[1]

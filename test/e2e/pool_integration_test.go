@@ -46,6 +46,7 @@ func waitReady(t *testing.T, vm *testutil.VM, n int) map[string]bool {
 // packets, the pool refills, a daemon killed with -9 finds its pool again without
 // doubling it, and draining leaves nothing.
 func TestPoolWarmRuns(t *testing.T) {
+	t.Parallel()
 	s := testutil.LoadStack(t)
 	vms := s.TenantVMs(t, 2)
 	vm, peerVM := vms[0], vms[1]

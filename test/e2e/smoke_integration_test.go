@@ -24,6 +24,7 @@ import (
 // real packets when built by hand with the stack's own CLIs.
 
 func TestSmokeKeystoneIssuesTenantToken(t *testing.T) {
+	t.Parallel()
 	s := testutil.LoadStack(t)
 	pc, _ := s.Provider(t, "tenant-a")
 	if pc.TokenID == "" {
@@ -40,6 +41,7 @@ func TestSmokeKeystoneIssuesTenantToken(t *testing.T) {
 }
 
 func TestSmokeNeutronAnswersEachTenant(t *testing.T) {
+	t.Parallel()
 	s := testutil.LoadStack(t)
 	for _, tc := range []struct{ cloud, own, other string }{
 		{"tenant-a", "mgmt-a", "mgmt-b"},
@@ -57,6 +59,7 @@ func TestSmokeNeutronAnswersEachTenant(t *testing.T) {
 }
 
 func TestSmokeVMsPingThroughOVN(t *testing.T) {
+	t.Parallel()
 	s := testutil.LoadStack(t)
 	if len(s.VMs) < 2 {
 		t.Fatalf("the stack needs 2 VMs, has %d", len(s.VMs))
@@ -75,6 +78,7 @@ func TestSmokeVMsPingThroughOVN(t *testing.T) {
 }
 
 func TestSmokeTenantBCannotSeeTenantAVMPort(t *testing.T) {
+	t.Parallel()
 	s := testutil.LoadStack(t)
 	vm1 := s.TenantVMs(t, 1)[0]
 	if vm1.Env["STACK_VM_TENANT"] != "a" {
@@ -94,6 +98,7 @@ func TestSmokeTenantBCannotSeeTenantAVMPort(t *testing.T) {
 // network, a trunk on each VM's port, a subport per "container" (VLAN 100 in both VMs),
 // a namespace per container whose veth is an access port tag=100 on the VM's bridge.
 func TestSmokeNestedPortsPingThroughTrunks(t *testing.T) {
+	t.Parallel()
 	s := testutil.LoadStack(t)
 	ctx := context.Background()
 	nc := s.Network(t, "tenant-a")

@@ -64,6 +64,7 @@ type netRow struct {
 // on another network cut off, OVN and OVS holding what the design says, and nothing
 // left after rm.
 func TestWorkflow(t *testing.T) {
+	t.Parallel()
 	s := testutil.LoadStack(t)
 	vms := s.TenantVMs(t, 2)
 	vm1, vm2 := vms[0], vms[1]
@@ -192,6 +193,7 @@ func TestWorkflow(t *testing.T) {
 // TestNetworkReadyBeforeCommand: a container whose very first action is to reach a peer
 // succeeds, because the network is plumbed and bound by OVN before the command starts.
 func TestNetworkReadyBeforeCommand(t *testing.T) {
+	t.Parallel()
 	s := testutil.LoadStack(t)
 	vms := s.TenantVMs(t, 2)
 	vm1, vm2 := vms[0], vms[1]
