@@ -20,6 +20,7 @@ import (
 
 	"github.com/ovn-docker/ovn-docker/internal/docker"
 	"github.com/ovn-docker/ovn-docker/internal/engine"
+	"github.com/ovn-docker/ovn-docker/internal/metrics"
 	"github.com/ovn-docker/ovn-docker/internal/neutron"
 	"github.com/ovn-docker/ovn-docker/internal/osauth"
 	"github.com/ovn-docker/ovn-docker/internal/ovs"
@@ -64,6 +65,8 @@ type app struct {
 	log      *slog.Logger
 	redactor *osauth.Redactor
 
+	// metrics, when set (the daemon), is fed by the engine and the OpenStack transport.
+	metrics *metrics.Metrics
 	// fault is the fault-injection hook of test builds (nil otherwise).
 	fault func(step string)
 	// transport, when set before the first OpenStack call, wraps its HTTP transport.
@@ -111,7 +114,7 @@ func (a *app) openstack(ctx context.Context) (*osauth.Session, error) {
 	s, err := osauth.Authenticate(ctx, osauth.Options{
 		Token: token, Cloud: a.s.cloud, AuthURL: a.s.authURL, Region: a.s.region,
 		Getenv: a.getenv, Redactor: a.redactor, Transport: a.wrapTransport,
-		CacheDir: filepath.Join(a.s.stateDir, "tokens"),
+		CacheDir: filepath.Join(a.s.stateDir, "tokens"), Timeout: a.apiTimeout(),
 	})
 	if err != nil {
 		return nil, err
@@ -120,12 +123,25 @@ func (a *app) openstack(ctx context.Context) (*osauth.Session, error) {
 	return s, nil
 }
 
+// apiTimeout bounds each OpenStack request attempt: OVN_DOCKER_API_TIMEOUT (a Go
+// duration), else osauth's default.
+func (a *app) apiTimeout() time.Duration {
+	d, err := time.ParseDuration(a.getenv("OVN_DOCKER_API_TIMEOUT"))
+	if err != nil || d <= 0 {
+		return 0
+	}
+	return d
+}
+
 // wrapTransport puts the VM-wide limit on OpenStack requests in flight, and the retries
 // of transient failures, around each request (and a.transport's counting inside them).
 func (a *app) wrapTransport(base http.RoundTripper) http.RoundTripper {
 	rt := base
 	if a.transport != nil {
 		rt = a.transport(rt)
+	}
+	if a.metrics != nil {
+		rt = a.metrics.Transport(rt)
 	}
 	n := 4
 	if v, err := strconv.Atoi(a.getenv("OVN_DOCKER_API_CONCURRENCY")); err == nil && v > 0 {
@@ -263,6 +279,9 @@ func (a *app) engine(ctx context.Context) (*engine.Engine, error) {
 		Log: a.log, ReadyTimeout: a.s.readyTimeout,
 		Observe: func(phase string, d time.Duration) {
 			a.log.Debug("attach phase", "phase", phase, "ms", d.Milliseconds())
+			if a.metrics != nil {
+				a.metrics.Observe(phase, d)
+			}
 		},
 		Fault: a.fault,
 	})

@@ -17,6 +17,7 @@ import (
 	"github.com/ovn-docker/ovn-docker/internal/docker"
 	"github.com/ovn-docker/ovn-docker/internal/engine"
 	"github.com/ovn-docker/ovn-docker/internal/neutron"
+	"github.com/ovn-docker/ovn-docker/internal/pool"
 	"github.com/ovn-docker/ovn-docker/internal/runargs"
 	"github.com/ovn-docker/ovn-docker/internal/state"
 )
@@ -116,6 +117,9 @@ func (a *app) run(parent context.Context, opts *runargs.Options) (err error) {
 	if err != nil {
 		return err
 	}
+	if err := checkProjects(a.vifPort, nets); err != nil {
+		return err
+	}
 	lap("engine")
 	exe, err := os.Executable()
 	if err != nil {
@@ -171,12 +175,20 @@ func (a *app) run(parent context.Context, opts *runargs.Options) (err error) {
 		}
 	}()
 	pending := fmt.Sprintf("run-%d-%s", os.Getpid(), randHex(4))
+	// An interface ready in a pool (the daemon fills them) is taken as it is; the others
+	// are made now, Neutron's part while the sandbox starts.
+	warm := map[string]bool{}
 	var prepErr error
 	for i, n := range nets {
-		att, err := eng.Prepare(ctx, engine.Request{
-			Owner: pending, OwnerKind: state.OwnerSandbox, ContainerName: opts.Name, Network: n,
-			IfName: fmt.Sprintf("eth%d", i), SecurityGroups: sgs,
-		})
+		req := engine.Request{Owner: pending, OwnerKind: state.OwnerSandbox, ContainerName: opts.Name, Network: n,
+			IfName: fmt.Sprintf("eth%d", i), SecurityGroups: sgs}
+		att, err := eng.Claim(ctx, pool.Key(n.ID, sgs), req)
+		if err == nil && att == nil {
+			att, err = eng.Prepare(ctx, req)
+		} else if err == nil {
+			warm[att.ID] = true
+			att.IfName = req.IfName
+		}
 		if err != nil {
 			prepErr = fmt.Errorf("attach eth%d to network %s: %w", i, n.Name, err)
 			break
@@ -198,9 +210,14 @@ func (a *app) run(parent context.Context, opts *runargs.Options) (err error) {
 	lap("neutron ports and sandbox")
 	netns := docker.NetNSPath(sb.info.Pid)
 	for i, att := range atts {
-		if _, err := eng.Plumb(ctx, att.ID, engine.Request{
-			Owner: sandbox, OwnerKind: state.OwnerSandbox, IfName: att.IfName, NetNS: netns, DefaultRoute: i == 0,
-		}); err != nil {
+		req := engine.Request{Owner: sandbox, OwnerKind: state.OwnerSandbox, IfName: att.IfName, NetNS: netns, DefaultRoute: i == 0}
+		var err error
+		if warm[att.ID] {
+			_, err = eng.Take(ctx, att.ID, req)
+		} else {
+			_, err = eng.Plumb(ctx, att.ID, req)
+		}
+		if err != nil {
 			return fmt.Errorf("attach %s to network %s: %w", att.IfName, att.NetworkName, err)
 		}
 	}
@@ -276,6 +293,23 @@ func (a *app) foreground(ctx context.Context, dc *docker.Client, eng *engine.Eng
 	}
 	if code != 0 {
 		return &exitError{code: code}
+	}
+	return nil
+}
+
+// checkProjects refuses a network of another project than the VM's port, unless it is
+// shared. Credentials that see every project (admin's) would otherwise put a container
+// of this VM, and so the VM's root, on another tenant's network.
+func checkProjects(vm *neutron.Port, nets []*neutron.Network) error {
+	if vm == nil || vm.ProjectID == "" {
+		return nil
+	}
+	for _, n := range nets {
+		if n.Shared || n.ProjectID == "" || n.ProjectID == vm.ProjectID {
+			continue
+		}
+		return fmt.Errorf("network %s belongs to project %s, the VM's port %s to project %s: "+
+			"a container joins only networks of its VM's project, or shared ones", n.Name, n.ProjectID, vm.ID, vm.ProjectID)
 	}
 	return nil
 }

@@ -62,6 +62,7 @@ func subnetOf(t *testing.T, nc *gophercloud.ServiceClient, networkName string) s
 // talk, in one VM or across VMs; once a Neutron router joins the networks they can,
 // through the subnet gateway that is their default route; without it again, they cannot.
 func TestSecurityNetworkIsolation(t *testing.T) {
+	t.Parallel()
 	s := testutil.LoadStack(t)
 	vms := s.TenantVMs(t, 2)
 	vm1, vm2 := vms[0], vms[1]

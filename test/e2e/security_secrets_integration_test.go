@@ -49,6 +49,7 @@ func tokenFile(t *testing.T, token string, perm os.FileMode) string {
 // with every kind of credential; --cred-file takes the token from a file only its owner
 // can read; and ovn-docker listens on no TCP or UDP port, in the VM or in the sandbox.
 func TestSecuritySecrets(t *testing.T) {
+	t.Parallel()
 	s := testutil.LoadStack(t)
 	vm := s.TenantVMs(t, 1)[0]
 	ls := tenantNetwork(t, vm, uniq("secret"))
@@ -74,6 +75,7 @@ func TestSecuritySecrets(t *testing.T) {
 	secrets := []string{token, password, acSecret, badToken}
 	noPassword := []string{"OS_PASSWORD=", "OS_USERNAME="}
 
+	var outputs []string // everything ovn-docker printed, for the cached tokens below
 	t.Run("logs and errors", func(t *testing.T) {
 		run := []string{"--log-level", "debug", "--network", ls, "run", "--rm", "busybox:local", "echo", "hello"}
 		for _, tc := range []struct {
@@ -98,6 +100,7 @@ func TestSecuritySecrets(t *testing.T) {
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				r := ovnDocker(t, vm, tc.env, tc.args...)
+				outputs = append(outputs, r.stdout+r.stderr)
 				if (r.code == 0) != tc.ok {
 					t.Fatalf("want success %v: %s", tc.ok, r)
 				}
@@ -109,6 +112,30 @@ func TestSecuritySecrets(t *testing.T) {
 					t.Log(strings.TrimSpace(r.stderr))
 				}
 			})
+		}
+	})
+
+	// The tokens ovn-docker got itself with a password or an application credential, as
+	// its cache in the state directory keeps them: in no output either.
+	t.Run("cached tokens", func(t *testing.T) {
+		files, _ := filepath.Glob(filepath.Join(vm.Env["OVN_DOCKER_STATE_DIR"], "tokens", "*.json"))
+		if len(files) == 0 {
+			t.Log("no token cache in the state directory")
+		}
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var c struct {
+				Token string `json:"token"`
+			}
+			if err := json.Unmarshal(b, &c); err != nil || c.Token == "" {
+				t.Fatalf("%s: no token in it: %v", f, err)
+			}
+			for _, out := range outputs {
+				noSecret(t, "the output", out, c.Token)
+			}
 		}
 	})
 

@@ -68,6 +68,7 @@ func allowTCP(t *testing.T, nc *gophercloud.ServiceClient, group string, port in
 // connections through busybox's nc pass where a group allows the port and fail where
 // none does, and a rule added to a running container's group opens its port.
 func TestSecurityGroups(t *testing.T) {
+	t.Parallel()
 	s := testutil.LoadStack(t)
 	vms := s.TenantVMs(t, 2)
 	vm1, vm2 := vms[0], vms[1]

@@ -29,6 +29,7 @@ func assertPortSecurity(t *testing.T, s *testutil.Stack, b *box) {
 // and kernels see nothing of it. The same attacker with its own identity does reach
 // them, before and after.
 func TestSecurityAntiSpoofing(t *testing.T) {
+	t.Parallel()
 	s := testutil.LoadStack(t)
 	vms := s.TenantVMs(t, 2)
 	vm1, vm2 := vms[0], vms[1]

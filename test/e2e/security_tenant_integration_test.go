@@ -73,6 +73,7 @@ func neutronSnapshot(t *testing.T, admin *gophercloud.ServiceClient, vifs, netwo
 // tenant-b's VM, tagging frames with every VLAN on its uplink, reaches tenant-a's
 // containers with none: it reaches only its own containers' networks.
 func TestSecurityTenantIsolation(t *testing.T) {
+	t.Parallel()
 	s := testutil.LoadStack(t)
 	vmsA := s.TenantVMs(t, 2)
 	vmA, vmA2 := vmsA[0], vmsA[1]

@@ -49,6 +49,7 @@ func vmSNMP(t *testing.T, vm *testutil.VM, proto, field string) int {
 // the VM itself. The VM's access port drops tagged frames; the hypervisor never sees
 // the forged tag.
 func TestSecurityVLANHopping(t *testing.T) {
+	t.Parallel()
 	s := testutil.LoadStack(t)
 	vms := s.TenantVMs(t, 2)
 	vm1, vm2 := vms[0], vms[1]
