@@ -274,8 +274,12 @@ func (a *app) engine(ctx context.Context) (*engine.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	var project string
+	if a.vifPort != nil {
+		project = a.vifPort.ProjectID
+	}
 	return engine.New(engine.Config{
-		VIFID: vif, Bridge: a.s.bridge, Mode: mode, Store: st, Neutron: nc, Switch: sw,
+		VIFID: vif, VIFProject: project, Bridge: a.s.bridge, Mode: mode, Store: st, Neutron: nc, Switch: sw,
 		Log: a.log, ReadyTimeout: a.s.readyTimeout,
 		Observe: func(phase string, d time.Duration) {
 			a.log.Debug("attach phase", "phase", phase, "ms", d.Milliseconds())

@@ -38,6 +38,9 @@ func (e *Engine) PrepareBatch(ctx context.Context, req Request, n int) (atts []*
 	if err := checkRequest(req, false); err != nil {
 		return nil, err
 	}
+	if err := e.checkProject(ctx, req.Network); err != nil {
+		return nil, err
+	}
 	bulk, ok := e.cfg.Neutron.(BulkNeutron)
 	if !ok {
 		return nil, errors.New("prepare batch: the Neutron backend has no bulk calls")

@@ -85,14 +85,17 @@ const (
 
 // Config is an engine's wiring: one VM, one bridge, one state file.
 type Config struct {
-	VIFID   string       // the VM's Neutron port
-	Bridge  string       // the VM's OVS bridge
-	Mode    neutron.Mode // trunk (default) or binding-profile
-	Store   *state.Store
-	Neutron Neutron
-	Switch  Switch
-	Links   Links        // default Netlink{}
-	Log     *slog.Logger // default slog.Default()
+	VIFID string // the VM's Neutron port
+	// VIFProject is the VM port's project, when the caller knows it (else read once):
+	// a container joins only networks of that project, or shared ones.
+	VIFProject string
+	Bridge     string       // the VM's OVS bridge
+	Mode       neutron.Mode // trunk (default) or binding-profile
+	Store      *state.Store
+	Neutron    Neutron
+	Switch     Switch
+	Links      Links        // default Netlink{}
+	Log        *slog.Logger // default slog.Default()
 	// ReadyTimeout bounds the wait for the data path to be live (OVN answers the
 	// interface's DHCP probe) before the container may use it; 0 means 20 s, negative:
 	// no probe.
@@ -111,6 +114,7 @@ type Engine struct {
 	log *slog.Logger
 
 	mu        sync.Mutex
+	project   string         // the VM port's project, once known
 	host      string         // the VM port's binding host, once read (binding-profile mode)
 	trunkSeen bool           // the trunk below was read (it may be nil in binding-profile mode)
 	trunkMemo *neutron.Trunk // the VM port's trunk: its ID does not change
@@ -150,6 +154,36 @@ func (e *Engine) refreshTrunk(ctx context.Context) (*neutron.Trunk, error) {
 	e.trunkMemo, e.trunkSeen = t, true
 	e.mu.Unlock()
 	return t, nil
+}
+
+// checkProject refuses a network outside the VM port's project unless it is shared.
+// Tenant credentials never see such a network; admin credentials do, and must not use
+// them to put a VM's container on another tenant's network.
+func (e *Engine) checkProject(ctx context.Context, n *neutron.Network) error {
+	if n.Shared || n.ProjectID == "" {
+		return nil
+	}
+	e.mu.Lock()
+	project := e.project
+	if project == "" {
+		project = e.cfg.VIFProject
+	}
+	e.mu.Unlock()
+	if project == "" {
+		p, err := e.cfg.Neutron.GetPort(ctx, e.cfg.VIFID)
+		if err != nil {
+			return fmt.Errorf("the VM's port %s: %w", e.cfg.VIFID, err)
+		}
+		project = p.ProjectID
+		e.mu.Lock()
+		e.project = project
+		e.mu.Unlock()
+	}
+	if project != "" && n.ProjectID != project {
+		return fmt.Errorf("network %s belongs to project %s, the VM's port %s to project %s: "+
+			"a container joins only networks of its VM's project, or shared ones", n.Name, n.ProjectID, e.cfg.VIFID, project)
+	}
+	return nil
 }
 
 // parentHost reads, once, the host the VM's port is bound to: in binding-profile mode the
@@ -327,6 +361,9 @@ func (e *Engine) Prepare(ctx context.Context, req Request) (*state.Attachment, e
 // Attach's job.
 func (e *Engine) prepare(ctx context.Context, req Request, merged bool) (att *state.Attachment, subport func(context.Context) error, err error) {
 	if err := checkRequest(req, false); err != nil {
+		return nil, nil, err
+	}
+	if err := e.checkProject(ctx, req.Network); err != nil {
 		return nil, nil, err
 	}
 	var undo undoStack

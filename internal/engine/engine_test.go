@@ -1061,3 +1061,35 @@ func TestFillFromPort(t *testing.T) {
 		t.Errorf("spec without default route %+v", s)
 	}
 }
+
+func TestNetworkOfAnotherProjectIsRefused(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.VIFProject = "project-a" })
+	other := *h.net
+	other.ProjectID = "project-b"
+	req := h.request("o", "eth0")
+	req.Network = &other
+	_, err := h.e.Attach(context.Background(), req)
+	if err == nil || !strings.Contains(err.Error(), "project-b") || !strings.Contains(err.Error(), "shared") {
+		t.Fatalf("attach to another project's network: %v", err)
+	}
+	if _, err := h.e.PrepareBatch(context.Background(), req, 2); err == nil {
+		t.Fatal("a batch for another project's network was made")
+	}
+	if log := h.w.log(); len(log) > 0 {
+		t.Fatalf("the refusal reached the outside: %v", names(log))
+	}
+	// A shared network of another project, and one of the VM's own, are fine.
+	other.Shared = true
+	att := h.attach(t, req)
+	mine := *h.net
+	mine.ProjectID = "project-a"
+	req2 := h.request("o", "eth1")
+	req2.Network = &mine
+	att2 := h.attach(t, req2)
+	for _, a := range []*state.Attachment{att, att2} {
+		if err := h.e.Detach(context.Background(), a.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.assertClean(t)
+}

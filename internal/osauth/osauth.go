@@ -99,6 +99,7 @@ func Authenticate(ctx context.Context, o Options) (*Session, error) {
 	if o.CacheDir != "" && ao.TokenID == "" && ao.AllowReauth {
 		cache = cacheFile(o.CacheDir, ao)
 		if c, ok := loadToken(cache); ok {
+			red.Add(c.Token)
 			fromCache(pc, c, ao, cache)
 			return &Session{Provider: pc, Endpoint: eo, Method: method, ProjectID: c.Project}, nil
 		}
@@ -106,6 +107,8 @@ func Authenticate(ctx context.Context, o Options) (*Session, error) {
 	if err := openstack.Authenticate(ctx, pc, ao); err != nil {
 		return nil, red.Error(describeAuthError(method, ao.IdentityEndpoint, err))
 	}
+	// The token travels in headers only, but no line may ever carry it.
+	red.Add(pc.Token())
 	if cache != "" {
 		_ = saveToken(cache, pc)
 	}
