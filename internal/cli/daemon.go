@@ -58,11 +58,12 @@ Metrics (Prometheus) are served on --metrics: unix:/path, or a loopback address.
 
 // daemonPools are the pool flags of the daemon.
 type daemonPools struct {
-	specs         []string
-	batch, calls  int
-	reuse         bool
-	refill        time.Duration
-	metricsListen string
+	specs                   []string
+	batch, calls            int
+	reuse                   bool
+	refill                  time.Duration
+	metricsListen           string
+	metricsCert, metricsKey string
 }
 
 func newDaemonCmd(a *app) *cobra.Command {
@@ -99,7 +100,9 @@ func newDaemonCmd(a *app) *cobra.Command {
 	cmd.Flags().IntVar(&dp.calls, "pool-neutron-calls", 2, "pool batches in flight at once")
 	cmd.Flags().DurationVar(&dp.refill, "pool-refill", 2*time.Second, "how often pools are checked")
 	cmd.Flags().BoolVar(&dp.reuse, "pool-reuse", false, "return a pool's interfaces to it, scrubbed, when their container goes (default: delete them)")
-	cmd.Flags().StringVar(&dp.metricsListen, "metrics", envOr(env, "OVN_DOCKER_METRICS", ""), "serve Prometheus metrics on unix:/path or 127.0.0.1:PORT (default: <state-dir>/metrics.sock)")
+	cmd.Flags().StringVar(&dp.metricsListen, "metrics", envOr(env, "OVN_DOCKER_METRICS", ""), "serve Prometheus metrics on unix:/path, or 127.0.0.1:PORT with TLS (default: <state-dir>/metrics.sock)")
+	cmd.Flags().StringVar(&dp.metricsCert, "metrics-tls-cert", "", "certificate (PEM) of a TCP metrics address")
+	cmd.Flags().StringVar(&dp.metricsKey, "metrics-tls-key", "", "its key (PEM)")
 	return cmd
 }
 
@@ -192,7 +195,7 @@ func (a *app) daemon(ctx context.Context, dir, name string, every, grace time.Du
 	if addr == "" {
 		addr = "unix:" + filepath.Join(cfg.Store.Dir(), "metrics.sock")
 	}
-	ml, err := metrics.Listen(addr)
+	ml, err := metrics.Listen(addr, dp.metricsCert, dp.metricsKey)
 	if err != nil {
 		stop()
 		return err

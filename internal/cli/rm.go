@@ -9,6 +9,7 @@ import (
 
 	"github.com/ovn-docker/ovn-docker/internal/docker"
 	"github.com/ovn-docker/ovn-docker/internal/engine"
+	"github.com/ovn-docker/ovn-docker/internal/pool"
 	"github.com/ovn-docker/ovn-docker/internal/state"
 )
 
@@ -89,7 +90,7 @@ func (a *app) removeContainer(ctx context.Context, dc *docker.Client, eng *engin
 			return err
 		}
 		for _, id := range ids {
-			if err := eng.Detach(ctx, id); err != nil {
+			if err := pool.Release(ctx, eng, id); err != nil {
 				return fmt.Errorf("release the ports of %s: %w", ref, err)
 			}
 		}

@@ -53,7 +53,11 @@ func (f *fakeEngine) called(prefix string) []string {
 }
 
 func (f *fakeEngine) Prepare(ctx context.Context, req engine.Request) (*state.Attachment, error) {
-	if err := f.record("Prepare " + req.Owner); err != nil {
+	call := "Prepare " + req.Owner
+	if len(req.SecurityGroups) > 0 {
+		call += " sg=" + strings.Join(req.SecurityGroups, ",")
+	}
+	if err := f.record(call); err != nil {
 		return nil, err
 	}
 	if !req.AtRest || req.OwnerKind != state.OwnerEndpoint || req.NetNS != "" {
@@ -285,6 +289,20 @@ func (f *fakeNeutron) FindSubnet(_ context.Context, id, name string) (string, st
 		}
 	}
 	return "", "", fmt.Errorf("subnet: %w", neutron.ErrNotFound)
+}
+
+// SecurityGroupIDs knows the groups "web" (id sg-web) and "db" (id sg-db).
+func (f *fakeNeutron) SecurityGroupIDs(_ context.Context, refs []string) ([]string, error) {
+	known := map[string]string{"web": "sg-web", "sg-web": "sg-web", "db": "sg-db", "sg-db": "sg-db"}
+	var out []string
+	for _, r := range refs {
+		id, ok := known[r]
+		if !ok {
+			return nil, fmt.Errorf("security group %q: %w", r, neutron.ErrNotFound)
+		}
+		out = append(out, id)
+	}
+	return out, nil
 }
 
 func (f *fakeNeutron) RenameNetwork(_ context.Context, id, name string) error {

@@ -16,9 +16,12 @@ import (
 // adoption names an existing Neutron network or subnet, from options.
 type adoption struct {
 	netName, netID, subnetName, subnetID string
+	secGroups                            []string // not an adoption: the ports' security groups
 }
 
-func (a adoption) any() bool { return a != adoption{} }
+func (a adoption) any() bool {
+	return a.netName != "" || a.netID != "" || a.subnetName != "" || a.subnetID != ""
+}
 
 // network is the option naming the network, as given.
 func (a adoption) network() (key, value string) {
@@ -47,8 +50,19 @@ func parseAdoption(opts map[string]string, subnets bool) (adoption, error) {
 			a.subnetID = v
 		case k == OptSubnetName || k == OptSubnetID:
 			return a, fmt.Errorf("option %s belongs to the IPAM driver: give it with --ipam-opt", k)
+		case k == OptSecurityGroups && !subnets:
+			for _, g := range strings.Split(v, ",") {
+				if g = strings.TrimSpace(g); g != "" {
+					a.secGroups = append(a.secGroups, g)
+				}
+			}
+		case k == OptSecurityGroups:
+			return a, fmt.Errorf("option %s belongs to the network driver: give it with -o", k)
 		default:
 			known := []string{OptNetName, OptNetID}
+			if !subnets {
+				known = append(known, OptSecurityGroups)
+			}
 			if subnets {
 				known = append(known, OptSubnetName, OptSubnetID)
 			}
@@ -311,7 +325,15 @@ func (p *Plugin) requestAddress(ctx context.Context, r *requestAddressRequest) (
 	if err != nil {
 		return nil, err
 	}
-	att, err := p.cfg.Engine.Prepare(ctx, engine.Request{Owner: ipamOwner(pool.ID), OwnerKind: state.OwnerEndpoint, Network: n, AtRest: true})
+	var sgs []string
+	_ = p.cfg.Store.View(ctx, func(st *state.State) error {
+		if dn := st.DockerNetworks[pool.Network]; dn != nil {
+			sgs = dn.SecurityGroups
+		}
+		return nil
+	})
+	att, err := p.cfg.Engine.Prepare(ctx, engine.Request{Owner: ipamOwner(pool.ID), OwnerKind: state.OwnerEndpoint, Network: n, AtRest: true,
+		SecurityGroups: sgs})
 	if err != nil {
 		return nil, err
 	}

@@ -69,6 +69,10 @@ func (p *Plugin) createNetwork(ctx context.Context, r *createNetworkRequest) (_ 
 	if err != nil {
 		return nil, err
 	}
+	sgs, err := p.cfg.Neutron.SecurityGroupIDs(ctx, adopt.secGroups)
+	if err != nil {
+		return nil, err
+	}
 
 	defer p.locks.lock(netKey(r.NetworkID))()
 	var rec *state.DockerNetwork
@@ -144,7 +148,8 @@ func (p *Plugin) createNetwork(ctx context.Context, r *createNetworkRequest) (_ 
 		pool.NeutronNetwork, pool.Subnet, pool.Created = n.ID, sub.ID, true
 		p.log.Info("created a Neutron network for a Docker network", "network", r.NetworkID, "neutron_network", n.ID, "range", note)
 	}
-	rec = &state.DockerNetwork{ID: r.NetworkID, Pool: pool.ID, NeutronNetwork: pool.NeutronNetwork, Created: p.cfg.Now().UTC()}
+	rec = &state.DockerNetwork{ID: r.NetworkID, Pool: pool.ID, NeutronNetwork: pool.NeutronNetwork, SecurityGroups: sgs,
+		Created: p.cfg.Now().UTC()}
 	err = p.cfg.Store.Update(ctx, func(st *state.State) error {
 		pl := st.DockerPools[pool.ID]
 		if pl == nil || pl.Network != "" {

@@ -57,6 +57,7 @@ type Neutron interface {
 	// its network's ID.
 	FindSubnet(ctx context.Context, id, name string) (networkID, subnetID string, err error)
 	RenameNetwork(ctx context.Context, id, name string) error
+	SecurityGroupIDs(ctx context.Context, namesOrIDs []string) ([]string, error)
 	TagNetwork(ctx context.Context, id string, tags []string) error
 }
 

@@ -726,3 +726,33 @@ func TestRequestPoolRollsBack(t *testing.T) {
 		t.Fatalf("the network made for the failed pool is left: %v", r.nc.calls)
 	}
 }
+
+func TestNetworkSecurityGroups(t *testing.T) {
+	r := newRig(t)
+	// A group the project does not have: the network is refused.
+	pool := r.ok("IpamDriver.RequestPool", requestPoolRequest{AddressSpace: LocalAddressSpace, Pool: "10.8.0.0/24"})
+	msg := r.fails("NetworkDriver.CreateNetwork", createNetworkRequest{NetworkID: netA,
+		Options:  map[string]any{optGeneric: map[string]any{OptSecurityGroups: "web,nope"}},
+		IPv4Data: []ipamData{{AddressSpace: LocalAddressSpace, Pool: "10.8.0.0/24", Gateway: "10.8.0.1/24"}}})
+	if !strings.Contains(msg, `"nope"`) {
+		t.Fatalf("unknown group: %q", msg)
+	}
+	r.ok("IpamDriver.ReleasePool", releasePoolRequest{PoolID: pool["PoolID"].(string)})
+	// Given on the IPAM side, it is pointed to the driver side.
+	if msg := r.fails("IpamDriver.RequestPool", requestPoolRequest{AddressSpace: LocalAddressSpace, Pool: "10.8.1.0/24",
+		Options: map[string]string{OptSecurityGroups: "web"}}); !strings.Contains(msg, "-o") {
+		t.Fatalf("security groups as an IPAM option: %q", msg)
+	}
+	// Known groups: each container port of the network is made in them.
+	poolID, _, _ := r.network(strings.Repeat("b", 64), "10.8.2.0/24", "", nil, map[string]string{OptSecurityGroups: "web, db"})
+	r.ok("IpamDriver.RequestAddress", requestAddressRequest{PoolID: poolID})
+	found := false
+	for _, c := range r.eng.calls {
+		if strings.HasPrefix(c, "Prepare ") && strings.HasSuffix(c, " sg=sg-web,sg-db") {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("the port was not made in the network's groups: %v", r.eng.calls)
+	}
+}

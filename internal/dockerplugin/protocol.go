@@ -152,6 +152,9 @@ const (
 	OptNetID      = "neutron.net.id"
 	OptSubnetName = "neutron.subnet.name"
 	OptSubnetID   = "neutron.subnet.id"
+	// OptSecurityGroups (driver side, -o) puts the network's container ports in these
+	// security groups (names or IDs, comma-separated) instead of the project's default.
+	OptSecurityGroups = "neutron.security_groups"
 )
 
 // The address spaces the IPAM announces; a network driver request naming another one

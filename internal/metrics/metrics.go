@@ -4,6 +4,7 @@ package metrics
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -105,8 +106,9 @@ func Service(u *url.URL) string {
 }
 
 // Listen opens where metrics are served: "unix:/path" (made 0600) or a loopback
-// "host:port". Other addresses are refused: the metrics describe the tenant's networks.
-func Listen(addr string) (net.Listener, error) {
+// "host:port" with TLS (cert and key files). Other addresses are refused: the metrics
+// describe the tenant's networks, and no TCP listener goes without TLS.
+func Listen(addr, certFile, keyFile string) (net.Listener, error) {
 	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
 		_ = os.Remove(path)
 		l, err := net.Listen("unix", path)
@@ -127,7 +129,18 @@ func Listen(addr string) (net.Listener, error) {
 	if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
 		return nil, fmt.Errorf("metrics address %q is not loopback: use unix:/path or 127.0.0.1:PORT", addr)
 	}
-	return net.Listen("tcp", addr)
+	if certFile == "" || keyFile == "" {
+		return nil, fmt.Errorf("metrics on TCP (%s) need TLS: give --metrics-tls-cert and --metrics-tls-key, or use unix:/path", addr)
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("metrics TLS: %w", err)
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return tls.NewListener(l, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}), nil
 }
 
 // Serve serves /metrics on l until ctx ends.

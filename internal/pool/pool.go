@@ -100,6 +100,17 @@ func (p *Pools) Add(s Spec) (string, error) {
 		return "", fmt.Errorf("pool of %s: min %d, max %d: want 0 <= min <= max, max > 0", s.Network.Name, s.Min, s.Max)
 	}
 	key := Key(s.Network.ID, s.SecurityGroups)
+	// Published in the state: the CLI's rm follows the pool's policy too.
+	err := p.eng.Config().Store.Update(context.Background(), func(st *state.State) error {
+		if st.Pools == nil {
+			st.Pools = map[string]*state.PoolPolicy{}
+		}
+		st.Pools[key] = &state.PoolPolicy{Network: s.Network.ID, Min: s.Min, Max: s.Max, Reuse: p.cfg.Reuse}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if old := p.pools[key]; old != nil {
@@ -370,33 +381,37 @@ func (p *Pools) count(key string, hit bool, path string, t0 time.Time) {
 	}
 }
 
-// Detach releases an attachment: back into its network's pool (scrubbed) when the
-// policy reuses interfaces and the pool has room, else deleted.
-func (p *Pools) Detach(ctx context.Context, attID string) error {
-	if p.cfg.Reuse {
-		// Interfaces born in a pool go back to it (Attachment.Pool stays set while a
-		// container holds them).
-		var key string
-		_ = p.eng.Config().Store.View(ctx, func(st *state.State) error {
-			if a := st.Attachments[attID]; a != nil && a.Phase == state.PhaseAttached && a.NetNS != "" {
-				key = a.Pool
-			}
+// Detach releases an attachment: back into the pool it was made for (scrubbed) when
+// that pool's policy reuses interfaces and it has room, else deleted.
+func (p *Pools) Detach(ctx context.Context, attID string) error { return Release(ctx, p.eng, attID) }
+
+// Release is Detach for any process of the VM: the pool's policy comes from the state,
+// where the daemon published it.
+func Release(ctx context.Context, eng *engine.Engine, attID string) error {
+	var key string
+	var policy *state.PoolPolicy
+	held := 0
+	_ = eng.Config().Store.View(ctx, func(st *state.State) error {
+		a := st.Attachments[attID]
+		if a == nil || a.Phase != state.PhaseAttached || a.NetNS == "" || a.Pool == "" {
 			return nil
-		})
-		p.mu.Lock()
-		pl := p.pools[key]
-		p.mu.Unlock()
-		if pl != nil {
-			if held, err := p.held(ctx, key); err == nil && held < pl.spec.Max {
-				err := p.eng.Return(ctx, attID, key)
-				if err == nil {
-					return nil
-				}
-				p.log.Warn("pool: could not take the interface back; deleting it", "attachment", attID, "err", err)
+		}
+		key, policy = a.Pool, st.Pools[a.Pool]
+		for _, o := range st.Attachments {
+			if o.Pool == key && o.OwnerKind == state.OwnerPool {
+				held++
 			}
 		}
+		return nil
+	})
+	if policy != nil && policy.Reuse && held < policy.Max {
+		err := eng.Return(ctx, attID, key)
+		if err == nil {
+			return nil
+		}
+		slog.Default().Warn("pool: could not take the interface back; deleting it", "attachment", attID, "err", err)
 	}
-	return p.eng.Detach(ctx, attID)
+	return eng.Detach(ctx, attID)
 }
 
 // Adopt checks the pools' interfaces found in the state (a restarted daemon's): a

@@ -39,6 +39,13 @@ const (
 	PhaseDetaching Phase = "detaching" // being released
 )
 
+// PoolPolicy is what the daemon declared for a pool.
+type PoolPolicy struct {
+	Network  string `json:"network"`
+	Min, Max int
+	Reuse    bool `json:"reuse"` // a released interface goes back, scrubbed, rather than being deleted
+}
+
 // Kinds of owners.
 const (
 	OwnerSandbox  = "sandbox"  // a network sandbox container of the CLI's run
@@ -83,6 +90,9 @@ type State struct {
 	LastVLAN    int                    `json:"last_vlan"`
 	Attachments map[string]*Attachment `json:"attachments"`
 	Marks       map[string]time.Time   `json:"marks,omitempty"` // gc: orphans seen once, by key
+	// Pools are the daemon's pools, by key, so that every process of the VM follows their
+	// policy when it releases one of their interfaces.
+	Pools map[string]*PoolPolicy `json:"pools,omitempty"`
 	// The Docker plugin's own records, kept here so that one lock covers them and the
 	// attachments they refer to.
 	DockerPools    map[string]*DockerPool    `json:"docker_pools,omitempty"`    // by IPAM pool ID
@@ -108,6 +118,7 @@ type DockerNetwork struct {
 	Name           string    `json:"name,omitempty"` // Docker's name for it, once learned
 	Pool           string    `json:"pool"`
 	NeutronNetwork string    `json:"neutron_network"`
+	SecurityGroups []string  `json:"security_groups,omitempty"` // IDs, for its ports; none: the project's default
 	Created        time.Time `json:"created"`
 }
 

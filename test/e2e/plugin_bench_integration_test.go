@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -13,8 +14,12 @@ import (
 // TestPluginRunOverhead measures, for the closing note of the issue, what the plugin
 // adds to a container's start: the median of 20 "docker run --network LS busybox:local
 // true" against 20 "docker run --net=none busybox:local true" in the same VM, run
-// alternately. It logs the figures and asserts no time.
+// alternately. It logs the figures and asserts no time: a measurement, not a check, run
+// only when OVN_DOCKER_E2E_BENCH=1 (hack/bench.sh does).
 func TestPluginRunOverhead(t *testing.T) {
+	if os.Getenv("OVN_DOCKER_E2E_BENCH") != "1" {
+		t.Skip("a measurement: OVN_DOCKER_E2E_BENCH=1 runs it")
+	}
 	t.Parallel()
 	s := testutil.LoadStack(t)
 	vm := s.TenantVMs(t, 1)[0]
