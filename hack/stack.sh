@@ -567,12 +567,22 @@ cmd_up() {
 	fi
 	start_neutron
 	relay_up
-	local names=()
+	# The VMs come up side by side: each spends its time waiting on Neutron, OVS and dockerd.
+	local names=() pids=() i
 	for i in $(seq "$vms"); do
 		local t=${tenant_of[$((i - 1))]:-a}
-		start_vm "vm$i" "$t" "$docker"
+		(start_vm "vm$i" "$t" "$docker") >"$LOGS/up-vm$i.log" 2>&1 &
+		pids+=($!)
 		names+=("vm$i")
 	done
+	local failed_vms=()
+	for i in "${!pids[@]}"; do
+		wait "${pids[$i]}" || failed_vms+=("${names[$i]}")
+	done
+	if [ ${#failed_vms[@]} -gt 0 ]; then
+		for vm in "${failed_vms[@]}"; do tail -5 "$LOGS/up-$vm.log" >&2; done
+		die "VMs did not come up: ${failed_vms[*]}"
+	fi
 	# VMs started earlier with a larger --vms keep running: list them all.
 	for d in "$RUN"/vm*; do
 		local n
