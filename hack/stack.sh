@@ -567,7 +567,12 @@ cmd_up() {
 	fi
 	start_neutron
 	relay_up
-	# The VMs come up side by side: each spends its time waiting on Neutron, OVS and dockerd.
+	# The tenants' management networks first (once), then the VMs side by side: each
+	# spends its time waiting on Neutron, OVS and dockerd.
+	if [ ! -f "$RUN/neutron/.networks-${idmark##*-}" ]; then
+		provision networks "${tenant_of[@]}" || die "management networks could not be made"
+		touch "$RUN/neutron/.networks-${idmark##*-}"
+	fi
 	local names=() pids=() i
 	for i in $(seq "$vms"); do
 		local t=${tenant_of[$((i - 1))]:-a}

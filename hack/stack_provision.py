@@ -1,7 +1,8 @@
 """Keystone and Neutron objects of the sandbox stack (called by hack/stack.sh).
 
   stack_provision.py identity            projects, users, roles, the network service
-  stack_provision.py vm NAME TENANT      the tenant's management network and the VM's port;
+  stack_provision.py networks T...       each tenant's management network (before the VMs)
+  stack_provision.py vm NAME TENANT      the VM's port on its tenant's management network;
                                          prints "port_id mac ip prefix mtu gateway"
 
 Every step is idempotent: objects are looked up by name before they are created.
@@ -74,20 +75,33 @@ def identity(extra):
                                  region="RegionOne")
 
 
-def vm(name, letter):
-    conn = tenant(letter)
+def mgmt_network(conn, letter, create):
     net_name = "mgmt-" + letter
     net = conn.network.find_network(net_name)
     if net is None:
+        if not create:
+            sys.exit("network %s does not exist: run 'networks' first" % net_name)
         net = conn.network.create_network(name=net_name)
     subnets = list(conn.network.subnets(network_id=net.id))
     if subnets:
-        subnet = subnets[0]
-    else:
-        third = 10 + ord(letter) - ord("a")
-        subnet = conn.network.create_subnet(
-            name=net_name + "-subnet", network_id=net.id, ip_version=4,
-            cidr="192.168.%d.0/24" % third, gateway_ip="192.168.%d.1" % third, enable_dhcp=False)
+        return net, subnets[0]
+    if not create:
+        sys.exit("network %s has no subnet: run 'networks' first" % net_name)
+    third = 10 + ord(letter) - ord("a")
+    subnet = conn.network.create_subnet(
+        name=net_name + "-subnet", network_id=net.id, ip_version=4,
+        cidr="192.168.%d.0/24" % third, gateway_ip="192.168.%d.1" % third, enable_dhcp=False)
+    return net, subnet
+
+
+def networks(letters):
+    for letter in sorted(set(letters)):
+        mgmt_network(tenant(letter), letter, True)
+
+
+def vm(name, letter):
+    conn = tenant(letter)
+    net, subnet = mgmt_network(conn, letter, False)
     port = conn.network.find_port(name + "-port")
     if port is None:
         port = conn.network.create_port(name=name + "-port", network_id=net.id,
@@ -104,6 +118,8 @@ def vm(name, letter):
 def main(argv):
     if argv[:1] == ["identity"]:
         identity(argv[1:])
+    elif argv[:1] == ["networks"]:
+        networks(argv[1:])
     elif argv[:1] == ["vm"] and len(argv) == 3:
         vm(argv[1], argv[2])
     else:
