@@ -367,7 +367,14 @@ start_vm() { # start_vm NAME TENANT WITH_DOCKER
 	fi
 	local port_id mac ip prefix mtu gw
 	read -r port_id mac ip prefix mtu gw <<<"$info"
-	[ -e "/run/netns/$vm" ] || ip netns add "$vm"
+	if [ ! -e "/run/netns/$vm" ]; then
+		# A VM that boots starts clean: what an earlier run left (containers of a killed
+		# test run, their OVS ports, ovn-docker state) belongs to a machine that is gone,
+		# and a dockerd that must first reap a hundred dead containers may not start at all.
+		stop_vm "$vm"
+		rm -rf "$d/docker" "$d/ovs" "$d/ovn-docker" "$d/plugins" "$d/etc-plugins"
+		ip netns add "$vm"
+	fi
 	ip -n "$vm" link set lo up
 	# The VM's NIC: vmN-hv on br-int, bound to the VM's Neutron port; eth0 inside the VM.
 	if ! ip link show "$vm-hv" >/dev/null 2>&1; then
