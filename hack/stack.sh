@@ -580,7 +580,15 @@ cmd_up() {
 		provision networks "${tenant_of[@]}" || die "management networks could not be made"
 		touch "$RUN/neutron/.networks-${idmark##*-}"
 	fi
-	local names=() pids=() i
+	# VMs that boot again start clean in Neutron too (their local state goes in start_vm).
+	local booting=() i
+	for i in $(seq "$vms"); do
+		[ -e "/run/netns/vm$i" ] || [ ! -s "$RUN/vm$i/port" ] || booting+=("$(cut -d' ' -f1 "$RUN/vm$i/port")")
+	done
+	if [ ${#booting[@]} -gt 0 ]; then
+		provision reset "${booting[@]}" || die "the VMs' earlier container ports could not be removed"
+	fi
+	local names=() pids=()
 	for i in $(seq "$vms"); do
 		local t=${tenant_of[$((i - 1))]:-a}
 		(start_vm "vm$i" "$t" "$docker") >"$LOGS/up-vm$i.log" 2>&1 &

@@ -4,6 +4,8 @@
   stack_provision.py networks T...       each tenant's management network (before the VMs)
   stack_provision.py vm NAME TENANT      the VM's port on its tenant's management network;
                                          prints "port_id mac ip prefix mtu gateway"
+  stack_provision.py reset PORT_ID...    VMs that boot again: their containers' ports, left
+                                         by an earlier run, leave Neutron
 
 Every step is idempotent: objects are looked up by name before they are created.
 Admin credentials come from OS_* in the environment.
@@ -115,6 +117,28 @@ def vm(name, letter):
     print(port.id, port.mac_address, ip, prefix, net.mtu, subnet.gateway_ip)
 
 
+def reset(port_ids):
+    """Removes what containers of an earlier boot of these VMs hold in Neutron: the
+    subports of the VM port's trunk, their ports, and ports ovn-docker tagged for the VM
+    that never joined the trunk."""
+    conn = admin()
+    for vif in port_ids:
+        gone = set()
+        for trunk in conn.network.trunks(port_id=vif):
+            subs = list(trunk.sub_ports or [])
+            if subs:
+                conn.network.delete_trunk_subports(trunk, [{"port_id": s["port_id"]} for s in subs])
+                gone.update(s["port_id"] for s in subs)
+        for port in conn.network.ports(tags="ovn-docker-vm=" + vif):
+            gone.add(port.id)
+        for port in conn.network.ports(description="ovn-docker vm=" + vif):
+            gone.add(port.id)
+        for pid in gone:
+            conn.network.delete_port(pid, ignore_missing=True)
+        if gone:
+            print("%s: %d container port(s) of an earlier boot removed" % (vif, len(gone)))
+
+
 def main(argv):
     if argv[:1] == ["identity"]:
         identity(argv[1:])
@@ -122,6 +146,8 @@ def main(argv):
         networks(argv[1:])
     elif argv[:1] == ["vm"] and len(argv) == 3:
         vm(argv[1], argv[2])
+    elif argv[:1] == ["reset"]:
+        reset(argv[1:])
     else:
         sys.exit(__doc__)
 

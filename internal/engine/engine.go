@@ -261,7 +261,8 @@ func (e *Engine) unwind(ctx context.Context, u undoStack, att *state.Attachment,
 	defer cancel()
 	for i := len(u) - 1; i >= 0; i-- {
 		if uerr := u[i](uctx); uerr != nil {
-			e.log.Error("rollback step failed; gc will finish it", "attachment", idOf(att), "err", uerr)
+			// The returned error says it too: a CLI user reads it once, a daemon logs it.
+			e.log.Info("rollback step failed; gc will finish it", "attachment", idOf(att), "err", uerr)
 			*errp = fmt.Errorf("%w (and rollback failed: %v; run ovn-docker gc)", *errp, uerr)
 			// Recorded like a failed detach, so that ps shows it and gc or Recover
 			// release it while this process still lives.

@@ -45,29 +45,62 @@ func NewSlots(dir string, n int) (*Slots, error) {
 // Acquire takes a free slot, waiting until one frees or ctx ends. The returned func
 // gives it back.
 func (s *Slots) Acquire(ctx context.Context) (func(), error) {
-	wait := time.Millisecond
-	start := rand.IntN(s.n) // spread the processes over the slots
-	for {
-		for i := 0; i < s.n; i++ {
-			path := filepath.Join(s.dir, fmt.Sprintf("slot-%d", (start+i)%s.n))
-			f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-			if err != nil {
-				return nil, fmt.Errorf("throttle: %w", err)
+	first := rand.IntN(s.n) // spread the processes over the slots
+	for i := 0; i < s.n; i++ {
+		f, err := s.open((first + i) % s.n)
+		if err != nil {
+			return nil, err
+		}
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err == nil {
+			return unlocker(f), nil
+		}
+		f.Close()
+	}
+	// Every slot is taken: wait on one in the kernel. A hundred waiting processes that
+	// polled would take the CPU that Neutron needs to answer them.
+	f, err := s.open(first)
+	if err != nil {
+		return nil, err
+	}
+	got := make(chan error, 1)
+	go func() {
+		var err error
+		for {
+			if err = unix.Flock(int(f.Fd()), unix.LOCK_EX); err != unix.EINTR {
+				break
 			}
-			if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err == nil {
-				return func() { _ = unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
+		}
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("throttle: lock %s: %w", f.Name(), err)
+		}
+		return unlocker(f), nil
+	case <-ctx.Done():
+		// The wait goes on in the kernel: whoever gets the slot for nobody hands it back.
+		go func() {
+			if <-got == nil {
+				_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
 			}
 			f.Close()
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("wait for a free OpenStack request slot: %w", ctx.Err())
-		case <-time.After(wait):
-		}
-		if wait < 50*time.Millisecond {
-			wait *= 2
-		}
+		}()
+		return nil, fmt.Errorf("wait for a free OpenStack request slot: %w", ctx.Err())
 	}
+}
+
+func (s *Slots) open(i int) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(s.dir, fmt.Sprintf("slot-%d", i)), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("throttle: %w", err)
+	}
+	return f, nil
+}
+
+func unlocker(f *os.File) func() {
+	return func() { _ = unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }
 }
 
 // Transport wraps next with the slots (nil: no limit) and retries.

@@ -176,3 +176,25 @@ func TestSlotWaitEndsWithContext(t *testing.T) {
 		t.Fatal("a second holder got the only slot")
 	}
 }
+
+// A waiter that gave up must not keep the slot it is still queued for in the kernel.
+func TestAbandonedWaitGivesTheSlotBack(t *testing.T) {
+	slots, _ := NewSlots(t.TempDir(), 1)
+	release, err := slots.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := slots.Acquire(ctx); err == nil {
+		t.Fatal("a second holder got the only slot")
+	}
+	release()
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel2()
+	again, err := slots.Acquire(ctx2)
+	if err != nil {
+		t.Fatalf("the slot stayed with the waiter that gave up: %v", err)
+	}
+	again()
+}
