@@ -21,6 +21,8 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/image"
 	"golang.org/x/sys/unix"
+
+	"github.com/ovn-docker/ovn-docker/internal/flock"
 )
 
 // Pull policies for EnsureImage.
@@ -278,27 +280,11 @@ func (c *Client) lockPause(ctx context.Context, tag string) (func(), error) {
 	if err != nil {
 		return noop, nil
 	}
-	fd := int(f.Fd())
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
-			f.Close()
-			return noop, nil
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
+	if err := flock.Lock(ctx, f, unix.LOCK_EX); err != nil {
+		if ctx.Err() != nil {
 			return nil, fmt.Errorf("pause image: wait for lock %s: %w", path, ctx.Err())
-		case <-tick.C:
 		}
+		return noop, nil
 	}
-	return func() {
-		_ = unix.Flock(fd, unix.LOCK_UN)
-		f.Close()
-	}, nil
+	return func() { flock.Unlock(f) }, nil
 }

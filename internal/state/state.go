@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ovn-docker/ovn-docker/internal/flock"
 )
 
 // Version of the state file's format.
@@ -227,26 +229,13 @@ func (s *Store) lock(ctx context.Context, how int) (func(), error) {
 	if err != nil {
 		return nil, fmt.Errorf("open state lock: %w", err)
 	}
-	wait := 200 * time.Microsecond
-	for {
-		err := unix.Flock(int(f.Fd()), how|unix.LOCK_NB)
-		if err == nil {
-			return func() { _ = unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
-			f.Close()
-			return nil, fmt.Errorf("lock state: %w", err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
+	if err := flock.Lock(ctx, f, how); err != nil {
+		if ctx.Err() != nil {
 			return nil, fmt.Errorf("lock state in %s: %w", s.dir, ctx.Err())
-		case <-time.After(wait):
 		}
-		if wait < 20*time.Millisecond {
-			wait *= 2
-		}
+		return nil, fmt.Errorf("lock state: %w", err)
 	}
+	return func() { flock.Unlock(f) }, nil
 }
 
 func (s *Store) read() (*State, error) {

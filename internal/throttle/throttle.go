@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ovn-docker/ovn-docker/internal/flock"
 )
 
 // Slots are n file-locked slots in dir.
@@ -51,44 +53,27 @@ func (s *Slots) Acquire(ctx context.Context) (func(), error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err == nil {
-			return unlocker(f), nil
+		ok, err := flock.TryLock(f, unix.LOCK_EX)
+		if ok {
+			return func() { flock.Unlock(f) }, nil
 		}
 		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("throttle: %w", err)
+		}
 	}
-	// Every slot is taken: wait on one in the kernel. A hundred waiting processes that
-	// polled would take the CPU that Neutron needs to answer them.
+	// Every slot is taken: wait on one.
 	f, err := s.open(first)
 	if err != nil {
 		return nil, err
 	}
-	got := make(chan error, 1)
-	go func() {
-		var err error
-		for {
-			if err = unix.Flock(int(f.Fd()), unix.LOCK_EX); err != unix.EINTR {
-				break
-			}
+	if err := flock.Lock(ctx, f, unix.LOCK_EX); err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("wait for a free OpenStack request slot: %w", ctx.Err())
 		}
-		got <- err
-	}()
-	select {
-	case err := <-got:
-		if err != nil {
-			f.Close()
-			return nil, fmt.Errorf("throttle: lock %s: %w", f.Name(), err)
-		}
-		return unlocker(f), nil
-	case <-ctx.Done():
-		// The wait goes on in the kernel: whoever gets the slot for nobody hands it back.
-		go func() {
-			if <-got == nil {
-				_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
-			}
-			f.Close()
-		}()
-		return nil, fmt.Errorf("wait for a free OpenStack request slot: %w", ctx.Err())
+		return nil, fmt.Errorf("throttle: %w", err)
 	}
+	return func() { flock.Unlock(f) }, nil
 }
 
 func (s *Slots) open(i int) (*os.File, error) {
@@ -97,10 +82,6 @@ func (s *Slots) open(i int) (*os.File, error) {
 		return nil, fmt.Errorf("throttle: %w", err)
 	}
 	return f, nil
-}
-
-func unlocker(f *os.File) func() {
-	return func() { _ = unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }
 }
 
 // Transport wraps next with the slots (nil: no limit) and retries.
