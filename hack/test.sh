@@ -56,43 +56,91 @@ gofmt_clean() {
 	[ -z "$out" ] || { echo "gofmt would change: $out"; return 1; }
 }
 
-# What needs no stack runs while the stack comes up: most of that time is spent waiting
-# for apt, Keystone and Neutron.
+# What needs no stack runs while the stack comes up and while the first end-to-end tests,
+# which mostly wait for stopped services to come back, run: the machine's CPUs are the
+# budget, and most of the stack's bring-up is spent waiting for apt, Keystone and Neutron.
 offline_checks() {
 	step "go mod download" go mod download
 	step "gofmt" gofmt_clean
-	step "go vet" go vet ./...
-	step "go vet (integration)" go vet -tags integration ./...
+	# With the integration tag every file is vetted: no file is built only without it.
+	step "go vet" go vet -tags integration ./...
 	step "unit tests" go test -race -count=1 "${runflag[@]}" ./...
 	step "fuzz (brief)" fuzz_briefly
-	printf '%s\n' "${failed[@]}" >"$offline_failed"
 }
 fuzz_briefly() { # every fuzz target of the project, a few seconds each
 	local rc=0 file pkg fn
 	while IFS=: read -r file fn; do
 		pkg=./$(dirname "$file")
 		fn=$(sed -E 's/^func (Fuzz[A-Za-z0-9_]*).*/\1/' <<<"$fn")
-		go test -run '^$' -fuzz "^$fn\$" -fuzztime "${OVN_DOCKER_FUZZTIME:-3s}" "$pkg" >/tmp/fuzz.$$ 2>&1 ||
+		go test -run '^$' -fuzz "^$fn\$" -fuzztime "${OVN_DOCKER_FUZZTIME:-2s}" "$pkg" >/tmp/fuzz.$$ 2>&1 ||
 			{ echo "fuzz $pkg $fn failed:"; tail -20 /tmp/fuzz.$$; rc=1; }
 	done < <(grep -rHo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*(f \*testing.F)' internal cmd 2>/dev/null)
 	rm -f /tmp/fuzz.$$
 	return $rc
 }
-offline_log=$(mktemp) offline_failed=$(mktemp)
-offline_checks >"$offline_log" 2>&1 &
-offline_pid=$!
+
+# in_background NAME FUNC...: runs steps in the background; collect NAME joins them.
+declare -A bg_pid bg_log bg_failed
+in_background() {
+	local name=$1
+	shift
+	bg_log[$name]=$(mktemp) bg_failed[$name]=$(mktemp)
+	(
+		failed=()
+		"$@"
+		printf '%s\n' "${failed[@]}" >"${bg_failed[$name]}"
+	) >"${bg_log[$name]}" 2>&1 &
+	bg_pid[$name]=$!
+}
+collect() {
+	local name=$1 f
+	[ -n "${bg_pid[$name]:-}" ] || return 0
+	wait "${bg_pid[$name]}"
+	cat "${bg_log[$name]}"
+	while read -r f; do [ -n "$f" ] && failed+=("$f"); done <"${bg_failed[$name]}"
+	rm -f "${bg_log[$name]}" "${bg_failed[$name]}"
+	unset "bg_pid[$name]"
+}
+
+# e2e NAME GO-TEST-ARGS...: end-to-end tests, verbose to a log; prints each test's time,
+# and the whole log when one failed.
+e2e() {
+	local name=$1 log rc
+	shift
+	log=$(mktemp)
+	go test -count=1 -tags integration -v "$@" ./test/... >"$log" 2>&1
+	rc=$?
+	grep -E '^--- (PASS|FAIL|SKIP)' "$log" | sort -t'(' -k2 -rn | sed 's/^/    /'
+	if [ $rc -ne 0 ]; then
+		grep -vE '^=== (RUN|PAUSE|CONT|NAME)' "$log" | grep -vE '^\s*--- PASS' | tail -400
+	fi
+	rm -f "$log"
+	return $rc
+}
+integration() {
+	step "integration tests" go test -race -count=1 -timeout 15m -tags integration "${runflag[@]}" ./internal/...
+}
 
 # Tests start from a stack of their own: one left by an earlier (perhaps killed) run may
 # hold its containers and ports. OVN_DOCKER_REUSE_STACK=1 keeps a running one.
 if [ "${OVN_DOCKER_REUSE_STACK:-}" != 1 ]; then hack/stack.sh down >/dev/null 2>&1 || true; fi
+in_background offline offline_checks
 step "stack up" hack/stack.sh up --vms 9 --tenants a,a,a,a,a,a,a,a,b --docker
-stack_ok=yes
-if [[ " ${failed[*]} " == *" stack up "* ]]; then stack_ok=no; fi
-wait "$offline_pid"
-cat "$offline_log"
-while read -r f; do [ -n "$f" ] && failed+=("$f"); done <"$offline_failed"
-rm -f "$offline_log" "$offline_failed"
-[ $stack_ok = yes ] || exit 1
+if [[ " ${failed[*]} " == *" stack up "* ]]; then
+	collect offline
+	exit 1
+fi
 hack/stack.sh status
-step "integration tests" go test -race -count=1 -timeout 15m -tags integration "${runflag[@]}" ./internal/...
-step "end-to-end tests" go test -count=1 -timeout 20m -parallel "${OVN_DOCKER_E2E_PARALLEL:-4}" -tags integration "${runflag[@]}" ./test/...
+# The outages of shared services (Neutron, Keystone, the OVN NB) first, alone: every other
+# test needs them. Then the rest of the end-to-end tests, with the integration tests
+# beside them.
+serial='^TestOutage(NeutronDown|KeystoneDown|OVNNBRestarted)$'
+run_e2e=()
+[ -n "$run_re" ] && run_e2e=(-run "$run_re")
+if [ -z "$run_re" ] || grep -qE 'Outage' <<<"$run_re"; then
+	step "end-to-end tests: shared-service outages" e2e serial -timeout 10m -run "$serial"
+fi
+in_background integration integration
+step "end-to-end tests" e2e main -timeout 20m -parallel "${OVN_DOCKER_E2E_PARALLEL:-3}" -skip "$serial" "${run_e2e[@]}"
+collect integration
+collect offline

@@ -100,6 +100,10 @@ type Config struct {
 	// interface's DHCP probe) before the container may use it; 0 means 20 s, negative:
 	// no probe.
 	ReadyTimeout time.Duration
+	// RollbackTimeout bounds the undoing of a failed attach; 0 means 30 s. What it does
+	// not undo in time is recorded, and gc or the next Recover finishes it: a user whose
+	// run failed because Neutron hangs is not kept waiting on Neutron again.
+	RollbackTimeout time.Duration
 	// Observe, when set, is told the duration of each phase ("trunk", "reserve", "port",
 	// "subport", "plumb", "active") of every attach; trunk and subport only in trunk mode.
 	Observe func(phase string, d time.Duration)
@@ -225,6 +229,9 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.ReadyTimeout == 0 {
 		cfg.ReadyTimeout = 20 * time.Second
 	}
+	if cfg.RollbackTimeout <= 0 {
+		cfg.RollbackTimeout = 30 * time.Second
+	}
 	return &Engine{cfg: cfg, log: cfg.Log}, nil
 }
 
@@ -257,7 +264,7 @@ func (u *undoStack) push(f func(context.Context) error) { *u = append(*u, f) }
 // unwind runs the undo steps in reverse with a context of its own (the caller's may be
 // what ran out). A failing step stops it: what remains is recorded for gc.
 func (e *Engine) unwind(ctx context.Context, u undoStack, att *state.Attachment, errp *error) {
-	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.RollbackTimeout)
 	defer cancel()
 	for i := len(u) - 1; i >= 0; i-- {
 		if uerr := u[i](uctx); uerr != nil {
@@ -267,7 +274,10 @@ func (e *Engine) unwind(ctx context.Context, u undoStack, att *state.Attachment,
 			// Recorded like a failed detach, so that ps shows it and gc or Recover
 			// release it while this process still lives.
 			if att != nil {
-				_ = e.failed(uctx, att, *errp)
+				// A context of its own: uctx may be what ran out.
+				rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+				_ = e.failed(rctx, att, *errp)
+				rcancel()
 			}
 			return
 		}
@@ -321,7 +331,7 @@ func (e *Engine) Attach(ctx context.Context, req Request) (*state.Attachment, er
 		// The full release undoes the local part and the Neutron part alike, whatever
 		// of them exists. It works from what this run made, not from the state: the
 		// state may be what failed.
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.RollbackTimeout)
 		defer cancel()
 		if rerr := e.release(uctx, &made); rerr != nil {
 			e.log.Error("rollback failed; gc will finish it", "attachment", id, "err", rerr)
