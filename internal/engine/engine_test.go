@@ -1093,3 +1093,31 @@ func TestNetworkOfAnotherProjectIsRefused(t *testing.T) {
 	}
 	h.assertClean(t)
 }
+
+// A Neutron that hangs does not hold a failed attach past RollbackTimeout, and what the
+// rollback could not undo is still recorded for gc, although its context ran out.
+func TestRollbackIsBounded(t *testing.T) {
+	h := newHarness(t, func(c *Config) {
+		c.ReadyTimeout = 100 * time.Millisecond
+		c.RollbackTimeout = 200 * time.Millisecond
+	})
+	h.w.inactive = true
+	h.w.onCall("neutron.DeletePort", 1, func() { time.Sleep(400 * time.Millisecond) })
+	_, err := h.e.Attach(context.Background(), h.request("o", "eth0"))
+	if err == nil || !strings.Contains(err.Error(), "rollback failed") || !errors.Is(err, context.DeadlineExceeded) && !strings.Contains(err.Error(), "deadline exceeded") {
+		t.Fatalf("attach: %v", err)
+	}
+	st := h.state(t)
+	if len(st.Attachments) != 1 {
+		t.Fatalf("%d attachments after a rollback that ran out of time, want the one to clean up", len(st.Attachments))
+	}
+	for _, a := range st.Attachments {
+		if a.Error == "" || a.PID != 0 {
+			t.Errorf("attachment after the rollback ran out: error %q, pid %d", a.Error, a.PID)
+		}
+		if err := h.e.Detach(context.Background(), a.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.assertClean(t)
+}
