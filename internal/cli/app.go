@@ -25,6 +25,7 @@ import (
 	"github.com/ovn-docker/ovn-docker/internal/osauth"
 	"github.com/ovn-docker/ovn-docker/internal/ovs"
 	"github.com/ovn-docker/ovn-docker/internal/state"
+	"github.com/ovn-docker/ovn-docker/internal/subports"
 	"github.com/ovn-docker/ovn-docker/internal/throttle"
 )
 
@@ -77,6 +78,19 @@ type app struct {
 	sw      *ovs.Client
 	dc      *docker.Client
 	vifPort *neutron.Port // the VM's port, once vif found it
+	trunkID string        // its trunk, as last seen by this VM's processes
+}
+
+// saveVMPort keeps the VM's port, and its trunk when known, for the VM's next processes.
+func (a *app) saveVMPort(trunkID string) {
+	if a.vifPort == nil || a.session == nil {
+		return
+	}
+	if trunkID != "" {
+		a.trunkID = trunkID
+	}
+	saveVMPort(a.s.stateDir, vmPortFacts{VIFID: a.vifPort.ID, CredProject: a.session.ProjectID,
+		Project: a.vifPort.ProjectID, MAC: a.vifPort.MAC.String(), TrunkID: a.trunkID, Checked: time.Now().UTC()})
 }
 
 // step marks a named point of a command for the fault-injection switch of test builds.
@@ -206,6 +220,22 @@ func (a *app) vif(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	cache := a.s.mode == "" || a.s.mode == string(neutron.ModeTrunk)
+	if cache {
+		var mac net.HardwareAddr
+		if a.s.vifID == "" {
+			mac, _ = uplinkMAC(a.s.uplink)
+		}
+		if f, ok := cachedVMPort(a.s.stateDir, a.session.ProjectID, a.s.vifID, mac, time.Now()); ok {
+			a.vifPort, a.trunkID = f.port(), f.TrunkID
+			return f.VIFID, nil
+		}
+		defer func() {
+			if a.vifPort != nil {
+				a.saveVMPort("")
+			}
+		}()
+	}
 	if a.s.vifID != "" {
 		p, err := nc.GetPort(ctx, a.s.vifID)
 		if errors.Is(err, neutron.ErrNotFound) {
@@ -278,8 +308,14 @@ func (a *app) engine(ctx context.Context) (*engine.Engine, error) {
 	if a.vifPort != nil {
 		project = a.vifPort.ProjectID
 	}
+	// The VM's processes send their trunk changes together (see package subports).
+	q, err := subports.New(filepath.Join(a.s.stateDir, "subports"), nc)
+	if err != nil {
+		return nil, err
+	}
 	return engine.New(engine.Config{
 		VIFID: vif, VIFProject: project, Bridge: a.s.bridge, Mode: mode, Store: st, Neutron: nc, Switch: sw,
+		Subports: q, TrunkID: a.trunkID, OnTrunk: a.saveVMPort,
 		Log: a.log, ReadyTimeout: a.s.readyTimeout,
 		Observe: func(phase string, d time.Duration) {
 			a.log.Debug("attach phase", "phase", phase, "ms", d.Milliseconds())

@@ -29,6 +29,7 @@ import (
 	"github.com/ovn-docker/ovn-docker/internal/ovs"
 	"github.com/ovn-docker/ovn-docker/internal/probe"
 	"github.com/ovn-docker/ovn-docker/internal/state"
+	"github.com/ovn-docker/ovn-docker/internal/subports"
 	"github.com/ovn-docker/ovn-docker/internal/vlan"
 )
 
@@ -110,6 +111,21 @@ type Config struct {
 	// Fault, when set, is called after each named step; tests use it to kill the process
 	// there and prove that recovery leaves nothing behind.
 	Fault func(step string)
+	// Subports, when set, sends trunk changes in batches with the VM's other processes
+	// (package subports); a change it gives back is made alone.
+	Subports SubportQueue
+	// TrunkID is the VM port's trunk as last seen (trunk mode), when the caller keeps it:
+	// Neutron is then asked only when it proves wrong. OnTrunk is told each trunk read
+	// from Neutron.
+	TrunkID string
+	OnTrunk func(id string)
+}
+
+// SubportQueue batches trunk changes; *subports.Batcher implements it. An error that is
+// subports.ErrAlone asks the caller to make the change by itself.
+type SubportQueue interface {
+	Add(ctx context.Context, trunkID, portID string, vlan int) error
+	Remove(ctx context.Context, trunkID, portID string) error
 }
 
 // Engine attaches and detaches container interfaces of one VM.
@@ -132,9 +148,17 @@ func (e *Engine) trunk(ctx context.Context) (trunk, seen *neutron.Trunk, err err
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if !e.trunkSeen {
-		if e.cfg.Mode == neutron.ModeTrunk {
+		switch {
+		case e.cfg.Mode == neutron.ModeTrunk && e.cfg.TrunkID != "":
+			// Its subports are not known: a VLAN one of them holds outside the state comes
+			// back from add_subports as a clash, and the trunk is read then.
+			e.trunkMemo = &neutron.Trunk{ID: e.cfg.TrunkID, ParentID: e.cfg.VIFID, Subports: map[string]int{}}
+		case e.cfg.Mode == neutron.ModeTrunk:
 			e.trunkMemo, err = e.cfg.Neutron.EnsureTrunk(ctx, e.cfg.VIFID)
-		} else {
+			if err == nil && e.cfg.OnTrunk != nil {
+				e.cfg.OnTrunk(e.trunkMemo.ID)
+			}
+		default:
 			e.trunkMemo, err = e.cfg.Neutron.TrunkOf(ctx, e.cfg.VIFID)
 		}
 		if err != nil {
@@ -153,6 +177,9 @@ func (e *Engine) refreshTrunk(ctx context.Context) (*neutron.Trunk, error) {
 	t, err := e.cfg.Neutron.EnsureTrunk(ctx, e.cfg.VIFID)
 	if err != nil {
 		return nil, fmt.Errorf("the VM's port %s: %w", e.cfg.VIFID, err)
+	}
+	if e.cfg.OnTrunk != nil {
+		e.cfg.OnTrunk(t.ID)
 	}
 	e.mu.Lock()
 	e.trunkMemo, e.trunkSeen = t, true
@@ -467,7 +494,7 @@ func (e *Engine) prepare(ctx context.Context, req Request, merged bool) (att *st
 		return att, subport, nil
 	}
 	if subport != nil {
-		undo.push(func(ctx context.Context) error { return e.cfg.Neutron.RemoveSubport(ctx, att.TrunkID, port.ID) })
+		undo.push(func(ctx context.Context) error { return e.removeSubportCall(ctx, att.TrunkID, port.ID) })
 		if err = subport(ctx); err != nil {
 			return att, nil, err
 		}
@@ -718,7 +745,7 @@ func (e *Engine) reserveN(ctx context.Context, req Request, trunk *neutron.Trunk
 func (e *Engine) addSubport(ctx context.Context, att *state.Attachment, trunk *neutron.Trunk, portID string) error {
 	taken := map[int]bool{}
 	for tries := 0; ; tries++ {
-		err := e.cfg.Neutron.AddSubport(ctx, trunk.ID, portID, att.VLAN)
+		err := e.addSubportCall(ctx, trunk.ID, portID, att.VLAN)
 		if err == nil {
 			return nil
 		}
@@ -774,6 +801,26 @@ func (e *Engine) addSubport(ctx context.Context, att *state.Attachment, trunk *n
 
 // waitReady probes the interface's data path until OVN answers or ReadyTimeout passes.
 // A network without DHCP on an IPv4 subnet cannot be probed: the wait is skipped.
+// addSubportCall adds the subport, in a batch when the engine has a queue.
+func (e *Engine) addSubportCall(ctx context.Context, trunkID, portID string, vlan int) error {
+	if q := e.cfg.Subports; q != nil {
+		if err := q.Add(ctx, trunkID, portID, vlan); !errors.Is(err, subports.ErrAlone) {
+			return err
+		}
+	}
+	return e.cfg.Neutron.AddSubport(ctx, trunkID, portID, vlan)
+}
+
+// removeSubportCall removes the subport, in a batch when the engine has a queue.
+func (e *Engine) removeSubportCall(ctx context.Context, trunkID, portID string) error {
+	if q := e.cfg.Subports; q != nil {
+		if err := q.Remove(ctx, trunkID, portID); !errors.Is(err, subports.ErrAlone) {
+			return err
+		}
+	}
+	return e.cfg.Neutron.RemoveSubport(ctx, trunkID, portID)
+}
+
 func (e *Engine) waitReady(ctx context.Context, att *state.Attachment, nsPath, ifName string) error {
 	if e.cfg.ReadyTimeout < 0 {
 		return nil
@@ -842,7 +889,7 @@ func (e *Engine) release(ctx context.Context, att *state.Attachment) error {
 	}
 	if portID != "" {
 		if att.TrunkID != "" {
-			if err := e.cfg.Neutron.RemoveSubport(ctx, att.TrunkID, portID); err != nil {
+			if err := e.removeSubportCall(ctx, att.TrunkID, portID); err != nil {
 				return e.failed(ctx, att, fmt.Errorf("remove subport %s from trunk %s: %w", portID, att.TrunkID, err))
 			}
 			e.fault("detach-subport")

@@ -141,7 +141,9 @@ func (c *Client) AddSubports(ctx context.Context, trunkID string, subs []Subport
 	return wrap(err, "add %d subports to trunk %s", len(subs), trunkID)
 }
 
-// RemoveSubports takes several ports off the trunk in one call.
+// RemoveSubports takes several ports off the trunk in one call: Neutron removes all or
+// none. One port that is not on the trunk fails the whole call with ErrNotFound (unless
+// it is the only one: then there is nothing to remove).
 func (c *Client) RemoveSubports(ctx context.Context, trunkID string, portIDs []string) error {
 	if len(portIDs) == 0 {
 		return nil
@@ -151,8 +153,11 @@ func (c *Client) RemoveSubports(ctx context.Context, trunkID string, portIDs []s
 		opts.Subports = append(opts.Subports, trunks.RemoveSubport{PortID: id})
 	}
 	_, err := trunks.RemoveSubports(ctx, c.sc, trunkID, opts).Extract()
-	if err == nil || isNotFound(err) {
+	if err == nil || (isNotFound(err) && len(portIDs) == 1) {
 		return nil
+	}
+	if isNotFound(err) {
+		return fmt.Errorf("remove %d subports from trunk %s: %w", len(portIDs), trunkID, ErrNotFound)
 	}
 	return wrap(err, "remove %d subports from trunk %s", len(portIDs), trunkID)
 }
