@@ -1121,3 +1121,40 @@ func TestRollbackIsBounded(t *testing.T) {
 	}
 	h.assertClean(t)
 }
+
+// A trunk the caller kept from an earlier process saves reading it; one that is gone is
+// found out by add_subports, made again, and reported to the caller.
+func TestTrunkHint(t *testing.T) {
+	var told []string
+	h := newHarness(t, func(c *Config) {
+		c.TrunkID = testTrunk
+		c.OnTrunk = func(id string) { told = append(told, id) }
+	})
+	// The trunk exists as the hint says.
+	fn := fakeNeutron{h.w}
+	if _, err := fn.EnsureTrunk(context.Background(), testVIF); err != nil {
+		t.Fatal(err)
+	}
+	h.w.reset()
+	h.attach(t, h.request("sandbox1", "eth0"))
+	reads := len(callsNamed(h.w.log(), "neutron.EnsureTrunk")) + len(callsNamed(h.w.log(), "neutron.TrunkOf"))
+	if reads != 0 {
+		t.Fatalf("the trunk was read %d times with a hint", reads)
+	}
+	if len(told) != 0 {
+		t.Fatalf("told of trunks %v without reading one", told)
+	}
+
+	// The hint is stale: the trunk was deleted and is made again.
+	h2 := newHarness(t, func(c *Config) {
+		c.TrunkID = "gone-trunk"
+		c.OnTrunk = func(id string) { told = append(told, id) }
+	})
+	att := h2.attach(t, h2.request("sandbox2", "eth0"))
+	if h2.w.trunk == nil || att.TrunkID != h2.w.trunk.ID || h2.w.trunk.Subports[att.PortID] != att.VLAN {
+		t.Fatalf("attachment on trunk %q, the VM's trunk %+v", att.TrunkID, h2.w.trunk)
+	}
+	if len(told) != 1 || told[0] != h2.w.trunk.ID {
+		t.Fatalf("told %v, want the new trunk %s", told, h2.w.trunk.ID)
+	}
+}
