@@ -123,8 +123,9 @@ func (p *Plugin) requestPool(ctx context.Context, r *requestPoolRequest) (_ any,
 		// private /24): the network is made at once, under a name of its own until
 		// Docker's name for it is known.
 		var note string
+		var sub neutron.Subnet
 		// err is the function's own: the deferred rollback must see how it ends.
-		created, note, err = p.cfg.Neutron.CreateNetwork(ctx, neutron.CreateNetworkOpts{Name: "docker-pool-" + id})
+		created, sub, note, err = p.createNeutronNetwork(ctx, neutron.CreateNetworkOpts{Name: "docker-pool-" + id})
 		if err != nil {
 			return nil, err
 		}
@@ -134,10 +135,6 @@ func (p *Plugin) requestPool(ctx context.Context, r *requestPoolRequest) (_ any,
 				p.deleteNeutronNetwork(context.WithoutCancel(ctx), n.ID)
 			}
 		}()
-		sub, ok := firstIPv4(n)
-		if !ok {
-			return nil, fmt.Errorf("neutron network %s was made without an IPv4 subnet", n.ID)
-		}
 		pool.CIDR, pool.NeutronNetwork, pool.Subnet, pool.Created = sub.CIDR.String(), n.ID, sub.ID, true
 		if sub.Gateway.IsValid() {
 			pool.Gateway = sub.Gateway.String()
@@ -217,6 +214,22 @@ func cidrsOf(subs []neutron.Subnet) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// createNeutronNetwork makes a Neutron network for a Docker network and returns it with
+// its IPv4 subnet. A network made without one is deleted again; once it returns, undoing
+// it is the caller's.
+func (p *Plugin) createNeutronNetwork(ctx context.Context, o neutron.CreateNetworkOpts) (*neutron.Network, neutron.Subnet, string, error) {
+	n, note, err := p.cfg.Neutron.CreateNetwork(ctx, o)
+	if err != nil {
+		return nil, neutron.Subnet{}, "", err
+	}
+	sub, ok := firstIPv4(n)
+	if !ok {
+		p.deleteNeutronNetwork(context.WithoutCancel(ctx), n.ID)
+		return nil, neutron.Subnet{}, "", fmt.Errorf("neutron network %s was made without an IPv4 subnet", n.ID)
+	}
+	return n, sub, note, nil
 }
 
 func firstIPv4(n *neutron.Network) (neutron.Subnet, bool) {

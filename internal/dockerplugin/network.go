@@ -130,8 +130,9 @@ func (p *Plugin) createNetwork(ctx context.Context, r *createNetworkRequest) (_ 
 			return nil, fmt.Errorf("pool %s: %w", pool.ID, perr)
 		}
 		var note string
+		var sub neutron.Subnet
 		// err is the function's own: the deferred rollback must see how it ends.
-		made, note, err = p.cfg.Neutron.CreateNetwork(ctx, neutron.CreateNetworkOpts{Name: "docker-" + short(r.NetworkID), Subnet: pfx, Gateway: gw})
+		made, sub, note, err = p.createNeutronNetwork(ctx, neutron.CreateNetworkOpts{Name: "docker-" + short(r.NetworkID), Subnet: pfx, Gateway: gw})
 		if err != nil {
 			return nil, err
 		}
@@ -141,10 +142,6 @@ func (p *Plugin) createNetwork(ctx context.Context, r *createNetworkRequest) (_ 
 				p.deleteNeutronNetwork(context.WithoutCancel(ctx), n.ID)
 			}
 		}()
-		sub, ok := firstIPv4(n)
-		if !ok {
-			return nil, fmt.Errorf("neutron network %s was made without an IPv4 subnet", n.ID)
-		}
 		pool.NeutronNetwork, pool.Subnet, pool.Created = n.ID, sub.ID, true
 		p.log.Info("created a Neutron network for a Docker network", "network", r.NetworkID, "neutron_network", n.ID, "range", note)
 	}
