@@ -56,6 +56,7 @@ the command says which.`,
 			if err != nil {
 				return err
 			}
+			a.keepNetwork(n.Name, n)
 			fmt.Fprintf(a.stdout, "created network %s (%s): %s, MTU %d\n", n.Name, n.ID, note, n.MTU)
 			return nil
 		},
@@ -192,6 +193,8 @@ func newDeleteCmd(a *app) *cobra.Command {
 			if err := nc.DeleteNetwork(ctx, n.ID); err != nil {
 				return err
 			}
+			a.keepNetwork(args[0], nil)
+			a.keepNetwork(n.Name, nil)
 			fmt.Fprintf(a.stdout, "deleted network %s (%s)\n", n.Name, n.ID)
 			return nil
 		},

@@ -105,12 +105,13 @@ func (a *app) run(parent context.Context, opts *runargs.Options) (err error) {
 		return err
 	}
 	var nets []*neutron.Network
-	for _, name := range a.s.networks {
-		n, err := nc.FindNetwork(ctx, name)
+	cached := map[int]bool{}
+	for i, name := range a.s.networks {
+		n, hit, err := a.findNetwork(ctx, nc, name)
 		if err != nil {
 			return err
 		}
-		nets = append(nets, n)
+		nets, cached[i] = append(nets, n), hit
 	}
 	lap("find networks")
 	eng, err := a.engine(ctx)
@@ -185,6 +186,14 @@ func (a *app) run(parent context.Context, opts *runargs.Options) (err error) {
 		att, err := eng.Claim(ctx, pool.Key(n.ID, sgs), req)
 		if err == nil && att == nil {
 			att, err = eng.Prepare(ctx, req)
+			if errors.Is(err, neutron.ErrNotFound) && cached[i] {
+				// The network was deleted, or replaced, since the VM's processes found it.
+				n, err = a.refindNetwork(ctx, nc, a.s.networks[i])
+				if err == nil {
+					nets[i], req.Network = n, n
+					att, err = eng.Prepare(ctx, req)
+				}
+			}
 		} else if err == nil {
 			warm[att.ID] = true
 			att.IfName = req.IfName
@@ -269,6 +278,19 @@ func (a *app) run(parent context.Context, opts *runargs.Options) (err error) {
 		return nil
 	}
 	return a.foreground(parent, dc, eng, id, opts.Remove)
+}
+
+// refindNetwork asks Neutron again for a network that was found in the VM's cache.
+func (a *app) refindNetwork(ctx context.Context, nc *neutron.Client, name string) (*neutron.Network, error) {
+	a.keepNetwork(name, nil)
+	n, _, err := a.findNetwork(ctx, nc, name)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkProjects(a.vifPort, []*neutron.Network{n}); err != nil {
+		return nil, err
+	}
+	return n, nil
 }
 
 // foreground streams the container's output until it exits and returns its exit code;

@@ -1,11 +1,15 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/ovn-docker/ovn-docker/internal/neutron"
 )
@@ -63,7 +67,12 @@ func saveVMPort(dir string, f vmPortFacts) {
 	if err != nil {
 		return
 	}
-	tmp, err := os.CreateTemp(dir, vmPortFile+".tmp-*")
+	writeHint(dir, vmPortFile, b)
+}
+
+// writeHint replaces a hint file atomically (0600, like the state).
+func writeHint(dir, name string, b []byte) {
+	tmp, err := os.CreateTemp(dir, name+".tmp-*")
 	if err != nil {
 		return
 	}
@@ -75,11 +84,113 @@ func saveVMPort(dir string, f vmPortFacts) {
 	if tmp.Close() != nil {
 		return
 	}
-	_ = os.Rename(tmp.Name(), filepath.Join(dir, vmPortFile))
+	_ = os.Rename(tmp.Name(), filepath.Join(dir, name))
 }
 
 func (f *vmPortFacts) port() *neutron.Port {
 	p := &neutron.Port{ID: f.VIFID, ProjectID: f.Project}
 	p.MAC, _ = net.ParseMAC(f.MAC)
 	return p
+}
+
+// networkTTL is how long a network found by name is taken as still true by the VM's
+// next runs (with the same project's credentials): a burst of runs on one network then
+// asks Neutron for its port alone. A network deleted meanwhile fails the port's creation
+// with a 404, and run looks it up again then; a subnet changed meanwhile (its DNS
+// servers) is seen at most this late.
+const networkTTL = time.Minute
+
+const networksFile = "networks.json"
+
+type cachedNetwork struct {
+	Network neutron.Network `json:"network"`
+	Checked time.Time       `json:"checked"`
+}
+
+func networkKey(credProject, name string) string { return credProject + "/" + name }
+
+// cachedNetworkNamed returns the network last found under name with this project's
+// credentials, if that was lately.
+func cachedNetworkNamed(dir, credProject, name string, now time.Time) (*neutron.Network, bool) {
+	if credProject == "" {
+		return nil, false
+	}
+	all := readNetworks(dir)
+	c, ok := all[networkKey(credProject, name)]
+	if !ok || now.Sub(c.Checked) > networkTTL || c.Checked.After(now.Add(time.Minute)) || c.Network.ID == "" {
+		return nil, false
+	}
+	n := c.Network
+	return &n, true
+}
+
+// keepNetwork records (n != nil) or forgets (n == nil) the network under name. Like the
+// VM's port, it is a hint: a failure only costs a Neutron call later.
+func keepNetwork(dir, credProject, name string, n *neutron.Network, now time.Time) {
+	if credProject == "" || name == "" || os.MkdirAll(dir, 0o700) != nil {
+		return
+	}
+	f, err := os.OpenFile(filepath.Join(dir, networksFile+".lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	if unix.Flock(int(f.Fd()), unix.LOCK_EX) != nil {
+		return
+	}
+	defer unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	all := readNetworks(dir)
+	for k, c := range all {
+		if now.Sub(c.Checked) > networkTTL {
+			delete(all, k)
+		}
+	}
+	if n == nil {
+		delete(all, networkKey(credProject, name))
+	} else {
+		all[networkKey(credProject, name)] = cachedNetwork{Network: *n, Checked: now.UTC()}
+	}
+	b, err := json.Marshal(all)
+	if err != nil {
+		return
+	}
+	writeHint(dir, networksFile, b)
+}
+
+func readNetworks(dir string) map[string]cachedNetwork {
+	all := map[string]cachedNetwork{}
+	if b, err := os.ReadFile(filepath.Join(dir, networksFile)); err == nil {
+		if json.Unmarshal(b, &all) != nil {
+			return map[string]cachedNetwork{}
+		}
+	}
+	return all
+}
+
+// findNetwork resolves a network by name or ID, from what the VM's processes found
+// lately when it can; cached says it did.
+func (a *app) findNetwork(ctx context.Context, nc *neutron.Client, name string) (n *neutron.Network, cached bool, err error) {
+	project := ""
+	if a.session != nil {
+		project = a.session.ProjectID
+	}
+	if n, ok := cachedNetworkNamed(a.s.stateDir, project, name, time.Now()); ok {
+		return n, true, nil
+	}
+	n, err = nc.FindNetwork(ctx, name)
+	if errors.Is(err, neutron.ErrNotFound) {
+		keepNetwork(a.s.stateDir, project, name, nil, time.Now())
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	keepNetwork(a.s.stateDir, project, name, n, time.Now())
+	return n, false, nil
+}
+
+// keepNetwork records the network under name (nil: forgets it) for the VM's next runs.
+func (a *app) keepNetwork(name string, n *neutron.Network) {
+	if a.session != nil {
+		keepNetwork(a.s.stateDir, a.session.ProjectID, name, n, time.Now())
+	}
 }

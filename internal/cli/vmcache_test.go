@@ -2,10 +2,14 @@ package cli
 
 import (
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
+
+	"github.com/ovn-docker/ovn-docker/internal/neutron"
 )
 
 func TestVMPortCache(t *testing.T) {
@@ -49,5 +53,44 @@ func TestVMPortCache(t *testing.T) {
 	}
 	if _, ok := cachedVMPort(dir, "proj-a", "vif1", nil, now); ok {
 		t.Fatal("a hit from a corrupt file")
+	}
+}
+
+func TestNetworkCache(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	n := &neutron.Network{ID: "net-1", Name: "LS1", MTU: 1442, ProjectID: "proj-a",
+		Subnets: []neutron.Subnet{{ID: "sub-1", CIDR: netip.MustParsePrefix("10.0.5.0/24"), Gateway: netip.MustParseAddr("10.0.5.1"), IPVersion: 4, DHCP: true}}}
+	keepNetwork(dir, "proj-a", "LS1", n, now)
+	got, ok := cachedNetworkNamed(dir, "proj-a", "LS1", now.Add(30*time.Second))
+	if !ok || !reflect.DeepEqual(got, n) {
+		t.Fatalf("got %+v %v, want %+v", got, ok, n)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, networksFile)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("cache file: %v, %v", fi, err)
+	}
+	for _, c := range []struct {
+		name, proj, net string
+		at              time.Time
+	}{
+		{"another project's credentials", "proj-b", "LS1", now},
+		{"credentials of unknown project", "", "LS1", now},
+		{"another name", "proj-a", "LS2", now},
+		{"too old", "proj-a", "LS1", now.Add(networkTTL + time.Second)},
+	} {
+		if _, ok := cachedNetworkNamed(dir, c.proj, c.net, c.at); ok {
+			t.Errorf("%s: a hit", c.name)
+		}
+	}
+	// Forgotten (deleted, or gone from Neutron), it is asked for again.
+	keepNetwork(dir, "proj-a", "LS1", nil, now)
+	if _, ok := cachedNetworkNamed(dir, "proj-a", "LS1", now); ok {
+		t.Fatal("a hit after forgetting")
+	}
+	// Old entries leave the file when it is written.
+	keepNetwork(dir, "proj-a", "LS1", n, now)
+	keepNetwork(dir, "proj-a", "LS2", n, now.Add(2*networkTTL))
+	if all := readNetworks(dir); len(all) != 1 {
+		t.Fatalf("%d entries, want the fresh one", len(all))
 	}
 }
