@@ -3,13 +3,17 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/trunks"
 
 	"github.com/ovn-docker/ovn-docker/internal/testutil"
 )
@@ -29,6 +33,11 @@ func TestConcurrentRuns(t *testing.T) {
 	ls := uniq("conc")
 	mustOVNDocker(t, vm, "create", "network", ls, "--subnet", "10.123.0.0/22")
 	t.Cleanup(func() { ovnDocker(t, vm, nil, "delete", "network", ls) })
+
+	// The VM's processes send their trunk changes together: Neutron's own log counts the
+	// calls on the VM's trunk.
+	trunk := vmTrunk(t, s, vm)
+	addsBefore, removesBefore := trunkCalls(t, s, trunk, "add_subports"), trunkCalls(t, s, trunk, "remove_subports")
 
 	start := time.Now()
 	results := make([]result, n)
@@ -82,6 +91,12 @@ func TestConcurrentRuns(t *testing.T) {
 		t.Fatalf("%d access ports for %d containers", len(tags), n)
 	}
 
+	adds := trunkCalls(t, s, trunk, "add_subports") - addsBefore
+	t.Logf("%d subports added in %d add_subports calls", n, adds)
+	if adds < 1 || adds > n/2 {
+		t.Errorf("%d add_subports calls for %d runs at once: the trunk changes were not sent together", adds, n)
+	}
+
 	// And all of them go at once too.
 	start = time.Now()
 	for i := 0; i < n; i++ {
@@ -98,5 +113,50 @@ func TestConcurrentRuns(t *testing.T) {
 			t.Errorf("rm %d: %s", i, r)
 		}
 	}
+	removes := trunkCalls(t, s, trunk, "remove_subports") - removesBefore
+	t.Logf("%d subports removed in %d remove_subports calls", n, removes)
+	if removes < 1 || removes > n/2 {
+		t.Errorf("%d remove_subports calls for %d rm at once: the trunk changes were not sent together", removes, n)
+	}
 	assertClean(t, s, vm)
+}
+
+// vmTrunk returns the ID of the VM port's trunk, made if needed by a first container.
+func vmTrunk(t *testing.T, s *testutil.Stack, vm *testutil.VM) string {
+	t.Helper()
+	nc := s.Network(t, "tenant-"+vm.Env["STACK_VM_TENANT"])
+	find := func() string {
+		pages, err := trunks.List(nc, trunks.ListOpts{PortID: vm.VIFID()}).AllPages(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		trs, _ := trunks.ExtractTrunks(pages)
+		if len(trs) == 0 {
+			return ""
+		}
+		return trs[0].ID
+	}
+	if id := find(); id != "" {
+		return id
+	}
+	ls := uniq("trunk")
+	mustOVNDocker(t, vm, "create", "network", ls, "--subnet", "10.125.0.0/24")
+	mustOVNDocker(t, vm, "--network", ls, "run", "--rm", "busybox:local", "true")
+	mustOVNDocker(t, vm, "delete", "network", ls)
+	id := find()
+	if id == "" {
+		t.Fatal("the VM's port has no trunk after a run")
+	}
+	return id
+}
+
+// trunkCalls counts the calls (add_subports or remove_subports) on the trunk that
+// Neutron's log has recorded so far.
+func trunkCalls(t *testing.T, s *testutil.Stack, trunkID, call string) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(s.Dir, "logs", "neutron-server.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(string(b), "PUT /v2.0/trunks/"+trunkID+"/"+call+" ")
 }

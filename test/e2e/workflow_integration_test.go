@@ -219,3 +219,32 @@ func itoa(i int) string {
 	b, _ := json.Marshal(i)
 	return string(b)
 }
+
+// TestNetworkReplacedElsewhere: a VM keeps the networks it found for a minute; one deleted
+// and made again under the same name from another VM is found again on the first run
+// that meets the old one gone, and the container lands on the new network.
+func TestNetworkReplacedElsewhere(t *testing.T) {
+	t.Parallel()
+	s := testutil.LoadStack(t)
+	vms := s.TenantVMs(t, 2)
+	vm1, vm2 := vms[0], vms[1]
+	t.Cleanup(func() { cleanVM(t, vm1) })
+	ls := uniq("repl")
+	mustOVNDocker(t, vm1, "create", "network", ls, "--subnet", "10.126.0.0/24") // vm1 now knows it
+	mustOVNDocker(t, vm2, "delete", "network", ls)
+	mustOVNDocker(t, vm2, "create", "network", ls, "--subnet", "10.126.1.0/24")
+	t.Cleanup(func() { ovnDocker(t, vm1, nil, "delete", "network", ls) })
+
+	mustOVNDocker(t, vm1, "--network", ls, "run", "-d", "--name", "repl1", "busybox:local", "sleep", "3600")
+	var got *psEntry
+	for _, e := range ps(t, vm1) {
+		if e.Name == "repl1" {
+			got = &e
+		}
+	}
+	if got == nil || got.State != "attached" || len(got.IPs) == 0 || !strings.HasPrefix(got.IPs[0], "10.126.1.") {
+		t.Fatalf("repl1: %+v, want attached on the new network 10.126.1.0/24", got)
+	}
+	mustOVNDocker(t, vm1, "rm", "-f", "repl1")
+	assertClean(t, s, vm1)
+}
