@@ -32,7 +32,7 @@ type Options struct {
 	AuthURL  string // --os-auth-url
 	Region   string // --os-region-name
 	Getenv   func(string) string
-	Timeout  time.Duration // per HTTP request attempt; 0 means 60 s
+	Timeout  time.Duration // per HTTP request attempt; 0 means 60 s, and a POST's the caller's deadline
 	Redactor *Redactor
 	// CacheDir, when set, keeps tokens got with a password or an application credential
 	// there (see cache.go), for the next runs with the same credentials.
@@ -75,9 +75,12 @@ func Authenticate(ctx context.Context, o Options) (*Session, error) {
 	if err != nil {
 		return nil, red.Error(fmt.Errorf("keystone url %q: %w", ao.IdentityEndpoint, err))
 	}
-	timeout := o.Timeout
+	timeout, creates := o.Timeout, o.Timeout
 	if timeout == 0 {
-		timeout = 60 * time.Second
+		// A POST is not sent twice (see package throttle): ending its attempt early only
+		// turns a slow answer into a failure and, perhaps, an orphan for gc. Unless told
+		// otherwise it waits as long as the command does.
+		timeout, creates = 60*time.Second, 0
 	}
 	var rt http.RoundTripper = &http.Transport{
 		Proxy:               http.ProxyFromEnvironment,
@@ -88,7 +91,7 @@ func Authenticate(ctx context.Context, o Options) (*Session, error) {
 	// The timeout bounds each attempt on the wire, not the time a request may wait
 	// for its turn or between retries (o.Transport's business, within the caller's
 	// context).
-	rt = attemptTimeout{next: rt, d: timeout}
+	rt = attemptTimeout{next: rt, d: timeout, post: creates}
 	if o.Transport != nil {
 		rt = o.Transport(rt)
 	}
@@ -353,19 +356,28 @@ type redacted struct {
 func (e *redacted) Error() string { return e.msg }
 func (e *redacted) Unwrap() error { return e.err }
 
-// attemptTimeout ends one request attempt after d, its body reading included.
+// attemptTimeout ends one request attempt after d (a POST after post; 0: only the
+// request's context ends it), its body reading included.
 type attemptTimeout struct {
 	next http.RoundTripper
 	d    time.Duration
+	post time.Duration
 }
 
 func (t attemptTimeout) RoundTrip(r *http.Request) (*http.Response, error) {
-	ctx, cancel := context.WithTimeout(r.Context(), t.d)
+	d := t.d
+	if r.Method == http.MethodPost {
+		d = t.post
+	}
+	if d <= 0 {
+		return t.next.RoundTrip(r)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), d)
 	resp, err := t.next.RoundTrip(r.WithContext(ctx))
 	if err != nil {
 		cancel()
 		if ctx.Err() == context.DeadlineExceeded && r.Context().Err() == nil {
-			return nil, fmt.Errorf("%s %s: no answer within %s: %w", r.Method, r.URL.Redacted(), t.d, context.DeadlineExceeded)
+			return nil, fmt.Errorf("%s %s: no answer within %s: %w", r.Method, r.URL.Redacted(), d, context.DeadlineExceeded)
 		}
 		return nil, err
 	}

@@ -530,3 +530,32 @@ func TestRedactor(t *testing.T) {
 		t.Fatalf("after concurrent adds: %q", got)
 	}
 }
+
+// An attempt's timeout ends a slow GET (which is retried), but by default not a slow
+// POST (which is not): that one waits as long as its caller does.
+func TestAttemptTimeoutSparesPOSTs(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(300 * time.Millisecond)
+		w.WriteHeader(http.StatusCreated)
+	}))
+	defer srv.Close()
+	do := func(rt http.RoundTripper, method string) error {
+		req, _ := http.NewRequestWithContext(context.Background(), method, srv.URL, nil)
+		resp, err := rt.RoundTrip(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	}
+	def := attemptTimeout{next: http.DefaultTransport, d: 100 * time.Millisecond}
+	if err := do(def, http.MethodGet); err == nil || !strings.Contains(err.Error(), "no answer within 100ms") {
+		t.Fatalf("slow GET: %v, want no answer within 100ms", err)
+	}
+	if err := do(def, http.MethodPost); err != nil {
+		t.Fatalf("slow POST with the default: %v", err)
+	}
+	told := attemptTimeout{next: http.DefaultTransport, d: 100 * time.Millisecond, post: 100 * time.Millisecond}
+	if err := do(told, http.MethodPost); err == nil || !strings.Contains(err.Error(), "no answer within 100ms") {
+		t.Fatalf("slow POST with a timeout set: %v", err)
+	}
+}
