@@ -53,7 +53,7 @@ func New(dir string, n Trunks) (*Batcher, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("trunk change queue: %w", err)
 	}
-	return &Batcher{dir: dir, neutron: n, Max: 40}, nil
+	return &Batcher{dir: dir, neutron: n, Max: 25}, nil
 }
 
 type op string
