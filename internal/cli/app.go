@@ -313,6 +313,9 @@ func (a *app) engine(ctx context.Context) (*engine.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	if a.session != nil {
+		q.Project = a.session.ProjectID
+	}
 	return engine.New(engine.Config{
 		VIFID: vif, VIFProject: project, Bridge: a.s.bridge, Mode: mode, Store: st, Neutron: nc, Switch: sw,
 		Subports: q, TrunkID: a.trunkID, OnTrunk: a.saveVMPort,

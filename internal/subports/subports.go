@@ -46,6 +46,10 @@ type Batcher struct {
 	// Max bounds the changes sent in one call, so that one call stays well inside a
 	// request's timeout.
 	Max int
+	// Project is the project of this process's credentials: a process sends only the
+	// changes of processes with the same project's credentials, never lends its own to
+	// another project's.
+	Project string
 }
 
 // New makes the queue's directory (readable by root only) if needed.
@@ -68,6 +72,7 @@ type entry struct {
 	ID     string    `json:"id"`
 	PID    int       `json:"pid"`
 	Trunk  string    `json:"trunk"`
+	Proj   string    `json:"project"`
 	Op     op        `json:"op"`
 	Port   string    `json:"port"`
 	VLAN   int       `json:"vlan,omitempty"`
@@ -94,7 +99,7 @@ func (b *Batcher) Remove(ctx context.Context, trunkID, portID string) error {
 func (b *Batcher) do(ctx context.Context, mine entry) (err error) {
 	id := make([]byte, 8)
 	_, _ = rand.Read(id)
-	mine.ID, mine.PID, mine.Since = hex.EncodeToString(id), os.Getpid(), time.Now().UTC()
+	mine.ID, mine.PID, mine.Since, mine.Proj = hex.EncodeToString(id), os.Getpid(), time.Now().UTC(), b.Project
 	if err := b.update(ctx, func(q []entry) ([]entry, error) { return append(q, mine), nil }); err != nil {
 		return err
 	}
@@ -160,7 +165,7 @@ func (b *Batcher) take(ctx context.Context, id string) (result string, batch []e
 			if len(batch) >= b.Max {
 				break
 			}
-			if e.ID == id || e.Result != "" || e.Leader != 0 || e.Trunk != me.Trunk {
+			if e.ID == id || e.Result != "" || e.Leader != 0 || e.Trunk != me.Trunk || e.Proj != me.Proj {
 				continue
 			}
 			e.Leader = os.Getpid()

@@ -273,3 +273,36 @@ func deadPID(t *testing.T) int {
 	}
 	return cmd.Process.Pid
 }
+
+// A process never sends the changes of a process with another project's credentials.
+func TestChangesOfAnotherProjectWait(t *testing.T) {
+	dir := t.TempDir()
+	f := newFake()
+	f.release = make(chan struct{})
+	a, _ := New(dir, f)
+	a.Project = "proj-a"
+	b, _ := New(dir, f)
+	b.Project = "proj-b"
+	ctx := context.Background()
+	errs := make(chan error, 5)
+	go func() { errs <- a.Add(ctx, "t1", "a0", 1) }()
+	<-f.first
+	go func() { errs <- a.Add(ctx, "t1", "a1", 2) }()
+	go func() { errs <- a.Add(ctx, "t1", "a2", 3) }()
+	go func() { errs <- b.Add(ctx, "t1", "b1", 4) }()
+	go func() { errs <- b.Add(ctx, "t1", "b2", 5) }()
+	for queueLen(t, dir) < 5 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(f.release)
+	for i := 0; i < 5; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	// a0 alone, then each project's two together, in either order.
+	got := fmt.Sprint(f.calls)
+	if got != "[add 1 add 2 add 2]" {
+		t.Fatalf("calls %s, want a0 alone and then one call per project", got)
+	}
+}
