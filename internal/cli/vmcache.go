@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ovn-docker/ovn-docker/internal/flock"
 	"github.com/ovn-docker/ovn-docker/internal/neutron"
 )
 
@@ -134,11 +135,13 @@ func keepNetwork(dir, credProject, name string, n *neutron.Network, now time.Tim
 	if err != nil {
 		return
 	}
-	defer f.Close()
-	if unix.Flock(int(f.Fd()), unix.LOCK_EX) != nil {
+	// A hint is not worth waiting long for: past a second, the write is skipped.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if flock.Lock(ctx, f, unix.LOCK_EX) != nil {
 		return
 	}
-	defer unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	defer flock.Unlock(f)
 	all := readNetworks(dir)
 	for k, c := range all {
 		if now.Sub(c.Checked) > networkTTL {
