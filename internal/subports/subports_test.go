@@ -306,3 +306,47 @@ func TestChangesOfAnotherProjectWait(t *testing.T) {
 		t.Fatalf("calls %s, want a0 alone and then one call per project", got)
 	}
 }
+
+// A change whose process gives up while another process is sending it may still be
+// made: the process's undo (a removal) queues behind that call and is applied after it,
+// so the subport does not stay.
+func TestUndoOfAChangeInFlightComesAfterIt(t *testing.T) {
+	dir := t.TempDir()
+	f := newFake()
+	f.release = make(chan struct{})
+	b, _ := New(dir, f)
+	ctx := context.Background()
+	// A change of this process, waiting: the next leader sends it with its own.
+	err := b.update(ctx, func(q []entry) ([]entry, error) {
+		return append(q, entry{ID: "waiting", PID: os.Getpid(), Trunk: "t1", Op: opAdd, Port: "p1", VLAN: 2, Since: time.Now()}), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 2)
+	go func() { errs <- b.Add(ctx, "t1", "p2", 3) }()
+	<-f.first // p1 and p2 are being sent
+	// p1's process gives up (its entry leaves the queue) and undoes it.
+	if err := b.update(ctx, func(q []entry) ([]entry, error) { return without(q, "waiting"), nil }); err != nil {
+		t.Fatal(err)
+	}
+	go func() { errs <- b.Remove(ctx, "t1", "p1") }()
+	for queueLen(t, dir) < 2 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(f.release)
+	for i := 0; i < 2; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if fmt.Sprint(f.calls) != "[add 2 remove 1]" {
+		t.Fatalf("calls %v, want the batch and then the undo", f.calls)
+	}
+	if _, on := f.subports["p1"]; on || f.subports["p2"] != 3 {
+		t.Fatalf("subports %v: want p2 alone", f.subports)
+	}
+	if n := queueLen(t, dir); n != 0 {
+		t.Fatalf("%d changes left in the queue", n)
+	}
+}
