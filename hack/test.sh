@@ -20,16 +20,25 @@ runflag=()
 
 failed=()
 t_all=$SECONDS
+# What failed is said again at the very end, after the stack's logs: a CI page that shows
+# only the last lines of the output then still shows which test failed and why.
+summary=$(mktemp)
 step() { # step NAME CMD...: runs one step, records its result and time
-	local name=$1 t0=$SECONDS
+	local name=$1 t0=$SECONDS out
 	shift
 	echo "=== $name"
-	if "$@"; then
+	out=$(mktemp)
+	if "$@" 2>&1 | tee "$out"; then
 		echo "--- ok   $name ($((SECONDS - t0)) s)"
 	else
 		echo "--- FAIL $name ($((SECONDS - t0)) s)"
 		failed+=("$name")
+		{
+			echo "--- FAIL $name: what it said last about failures"
+			grep -E -e '--- FAIL|^FAIL|panic:|^\s+[A-Za-z0-9_]+\.go:[0-9]+:|^[a-z].*(failed|would change|error)' "$out" | tail -n 60
+		} >>"$summary"
 	fi
+	rm -f "$out"
 }
 
 finish() {
@@ -44,9 +53,13 @@ finish() {
 	fi
 	echo
 	if [ ${#failed[@]} -gt 0 ]; then
+		echo "=== what failed, again"
+		tail -n 150 "$summary"
+		rm -f "$summary"
 		echo "FAILED: ${failed[*]} (total $((SECONDS - t_all)) s)"
 		exit 1
 	fi
+	rm -f "$summary"
 	echo "PASSED (total $((SECONDS - t_all)) s)"
 }
 trap finish EXIT
