@@ -79,7 +79,8 @@ install_packages() {
 	local t0=$SECONDS
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -q >"$LOGS/apt.log" 2>&1 || { tail -20 "$LOGS/apt.log"; die "apt-get update failed"; }
-	apt-get install -y -q --no-install-recommends "${missing[@]}" >>"$LOGS/apt.log" 2>&1 ||
+	# unsafe-io: dpkg does not sync each file it unpacks; a crash mid-install means installing again.
+	apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-unsafe-io "${missing[@]}" >>"$LOGS/apt.log" 2>&1 ||
 		{ tail -30 "$LOGS/apt.log"; die "apt-get install failed"; }
 	log "installed in $((SECONDS - t0)) s"
 }
@@ -302,17 +303,22 @@ EOF
 	)
 }
 
+# migrate_neutron: Neutron's configuration and database schema. It needs only MariaDB, so
+# cmd_up runs it beside the set-up of OVN and Keystone.
+migrate_neutron() {
+	write_neutron_conf
+	[ -f "$RUN/neutron/.migrated" ] && return 0
+	log "neutron: database migrations"
+	neutron-db-manage --config-file "$RUN/neutron/neutron.conf" --config-file "$RUN/neutron/ml2_conf.ini" \
+		upgrade head >>"$LOGS/neutron-db-manage.log" 2>&1 || return 1
+	touch "$RUN/neutron/.migrated"
+}
 start_neutron() {
 	local pid=$RUN/neutron.pid
 	if alive "$pid" && curl -sf "$NEUTRON_URL" >/dev/null; then return 0; fi
 	write_neutron_conf
+	[ -f "$RUN/neutron/.migrated" ] || migrate_neutron || die "neutron-db-manage failed (see $LOGS/neutron-db-manage.log)"
 	local cf=(--config-file "$RUN/neutron/neutron.conf" --config-file "$RUN/neutron/ml2_conf.ini")
-	if [ ! -f "$RUN/neutron/.migrated" ]; then
-		log "neutron: database migrations"
-		neutron-db-manage "${cf[@]}" upgrade head >>"$LOGS/neutron-db-manage.log" 2>&1 ||
-			die "neutron-db-manage failed (see $LOGS/neutron-db-manage.log)"
-		touch "$RUN/neutron/.migrated"
-	fi
 	spawn "$pid" "$LOGS/neutron-server.out" neutron-server "${cf[@]}"
 	wait_for 120 neutron curl -sf "$NEUTRON_URL" || die "neutron-server did not answer (see $LOGS/neutron-server.log)"
 }
@@ -563,6 +569,14 @@ cmd_up() {
 	chmod 700 "$RUN/secrets" "$LOGS"
 	install_packages
 	start_mariadb
+	# Neutron's migrations (a minute on a fresh machine) run while OVN and Keystone start. Its
+	# secrets exist before, so that the two sides cannot each make a different one.
+	local migrating=
+	if ! alive "$RUN/neutron.pid" && [ ! -f "$RUN/neutron/.migrated" ]; then
+		secret neutron >/dev/null
+		migrate_neutron &
+		migrating=$!
+	fi
 	start_ovn_central
 	start_hypervisor
 	start_keystone
@@ -571,6 +585,9 @@ cmd_up() {
 	if [ ! -f "$idmark" ]; then
 		provision identity "${tenant_of[@]}" || die "identity provisioning failed"
 		touch "$idmark"
+	fi
+	if [ -n "$migrating" ]; then
+		wait "$migrating" || die "neutron-db-manage failed (see $LOGS/neutron-db-manage.log)"
 	fi
 	start_neutron
 	relay_up

@@ -139,8 +139,19 @@ e2e() {
 	rm -f "$log"
 	return $rc
 }
-integration() {
-	step "integration tests" go test -race -count=1 -timeout 15m -tags integration "${runflag[@]}" ./internal/...
+# The integration tests of packages that use the sandbox stack (testutil.LoadStack), and of
+# those that make their own namespaces, OVS and dockerd and need only the installed packages.
+stack_pkgs() {
+	grep -rl --include='*integration_test.go' 'testutil\.LoadStack' internal | xargs -r -n1 dirname | sort -u | sed 's|^|./|'
+}
+local_pkgs() {
+	comm -23 <(grep -rl --include='*integration_test.go' '^//go:build integration' internal | xargs -r -n1 dirname | sort -u | sed 's|^|./|') <(stack_pkgs)
+}
+integration() { # integration local|stack
+	local pkgs
+	mapfile -t pkgs < <("$1"_pkgs)
+	[ ${#pkgs[@]} -gt 0 ] || return 0
+	step "integration tests ($1)" go test -race -count=1 -timeout 15m -tags integration "${runflag[@]}" "${pkgs[@]}"
 }
 
 # Tests start from a stack of their own: one left by an earlier (perhaps killed) run may
@@ -170,9 +181,12 @@ if [ "${OVN_DOCKER_TEST_SCOPE:-all}" = quick ]; then
 fi
 run_e2e=()
 [ -n "$run_re" ] && run_e2e=(-run "$run_re")
+# The integration tests that need no stack run beside the outages, which mostly wait.
+in_background local integration local
 if [ -z "$quick" ] && { [ -z "$run_re" ] || grep -qE 'Outage' <<<"$run_re"; }; then
 	step "end-to-end tests: shared-service outages" e2e serial -timeout 10m -run "$serial"
 fi
+collect local
 step "end-to-end tests" e2e main -timeout 18m -parallel "${OVN_DOCKER_E2E_PARALLEL:-3}" -skip "$skip" "${run_e2e[@]}"
-integration
+integration stack
 collect offline
