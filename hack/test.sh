@@ -9,6 +9,8 @@
 #   OVN_DOCKER_REUSE_STACK=1  test on a stack that is already up (default: start it afresh)
 #   OVN_DOCKER_TEST_SCOPE=quick  all but the longest crash, outage and scale tests
 #   OVN_DOCKER_TEST_RUN=RE   only run tests matching RE (go test -run)
+#   OVN_DOCKER_TEST_LOGS=DIR  where the whole output of each failed step is kept
+#                            (default /var/log/ovn-docker-tests, root only)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PATH=/usr/local/go/bin:$PATH
@@ -23,6 +25,32 @@ t_all=$SECONDS
 # What failed is said again at the very end, after the stack's logs: a CI page that shows
 # only the last lines of the output then still shows which test failed and why.
 summary=$(mktemp)
+# The whole output of each failed step is kept on the machine too: the end of a CI page
+# shows only so much.
+logs_dir=${OVN_DOCKER_TEST_LOGS:-/var/log/ovn-docker-tests}
+mkdir -p -m 0700 "$logs_dir" && rm -f "$logs_dir"/*.log
+keep_log() { # keep_log NAME FILE: keeps a copy of FILE as NAME's log; prints its path
+	local dest
+	dest=$logs_dir/$(tr -c 'A-Za-z0-9_.-' '-' <<<"$1" | sed 's/-*$//').log
+	cp "$2" "$dest" 2>/dev/null && chmod 0600 "$dest" && echo "$dest"
+}
+# failures FILE: the lines of go test's output that say what failed, each test's message
+# with the lines that continue it (go test indents them further), and the shell's errors.
+failures() {
+	awk 'BEGIN { cont = -1 }
+		/--- FAIL|^FAIL|panic:/ { print; cont = -1; next }
+		/^[ \t]+[A-Za-z0-9_]+\.go:[0-9]+:/ {
+			match($0, /^[ \t]+/); cont = RLENGTH; n = 0
+			print substr($0, 1, 600); next
+		}
+		cont >= 0 && match($0, /^[ \t]+/) && RLENGTH > cont {
+			if (++n <= 12) print substr($0, 1, 600)
+			next
+		}
+		{ cont = -1 }
+		/^[a-z].*(failed|would change|error)/ { print }
+	' "$1"
+}
 step() { # step NAME CMD...: runs one step, records its result and time
 	local name=$1 t0=$SECONDS out
 	shift
@@ -34,8 +62,8 @@ step() { # step NAME CMD...: runs one step, records its result and time
 		echo "--- FAIL $name ($((SECONDS - t0)) s)"
 		failed+=("$name")
 		{
-			echo "--- FAIL $name: what it said last about failures"
-			grep -E -e '--- FAIL|^FAIL|panic:|^\s+[A-Za-z0-9_]+\.go:[0-9]+:|^[a-z].*(failed|would change|error)' "$out" | tail -n 60
+			echo "--- FAIL $name: what it said last about failures (all of it: $(keep_log "$name" "$out"))"
+			failures "$out" | tail -n 100
 		} >>"$summary"
 	fi
 	rm -f "$out"
@@ -54,7 +82,7 @@ finish() {
 	echo
 	if [ ${#failed[@]} -gt 0 ]; then
 		echo "=== what failed, again"
-		tail -n 150 "$summary"
+		tail -n 200 "$summary"
 		rm -f "$summary"
 		echo "FAILED: ${failed[*]} (total $((SECONDS - t_all)) s)"
 		exit 1
@@ -131,6 +159,7 @@ e2e() {
 	rc=$?
 	grep -E '^--- (PASS|FAIL|SKIP)' "$log" | sort -t'(' -k2 -rn | sed 's/^/    /'
 	if [ $rc -ne 0 ]; then
+		echo "the whole verbose log: $(keep_log "e2e-$name-verbose" "$log")"
 		# Everything the tests said, without the noise; a timeout's goroutine dump cut short.
 		grep -vE '^=== (RUN|PAUSE|CONT)|^\s*--- PASS' "$log" |
 			awk '/^goroutine [0-9]+ \[/ { if (++g > 10) skip = 1 } /^(FAIL|ok)\s/ { skip = 0 } !skip'
