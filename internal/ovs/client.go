@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"strings"
 	"sync"
@@ -97,7 +98,7 @@ func Dial(ctx context.Context, endpoint string) (*Client, error) {
 		done:     make(chan struct{}),
 		ready:    make(chan struct{}),
 	}
-	cn, err := c.connect(ctx)
+	cn, err := whenAccepted(ctx, func() (*conn, error) { return c.connect(ctx) })
 	if err != nil {
 		return nil, fmt.Errorf("connect to ovsdb %s: %w", endpoint, err)
 	}
@@ -105,6 +106,31 @@ func Dial(ctx context.Context, endpoint string) (*Client, error) {
 	c.setConn(cn)
 	go c.supervise(cn)
 	return c, nil
+}
+
+// whenAccepted runs connect again while the server turns the connection away because
+// its queue of connections not yet accepted is full: on a unix socket a full queue fails
+// connect at once with EAGAIN instead of making it wait, and ovsdb-server's queue is
+// short (a busy server took 65 of 200 connections and turned the rest away). A VM's
+// processes started in a burst (a hundred "ovn-docker rm" at once) must wait their
+// turn, not fail. Other errors return at once.
+func whenAccepted[T any](ctx context.Context, connect func() (T, error)) (T, error) {
+	pause := 5 * time.Millisecond
+	for {
+		v, err := connect()
+		if err == nil || !errors.Is(err, syscall.EAGAIN) {
+			return v, err
+		}
+		// Jittered, so that the turned-away processes do not come back together.
+		t := time.NewTimer(pause/2 + rand.N(pause))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return v, err
+		case <-t.C:
+		}
+		pause = min(2*pause, 500*time.Millisecond)
+	}
 }
 
 // Close disconnects and stops reconnecting. Operations still running fail.

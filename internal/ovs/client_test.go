@@ -93,3 +93,36 @@ func TestIsConnLoss(t *testing.T) {
 		}
 	}
 }
+
+// A connection turned away because the server's accept queue is full (EAGAIN) is made
+// again until it is accepted; any other error is returned at once.
+func TestWhenAccepted(t *testing.T) {
+	busy := fmt.Errorf("failed to open connection: %w", &net.OpError{Op: "dial", Net: "unix", Err: &net.OpError{Err: syscall.EAGAIN}})
+	calls := 0
+	got, err := whenAccepted(context.Background(), func() (int, error) {
+		if calls++; calls < 4 {
+			return 0, busy
+		}
+		return 7, nil
+	})
+	if err != nil || got != 7 || calls != 4 {
+		t.Fatalf("after three busy answers: %d, %v after %d calls; want 7, nil after 4", got, err, calls)
+	}
+
+	calls = 0
+	refused := fmt.Errorf("failed to open connection: %w", syscall.ECONNREFUSED)
+	if _, err := whenAccepted(context.Background(), func() (int, error) { calls++; return 0, refused }); !errors.Is(err, syscall.ECONNREFUSED) || calls != 1 {
+		t.Fatalf("refused: %v after %d calls; want the error after 1", err, calls)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = whenAccepted(ctx, func() (int, error) { return 0, busy })
+	if !errors.Is(err, syscall.EAGAIN) {
+		t.Fatalf("always busy: %v, want EAGAIN once the context ends", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("always busy: returned after %s, the context ended after 100ms", d)
+	}
+}

@@ -662,3 +662,44 @@ func TestCloseWhileDisconnected(t *testing.T) {
 		t.Errorf("%d goroutines after Close, %d before Dial:\n%s", n, base, buf[:runtime.Stack(buf, true)])
 	}
 }
+
+// TestDialBurst: many clients connecting at once, as a VM's processes started together
+// do, all get their connection. The server is frozen while they connect, as a busy one
+// is: its short accept queue fills and turns the rest away (EAGAIN) until it accepts
+// again, and Dial waits for its turn.
+func TestDialBurst(t *testing.T) {
+	o := testutil.StartOVS(t, "")
+	const n = 200
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	resume := o.FreezeDB(t)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := Dial(ctx, o.Endpoint)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			t.Cleanup(c.Close)
+		}()
+	}
+	time.Sleep(time.Second)
+	resume()
+	wg.Wait()
+	failed := 0
+	for i, err := range errs {
+		if err != nil {
+			failed++
+			if failed <= 3 {
+				t.Errorf("client %d: %v", i, err)
+			}
+		}
+	}
+	if failed > 0 {
+		t.Fatalf("%d of %d clients connecting at once got no connection", failed, n)
+	}
+}

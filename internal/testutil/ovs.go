@@ -192,6 +192,29 @@ func (o *OVS) StopDB() {
 	}
 }
 
+// FreezeDB stops ovsdb-server's process (SIGSTOP) until the returned func resumes it
+// (SIGCONT): a server too busy to accept connections or answer. The test's cleanup
+// resumes it if the test did not.
+func (o *OVS) FreezeDB(t testing.TB) (resume func()) {
+	t.Helper()
+	o.mu.Lock()
+	p := o.db.cmd.Process
+	o.mu.Unlock()
+	if err := p.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatalf("freeze ovsdb-server: %v", err)
+	}
+	var once sync.Once
+	resume = func() {
+		once.Do(func() {
+			if err := p.Signal(syscall.SIGCONT); err != nil {
+				t.Errorf("resume ovsdb-server: %v", err)
+			}
+		})
+	}
+	t.Cleanup(resume)
+	return resume
+}
+
 // RestartDB stops ovsdb-server and starts it again on the same database and socket,
 // as a package upgrade or a crash would. Call it from the test goroutine.
 func (o *OVS) RestartDB() {
