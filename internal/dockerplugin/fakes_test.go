@@ -26,6 +26,8 @@ type fakeEngine struct {
 	fail    map[string]error
 	ipsFor  func(n *neutron.Network, i int) []string // overrides the addresses Prepare gives
 	onPlumb func(attID string)                       // called inside Plumb, before it returns
+	// orphans deletes the orphaned ports of a network and says how many it deleted.
+	orphans func(networkID string) int
 }
 
 func newFakeEngine(st *state.Store) *fakeEngine {
@@ -157,6 +159,16 @@ func (f *fakeEngine) Label(ctx context.Context, attID, container, name string) e
 	})
 }
 
+func (f *fakeEngine) DeleteOrphanPorts(_ context.Context, networkID string) (int, error) {
+	if err := f.record("DeleteOrphanPorts " + networkID); err != nil {
+		return 0, err
+	}
+	if f.orphans == nil {
+		return 0, nil
+	}
+	return f.orphans(networkID), nil
+}
+
 func (f *fakeEngine) RestoreAccessPort(_ context.Context, attID string) error {
 	return f.record("RestoreAccessPort " + attID)
 }
@@ -168,10 +180,20 @@ type fakeNeutron struct {
 	n       int
 	calls   []string
 	failDel error
-	onMake  func() // called once a network is made
+	onMake  func()         // called once a network is made
+	held    map[string]int // ports that keep a network from being deleted, by network
 }
 
-func newFakeNeutron() *fakeNeutron { return &fakeNeutron{nets: map[string]*neutron.Network{}} }
+func newFakeNeutron() *fakeNeutron {
+	return &fakeNeutron{nets: map[string]*neutron.Network{}, held: map[string]int{}}
+}
+
+// hold makes n ports keep the network from being deleted.
+func (f *fakeNeutron) hold(id string, n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.held[id] = n
+}
 
 func (f *fakeNeutron) add(name, cidr, gw string) *neutron.Network {
 	f.mu.Lock()
@@ -270,6 +292,9 @@ func (f *fakeNeutron) DeleteNetwork(_ context.Context, id string) error {
 	f.calls = append(f.calls, "DeleteNetwork "+id)
 	if f.failDel != nil {
 		return f.failDel
+	}
+	if f.held[id] > 0 {
+		return fmt.Errorf("delete network %s: %d ports still in use: %w", id, f.held[id], neutron.ErrNetworkInUse)
 	}
 	if _, ok := f.nets[id]; !ok {
 		return fmt.Errorf("delete network %s: %w", id, neutron.ErrNotFound)

@@ -273,7 +273,7 @@ func (p *Plugin) dropPool(ctx context.Context, pool *state.DockerPool) error {
 		return err
 	}
 	if pool.Created && pool.NeutronNetwork != "" {
-		if err := p.cfg.Neutron.DeleteNetwork(ctx, pool.NeutronNetwork); err != nil && !errors.Is(err, neutron.ErrNotFound) {
+		if err := p.deleteCreatedNetwork(ctx, pool.NeutronNetwork); err != nil {
 			return fmt.Errorf("delete neutron network %s of pool %s: %w", pool.NeutronNetwork, pool.ID, err)
 		}
 		p.nets.forget(pool.NeutronNetwork)
@@ -476,7 +476,29 @@ func (p *Plugin) releaseAddress(ctx context.Context, r *releaseAddressRequest) (
 }
 
 func (p *Plugin) deleteNeutronNetwork(ctx context.Context, id string) {
-	if err := p.cfg.Neutron.DeleteNetwork(ctx, id); err != nil && !errors.Is(err, neutron.ErrNotFound) {
+	if err := p.deleteCreatedNetwork(ctx, id); err != nil {
 		p.log.Error("rollback: delete neutron network failed", "neutron_network", id, "err", err)
 	}
+}
+
+// deleteCreatedNetwork deletes a Neutron network the plugin made; one already gone is
+// fine. When Neutron says ports remain, this VM's ports on it that no attachment records
+// go (see engine.DeleteOrphanPorts) and the network is deleted again: the port of a
+// daemon killed while Neutron was making it must not keep the network. Ports of
+// containers, in this VM or others, still keep it.
+func (p *Plugin) deleteCreatedNetwork(ctx context.Context, id string) error {
+	err := p.cfg.Neutron.DeleteNetwork(ctx, id)
+	if errors.Is(err, neutron.ErrNetworkInUse) {
+		n, oerr := p.cfg.Engine.DeleteOrphanPorts(ctx, id)
+		if oerr != nil {
+			p.log.Warn("delete orphaned ports of a network in use", "neutron_network", id, "err", oerr)
+		}
+		if n > 0 {
+			err = p.cfg.Neutron.DeleteNetwork(ctx, id)
+		}
+	}
+	if errors.Is(err, neutron.ErrNotFound) {
+		return nil
+	}
+	return err
 }

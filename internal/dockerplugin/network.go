@@ -228,7 +228,7 @@ func (p *Plugin) deleteNetwork(ctx context.Context, r *networkRequest) (any, err
 	deleted := false
 	// Another Docker network of this VM on the same Neutron network inherits it instead.
 	if pool != nil && pool.Created && pool.NeutronNetwork != "" && !shared {
-		if err := p.cfg.Neutron.DeleteNetwork(ctx, pool.NeutronNetwork); err != nil && !errors.Is(err, neutron.ErrNotFound) {
+		if err := p.deleteCreatedNetwork(ctx, pool.NeutronNetwork); err != nil {
 			return nil, fmt.Errorf("delete neutron network %s: %w", pool.NeutronNetwork, err)
 		}
 		p.nets.forget(pool.NeutronNetwork)

@@ -46,6 +46,9 @@ type Engine interface {
 	GC(ctx context.Context, owners engine.Owners, grace time.Duration) (engine.GCReport, error)
 	Label(ctx context.Context, attID, container, containerName string) error
 	RestoreAccessPort(ctx context.Context, attID string) error
+	// DeleteOrphanPorts deletes this VM's ports on a network that no attachment records,
+	// for a network that is being deleted.
+	DeleteOrphanPorts(ctx context.Context, networkID string) (int, error)
 }
 
 // Neutron is what the plugin asks of Neutron; NeutronAPI implements it.

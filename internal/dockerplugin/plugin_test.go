@@ -321,6 +321,51 @@ func TestLifecycle(t *testing.T) {
 	}
 }
 
+// A port no attachment records (a killed daemon's, which Neutron finished making after
+// the daemon died) does not keep a network the plugin made from being deleted; a port of
+// a container does, and the network then stays with its records.
+func TestDeleteNetworkWithOrphanedPort(t *testing.T) {
+	r := newRig(t)
+	poolID, _, _ := r.network(netA, "", "", nil, nil)
+	n := r.nc.nets[r.state().DockerPools[poolID].NeutronNetwork]
+	if n == nil {
+		t.Fatal("no Neutron network made")
+	}
+	r.nc.hold(n.ID, 1)
+	r.eng.orphans = func(id string) int {
+		if id != n.ID {
+			return 0
+		}
+		r.nc.hold(id, 0)
+		return 1
+	}
+	r.ok("NetworkDriver.DeleteNetwork", networkRequest{NetworkID: netA})
+	if r.nc.nets[n.ID] != nil {
+		t.Fatalf("the network stays: %v", r.nc.calls)
+	}
+	if c := r.eng.called("DeleteOrphanPorts "); len(c) != 1 || c[0] != "DeleteOrphanPorts "+n.ID {
+		t.Fatalf("orphans deleted by %v, want once for %s", c, n.ID)
+	}
+	r.ok("IpamDriver.ReleasePool", releasePoolRequest{PoolID: poolID})
+
+	// A container's port: no orphan to delete, the network stays and so does the
+	// plugin's record of it, for the reconciler to try again.
+	r2 := newRig(t)
+	poolID, _, _ = r2.network(netA, "", "", nil, nil)
+	n = r2.nc.nets[r2.state().DockerPools[poolID].NeutronNetwork]
+	r2.nc.hold(n.ID, 1)
+	msg := r2.fails("IpamDriver.ReleasePool", releasePoolRequest{PoolID: poolID})
+	if !strings.Contains(msg, "in use") {
+		t.Fatalf("ReleasePool of a network in use: %q", msg)
+	}
+	if r2.nc.nets[n.ID] == nil || r2.state().DockerPools[poolID] == nil {
+		t.Fatal("the network in use, or the pool's record, is gone")
+	}
+	if c := r2.nc.called("DeleteNetwork "); len(c) != 1 {
+		t.Fatalf("DeleteNetwork calls %v: with no orphan deleted there is nothing to try again", c)
+	}
+}
+
 func TestAdoptedNetworkIsNotDeleted(t *testing.T) {
 	r := newRig(t)
 	ext := r.nc.add("ext", "192.168.7.0/24", "192.168.7.254")

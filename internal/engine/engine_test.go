@@ -1158,3 +1158,58 @@ func TestTrunkHint(t *testing.T) {
 		t.Fatalf("told %v, want the new trunk %s", told, h2.w.trunk.ID)
 	}
 }
+
+// scanningNeutron is fakeNeutron that also lists the VM's ports, as GC's scan does.
+type scanningNeutron struct{ fakeNeutron }
+
+func (n scanningNeutron) VMPorts(ctx context.Context, vifID string) ([]neutron.Port, error) {
+	if _, err := n.w.enter(ctx, "neutron.VMPorts", vifID); err != nil {
+		return nil, err
+	}
+	n.w.mu.Lock()
+	defer n.w.mu.Unlock()
+	var out []neutron.Port
+	for _, p := range n.w.ports {
+		if p.Description == neutron.Description(vifID) {
+			out = append(out, *clonePort(p))
+		}
+	}
+	return out, nil
+}
+
+// DeleteOrphanPorts deletes the VM's ports on the network that no attachment records,
+// at once, and leaves the ports of attachments and of other networks.
+func TestDeleteOrphanPorts(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.Neutron = scanningNeutron{fakeNeutron{c.Neutron.(fakeNeutron).w}} })
+	other := &neutron.Network{ID: "net-other", Name: "other", MTU: 1442,
+		Subnets: []neutron.Subnet{{ID: "sub-other", CIDR: netip.MustParsePrefix("10.9.0.0/24"), IPVersion: 4}}}
+	h.w.networks[other.ID] = other
+	att := h.attach(t, h.request("o", "eth0"))
+	// Ports Neutron made for requests whose processes died: no attachment records them.
+	ctx := context.Background()
+	fn := fakeNeutron{h.w}
+	orphan, err := fn.CreatePort(ctx, neutron.PortRequest{NetworkID: h.net.ID, AttachmentID: "dead00000001", VIFID: testVIF})
+	if err != nil {
+		t.Fatal(err)
+	}
+	elsewhere, err := fn.CreatePort(ctx, neutron.PortRequest{NetworkID: other.ID, AttachmentID: "dead00000002", VIFID: testVIF})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := h.e.DeleteOrphanPorts(ctx, h.net.ID)
+	if err != nil || n != 1 {
+		t.Fatalf("DeleteOrphanPorts: %d, %v; want 1 deleted", n, err)
+	}
+	h.w.mu.Lock()
+	_, orphanLeft := h.w.ports[orphan.ID]
+	_, attLeft := h.w.ports[att.PortID]
+	_, elsewhereLeft := h.w.ports[elsewhere.ID]
+	h.w.mu.Unlock()
+	if orphanLeft || !attLeft || !elsewhereLeft {
+		t.Fatalf("after: orphan left %v, the attachment's port left %v, the other network's orphan left %v; want false, true, true",
+			orphanLeft, attLeft, elsewhereLeft)
+	}
+	if n, err := h.e.DeleteOrphanPorts(ctx, h.net.ID); err != nil || n != 0 {
+		t.Fatalf("again: %d, %v; want nothing to delete", n, err)
+	}
+}

@@ -222,13 +222,7 @@ func (e *Engine) GC(ctx context.Context, owners Owners, grace time.Duration) (GC
 	}
 	for _, p := range delPorts {
 		e.log.Info("gc: deleting an orphaned Neutron port", "port", p.ID, "name", p.Name)
-		if trunkID != "" && p.DeviceOwner == "trunk:subport" {
-			if err := e.cfg.Neutron.RemoveSubport(ctx, trunkID, p.ID); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-		}
-		if err := e.cfg.Neutron.DeletePort(ctx, p.ID); err != nil {
+		if err := e.deletePort(ctx, p, trunkID); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -241,4 +235,73 @@ func (e *Engine) GC(ctx context.Context, owners Owners, grace time.Duration) (GC
 		return r, errors.New(strings.Join(r.Errors, "; "))
 	}
 	return r, nil
+}
+
+// deletePort deletes an orphaned Neutron port, taking it off the trunk first if it is a
+// subport.
+func (e *Engine) deletePort(ctx context.Context, p neutron.Port, trunkID string) error {
+	if trunkID != "" && p.DeviceOwner == "trunk:subport" {
+		if err := e.cfg.Neutron.RemoveSubport(ctx, trunkID, p.ID); err != nil && !errors.Is(err, neutron.ErrNotFound) {
+			return err
+		}
+	}
+	if err := e.cfg.Neutron.DeletePort(ctx, p.ID); err != nil && !errors.Is(err, neutron.ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+// DeleteOrphanPorts deletes, at once rather than after GC's grace, the Neutron ports
+// this VM made on a network that no attachment records. It is for a network being
+// deleted, which such a port keeps Neutron from deleting: the port of a process killed
+// while Neutron was making it, which Neutron finished after the process died. No one can
+// want it on a network that goes. It returns how many ports it deleted.
+func (e *Engine) DeleteOrphanPorts(ctx context.Context, networkID string) (int, error) {
+	ps, ok := e.cfg.Neutron.(PortScanner)
+	if !ok {
+		return 0, nil
+	}
+	// Ports before the state, as in GC: a port listed here whose attachment still
+	// exists is in the state read after, since attachments are recorded before their
+	// ports are made.
+	ports, err := ps.VMPorts(ctx, e.cfg.VIFID)
+	if err != nil {
+		return 0, err
+	}
+	known := map[string]bool{}
+	var trunkID string
+	err = e.cfg.Store.View(ctx, func(st *state.State) error {
+		for _, a := range st.Attachments {
+			known[a.ID] = true
+			if a.PortID != "" {
+				known[a.PortID] = true
+			}
+			if a.TrunkID != "" {
+				trunkID = a.TrunkID
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	var errs []error
+	for _, p := range ports {
+		if p.NetworkID != networkID || known[p.ID] || known[strings.TrimPrefix(p.Name, neutron.NamePrefix)] {
+			continue
+		}
+		if trunkID == "" && p.DeviceOwner == "trunk:subport" && e.cfg.Mode == neutron.ModeTrunk {
+			if t, _, err := e.trunk(ctx); err == nil && t != nil {
+				trunkID = t.ID
+			}
+		}
+		e.log.Info("deleting an orphaned Neutron port of a network being deleted", "port", p.ID, "name", p.Name, "network", networkID)
+		if err := e.deletePort(ctx, p, trunkID); err != nil {
+			errs = append(errs, fmt.Errorf("delete orphaned port %s: %w", p.ID, err))
+			continue
+		}
+		n++
+	}
+	return n, errors.Join(errs...)
 }

@@ -58,6 +58,10 @@ func Description(vifID string) string { return "ovn-docker vm=" + vifID }
 // that the credentials may not see: Neutron answers both the same way.
 var ErrNotFound = errors.New("not found")
 
+// ErrNetworkInUse is returned (wrapped) when Neutron refuses to delete a network that
+// still has ports.
+var ErrNetworkInUse = errors.New("network in use")
+
 // Client talks to Neutron with one tenant's (or admin's) credentials.
 type Client struct {
 	sc *gophercloud.ServiceClient
@@ -135,8 +139,11 @@ type apiError struct {
 
 func (e *apiError) Error() string { return e.op + ": " + e.msg }
 func (e *apiError) Unwrap() []error {
-	if isNotFound(e.err) {
+	switch {
+	case isNotFound(e.err):
 		return []error{e.err, ErrNotFound}
+	case isConflict(e.err) && neutronType(e.err) == "NetworkInUse":
+		return []error{e.err, ErrNetworkInUse}
 	}
 	return []error{e.err}
 }
