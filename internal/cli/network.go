@@ -226,12 +226,26 @@ func networkInUse(ctx context.Context, a *app, nc *neutron.Client, n *neutron.Ne
 	if err != nil {
 		return err
 	}
-	var ours []string
+	// This VM's own ports that no attachment records were left by an interrupted run
+	// (a process killed while Neutron was making its port): gc removes them.
+	var mine string
+	if vif, err := a.vif(ctx); err == nil {
+		mine = neutron.Description(vif)
+	}
+	var ours, orphans []string
 	for _, p := range ports {
-		if strings.HasPrefix(p.Description, "ovn-docker vm=") || strings.HasPrefix(p.Name, neutron.NamePrefix) {
+		switch {
+		case mine != "" && p.Description == mine:
+			orphans = append(orphans, p.ID)
+		case strings.HasPrefix(p.Description, "ovn-docker vm=") || strings.HasPrefix(p.Name, neutron.NamePrefix):
 			ours = append(ours, p.ID)
 		}
 	}
+	if len(orphans) > 0 && len(ours) == 0 {
+		return fmt.Errorf("network %s still has %d port(s) of this VM that no container holds (%s), left by an interrupted ovn-docker: run \"ovn-docker gc\", then delete it again",
+			n.Name, len(orphans), strings.Join(orphans, ", "))
+	}
+	ours = append(ours, orphans...)
 	if len(ours) > 0 {
 		return fmt.Errorf("network %s still has %d container port(s) of other VMs (%s): remove those containers first",
 			n.Name, len(ours), strings.Join(ours, ", "))

@@ -3,9 +3,15 @@
 package e2e
 
 import (
+	"context"
+	"net/http"
 	"strings"
 	"testing"
 
+	"github.com/gophercloud/gophercloud/v2"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
+
+	"github.com/ovn-docker/ovn-docker/internal/neutron"
 	"github.com/ovn-docker/ovn-docker/internal/testutil"
 )
 
@@ -89,4 +95,37 @@ func TestKilledRmThenGC(t *testing.T) {
 			assertClean(t, s, vm)
 		})
 	}
+}
+
+// TestDeleteNetworkWithOrphanedPort: a port Neutron made for a process of this VM that
+// died before recording it (made here by hand, with ovn-docker's name and marker) keeps
+// "delete network" from deleting the network, with one line that says what it is and
+// that gc removes it; after gc the network is deleted.
+func TestDeleteNetworkWithOrphanedPort(t *testing.T) {
+	t.Parallel()
+	s := testutil.LoadStack(t)
+	vm := s.TenantVMs(t, 1)[0]
+	t.Cleanup(func() { cleanVM(t, vm) })
+	ls := uniq("orph")
+	mustOVNDocker(t, vm, "create", "network", ls, "--subnet", "10.131.0.0/24")
+	t.Cleanup(func() { ovnDocker(t, vm, nil, "delete", "network", ls) })
+	nc := s.Network(t, "tenant-"+vm.Env["STACK_VM_TENANT"])
+	p, err := ports.Create(context.Background(), nc, ports.CreateOpts{NetworkID: networkID(t, nc, ls),
+		Name: neutron.PortName("dead0000beef"), Description: neutron.Description(vm.VIFID())}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := ovnDocker(t, vm, nil, "delete", "network", ls)
+	if r.code == 0 || !strings.Contains(r.stderr, p.ID) || !strings.Contains(r.stderr, `"ovn-docker gc"`) ||
+		strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
+		t.Fatalf("delete network with an orphaned port of the VM: %s", r)
+	}
+	if r := ovnDocker(t, vm, nil, "gc", "--grace", "1s"); r.code != 0 {
+		t.Fatalf("gc: %s", r)
+	}
+	mustOVNDocker(t, vm, "delete", "network", ls)
+	if _, err := ports.Get(context.Background(), nc, p.ID).Extract(); !gophercloud.ResponseCodeIs(err, http.StatusNotFound) {
+		t.Fatalf("the orphaned port %s after gc: %v", p.ID, err)
+	}
+	assertClean(t, s, vm)
 }
