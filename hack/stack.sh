@@ -34,7 +34,16 @@ PACKAGES=(openvswitch-switch ovn-central ovn-host neutron-server python3-neutron
 	busybox-static iputils-ping socat iproute2 procps psmisc curl util-linux)
 
 log() { printf '%s stack: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+# A failed start-up lets Neutron's migrations, if they run in the background, end first:
+# run again at once, "up" would otherwise start a second migration beside them.
+die() {
+	log "error: $*"
+	if [ -n "${migrating:-}" ] && kill -0 "$migrating" 2>/dev/null; then
+		log "waiting for Neutron's database migrations to end"
+		wait "$migrating" 2>/dev/null || true
+	fi
+	exit 1
+}
 # ovs-vsctl and friends against one of our databases, never the system's.
 hv_vsctl() { ovs-vsctl --timeout=20 --db="unix:$HV_DB" "$@"; }
 vm_vsctl() { local vm=$1; shift; ovs-vsctl --timeout=20 --db="unix:$RUN/$vm/ovs/db.sock" "$@"; }
@@ -571,7 +580,7 @@ cmd_up() {
 	start_mariadb
 	# Neutron's migrations (a minute on a fresh machine) run while OVN and Keystone start. Its
 	# secrets exist before, so that the two sides cannot each make a different one.
-	local migrating=
+	migrating=
 	if ! alive "$RUN/neutron.pid" && [ ! -f "$RUN/neutron/.migrated" ]; then
 		secret neutron >/dev/null
 		migrate_neutron &
@@ -587,7 +596,10 @@ cmd_up() {
 		touch "$idmark"
 	fi
 	if [ -n "$migrating" ]; then
-		wait "$migrating" || die "neutron-db-manage failed (see $LOGS/neutron-db-manage.log)"
+		local rc=0
+		wait "$migrating" || rc=$?
+		migrating=
+		[ $rc -eq 0 ] || die "neutron-db-manage failed (see $LOGS/neutron-db-manage.log)"
 	fi
 	start_neutron
 	relay_up
