@@ -15,6 +15,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
 
+	"github.com/ovn-docker/ovn-docker/internal/neutron"
 	"github.com/ovn-docker/ovn-docker/internal/testutil"
 )
 
@@ -246,4 +247,30 @@ func provisionalNetworks(t *testing.T, nc *gophercloud.ServiceClient) map[string
 		}
 	}
 	return out
+}
+
+// TestPluginNetworkRmWithOrphanedPort: a port Neutron made for a daemon killed while it
+// waited (made here by hand, with ovn-docker's name and the VM's marker, on a network
+// the plugin made) does not keep docker network rm from deleting the Neutron network,
+// and nothing of it is left.
+func TestPluginNetworkRmWithOrphanedPort(t *testing.T) {
+	t.Parallel()
+	s := testutil.LoadStack(t)
+	vm := s.TenantVMs(t, 1)[0]
+	startPlugin(t, vm)
+	nc := s.Network(t, "tenant-"+vm.Env["STACK_VM_TENANT"])
+	ls := uniq("LSO")
+	pluginNetwork(t, vm, ls)
+	neu := neutronNetworkNamed(t, nc, ls)
+	p, err := ports.Create(context.Background(), nc, ports.CreateOpts{NetworkID: neu.ID,
+		Name: neutron.PortName("dead0000cafe"), Description: neutron.Description(vm.VIFID())}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustDocker(t, vm, "network", "rm", ls)
+	assertNetworkGone(t, nc, neu.ID)
+	if _, err := ports.Get(context.Background(), nc, p.ID).Extract(); !gophercloud.ResponseCodeIs(err, http.StatusNotFound) {
+		t.Fatalf("the orphaned port %s: %v", p.ID, err)
+	}
+	assertPluginClean(t, s, vm)
 }
