@@ -24,6 +24,7 @@ import (
 	"github.com/ovn-docker/ovn-docker/internal/ovs"
 	"github.com/ovn-docker/ovn-docker/internal/probe"
 	"github.com/ovn-docker/ovn-docker/internal/state"
+	"github.com/ovn-docker/ovn-docker/internal/testutil/scratch"
 )
 
 const (
@@ -58,14 +59,15 @@ func newHarness(t *testing.T, tune ...func(*Config)) *harness {
 	n := testNetwork()
 	h := &harness{w: newWorld(testVIF, testBridge, n), net: n}
 	var err error
-	if h.store, err = state.Open(filepath.Join(t.TempDir(), "state")); err != nil {
+	if h.store, err = state.Open(filepath.Join(scratch.Dir(t), "state")); err != nil {
 		t.Fatal(err)
 	}
 	cfg := Config{
 		VIFID: testVIF, Bridge: testBridge, Store: h.store,
 		Neutron: fakeNeutron{h.w}, Switch: fakeSwitch{h.w}, Links: fakeLinks{h.w},
-		Log:          slog.New(slog.DiscardHandler),
-		ReadyTimeout: 5 * time.Second,
+		Log: slog.New(slog.DiscardHandler),
+		// Not a bound any test relies on: a test whose probe must time out sets its own.
+		ReadyTimeout: time.Hour,
 		Fault: func(step string) {
 			if h.onFault != nil {
 				h.onFault(step)
@@ -439,11 +441,37 @@ func TestAttachBindingProfile(t *testing.T) {
 }
 
 // lockedState makes the next state write fail as if another process held the lock
-// until the caller gave up, then lets the rollback have it.
+// until the caller gave up, then lets the rollback have it: the lock is released when
+// the engine makes its next call outside, the rollback's first, which comes only after
+// the write has failed.
 func lockedState(t *testing.T, h *harness, cancel context.CancelFunc) {
 	release := h.holdLock(t)
 	cancel()
-	time.AfterFunc(100*time.Millisecond, release)
+	h.w.onNext(release)
+}
+
+// waitLockWaiter returns once a process waits in the kernel for the flock on path (a
+// "->" line of /proc/locks), or false when ctx ends first.
+func waitLockWaiter(ctx context.Context, path string) bool {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return false
+	}
+	id := fmt.Sprintf("%02x:%02x:%d", unix.Major(st.Dev), unix.Minor(st.Dev), st.Ino)
+	for {
+		b, _ := os.ReadFile("/proc/locks")
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.Fields(line)
+			if len(f) >= 7 && f[1] == "->" && f[2] == "FLOCK" && f[6] == id {
+				return true
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(time.Millisecond):
+		}
+	}
 }
 
 func TestAttachFailureRollsBack(t *testing.T) {
@@ -504,16 +532,20 @@ func TestAttachFailureRollsBack(t *testing.T) {
 			}
 		}, "vanished from the state", nil},
 		{"state locked when the port is recorded", func(t *testing.T, h *harness, cancel context.CancelFunc) {
-			// The port is made, then recording it finds the state locked until the
-			// caller gives up: the rollback must still delete the port.
+			// The port is made, then recording it finds the state locked, and waits
+			// for it in the kernel until the caller gives up: the rollback must still
+			// delete the port. The lock is free again from the rollback's first call.
 			h.w.onCall("neutron.CreatePort", 1, func() {
 				release := h.holdLock(t)
+				h.w.onNext(release)
+				waited := make(chan struct{})
 				go func() {
-					time.Sleep(20 * time.Millisecond)
-					cancel()
-					time.Sleep(100 * time.Millisecond)
-					release()
+					defer close(waited)
+					if waitLockWaiter(t.Context(), filepath.Join(h.store.Dir(), "state.lock")) {
+						cancel()
+					}
 				}()
+				t.Cleanup(func() { <-waited })
 			})
 		}, "lock state", context.Canceled},
 		{"state locked at the end", func(t *testing.T, h *harness, cancel context.CancelFunc) {
@@ -524,9 +556,16 @@ func TestAttachFailureRollsBack(t *testing.T) {
 			}
 		}, "lock state", context.Canceled},
 	}
+	// The cases whose data path never answers wait for ReadyTimeout; in the others the
+	// probe, if it comes to it, must succeed.
+	probeFails := map[string]bool{"never active": true, "probe fails": true}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHarness(t, func(c *Config) { c.ReadyTimeout = 300 * time.Millisecond })
+			h := newHarness(t, func(c *Config) {
+				if probeFails[tc.name] {
+					c.ReadyTimeout = 300 * time.Millisecond
+				}
+			})
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			tc.setup(t, h, cancel)
@@ -1102,7 +1141,8 @@ func TestRollbackIsBounded(t *testing.T) {
 		c.RollbackTimeout = 200 * time.Millisecond
 	})
 	h.w.inactive = true
-	h.w.onCall("neutron.DeletePort", 1, func() { time.Sleep(400 * time.Millisecond) })
+	// Neutron never answers the rollback's port deletion: only RollbackTimeout ends it.
+	h.w.hangAt("neutron.DeletePort", 1)
 	_, err := h.e.Attach(context.Background(), h.request("o", "eth0"))
 	if err == nil || !strings.Contains(err.Error(), "rollback failed") || !errors.Is(err, context.DeadlineExceeded) && !strings.Contains(err.Error(), "deadline exceeded") {
 		t.Fatalf("attach: %v", err)

@@ -33,6 +33,7 @@ type rule struct {
 	err   error // returned by the call; nil: the call goes on (do only)
 	after bool  // the call does its work before failing, as a timed-out request may
 	do    func()
+	hang  bool // the call waits until its context ends, as a request to a server that hangs
 }
 
 // world is everything outside the engine: Neutron's ports and the VM's trunk, the VM's
@@ -44,6 +45,7 @@ type world struct {
 	calls  []call
 	counts map[string]int
 	rules  []*rule
+	next   []func() // run when the next call, whatever its name, starts
 
 	vifID    string
 	bridge   string
@@ -106,6 +108,22 @@ func (w *world) onCall(name string, nth int, do func()) {
 	w.rules = append(w.rules, &rule{call: name, nth: nth, do: do})
 }
 
+// hangAt makes the nth call of name wait until its context ends, then fail with the
+// context's error.
+func (w *world) hangAt(name string, nth int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.rules = append(w.rules, &rule{call: name, nth: nth, hang: true})
+}
+
+// onNext runs do when the next call starts, whichever it is: the engine's next step
+// outside, after whatever it is doing now has ended.
+func (w *world) onNext(do func()) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.next = append(w.next, do)
+}
+
 // enter records a call and applies the rules: err fails the call before it does
 // anything, after once it has done its work.
 func (w *world) enter(ctx context.Context, name string, args ...any) (after, err error) {
@@ -119,10 +137,18 @@ func (w *world) enter(ctx context.Context, name string, args ...any) (after, err
 			fire = append(fire, r)
 		}
 	}
+	next := w.next
+	w.next = nil
 	w.mu.Unlock()
+	for _, do := range next {
+		do()
+	}
 	for _, r := range fire {
 		if r.do != nil {
 			r.do()
+		}
+		if r.hang {
+			<-ctx.Done()
 		}
 		if r.err == nil {
 			continue
