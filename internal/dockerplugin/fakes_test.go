@@ -26,6 +26,7 @@ type fakeEngine struct {
 	fail    map[string]error
 	ipsFor  func(n *neutron.Network, i int) []string // overrides the addresses Prepare gives
 	onPlumb func(attID string)                       // called inside Plumb, before it returns
+	onGC    func()                                   // called inside GC
 	// orphans deletes the orphaned ports of a network and says how many it deleted.
 	orphans func(networkID string) int
 }
@@ -144,7 +145,11 @@ func (f *fakeEngine) Detach(ctx context.Context, attID string) error {
 }
 
 func (f *fakeEngine) GC(context.Context, engine.Owners, time.Duration) (engine.GCReport, error) {
-	return engine.GCReport{}, f.record("GC")
+	err := f.record("GC")
+	if f.onGC != nil {
+		f.onGC()
+	}
+	return engine.GCReport{}, err
 }
 
 func (f *fakeEngine) Label(ctx context.Context, attID, container, name string) error {

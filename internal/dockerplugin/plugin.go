@@ -275,6 +275,9 @@ func oneLine(s string) string {
 type keyedLocks struct {
 	mu sync.Mutex
 	m  map[string]*keyLock
+	// onWait, when set, is told a key another call holds, just before this call waits
+	// for it: tests prove that calls queue, or do not, without timing them.
+	onWait func(key string)
 }
 
 type keyLock struct {
@@ -297,7 +300,11 @@ func (k *keyedLocks) lock(keys ...string) func() {
 			k.m[key] = l
 		}
 		l.refs++
+		queued, onWait := l.refs > 1, k.onWait
 		k.mu.Unlock()
+		if queued && onWait != nil {
+			onWait(key)
+		}
 		l.mu.Lock()
 		held = append(held, key)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/ovn-docker/ovn-docker/internal/docker"
 	"github.com/ovn-docker/ovn-docker/internal/neutron"
 	"github.com/ovn-docker/ovn-docker/internal/state"
+	"github.com/ovn-docker/ovn-docker/internal/testutil/scratch"
 )
 
 type rig struct {
@@ -37,7 +38,8 @@ type rig struct {
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
-	st, err := state.Open(t.TempDir())
+	// The plugin's background work writes the state: scratch says so if it outlives the test.
+	st, err := state.Open(scratch.Dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,15 +155,17 @@ func (r *rig) state() *state.State {
 	return out
 }
 
-// waitFor polls cond for up to 5 s (background work of the plugin).
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("timed out waiting for %s", what)
+// settle waits until the plugin's background work (learning a network's name, labelling
+// an endpoint's port) has ended: each piece ends once Docker shows what it waits for.
+func (r *rig) settle() {
+	r.p.bg.Wait()
+}
+
+// onLockWait tells f of each key a call queues on because another call holds it.
+func (r *rig) onLockWait(f func(key string)) {
+	r.p.locks.mu.Lock()
+	defer r.p.locks.mu.Unlock()
+	r.p.locks.onWait = f
 }
 
 const netA = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -241,11 +245,13 @@ func TestLifecycle(t *testing.T) {
 	}
 	// Once Docker shows the network, the Neutron network takes its name.
 	r.dk.set(docker.Network{ID: netA, Name: "LS1", Driver: "ovn"})
-	waitFor(t, "the rename", func() bool { return r.nc.byName("LS1") != nil })
-	if n := r.nc.byName("LS1"); n.ID != neutronID {
-		t.Fatalf("renamed %s, want %s", n.ID, neutronID)
+	r.settle()
+	if n := r.nc.byName("LS1"); n == nil || n.ID != neutronID {
+		t.Fatalf("renamed %+v, want %s", n, neutronID)
 	}
-	waitFor(t, "the recorded name", func() bool { return r.state().DockerNetworks[netA].Name == "LS1" })
+	if name := r.state().DockerNetworks[netA].Name; name != "LS1" {
+		t.Fatalf("recorded name %q, want LS1", name)
+	}
 
 	// A container: its address is a prepared Neutron port, at rest, held by the pool.
 	addr := r.ok("IpamDriver.RequestAddress", requestAddressRequest{PoolID: poolID})["Address"].(string)
@@ -285,7 +291,10 @@ func TestLifecycle(t *testing.T) {
 	}
 	// Docker shows the container: the port is labelled with it.
 	r.dk.set(docker.Network{ID: netA, Name: "LS1", Driver: "ovn", Endpoints: []docker.Endpoint{{ID: ep, Container: "c0ffee", Name: "web", IPv4: addr}}})
-	waitFor(t, "the label", func() bool { return len(r.eng.called("Label "+att.ID+" c0ffee web")) == 1 })
+	r.settle()
+	if l := r.eng.called("Label "); len(l) != 1 || l[0] != "Label "+att.ID+" c0ffee web" {
+		t.Fatalf("labels %v, want the container's", l)
+	}
 
 	for i := 0; i < 2; i++ {
 		r.ok("NetworkDriver.Leave", endpointRequest{NetworkID: netA, EndpointID: ep})
@@ -382,7 +391,10 @@ func TestAdoptedNetworkIsNotDeleted(t *testing.T) {
 	}
 	// Docker names it: an adopted network keeps its Neutron name.
 	r.dk.set(docker.Network{ID: netA, Name: "mine", Driver: "ovn"})
-	waitFor(t, "the recorded name", func() bool { return r.state().DockerNetworks[netA].Name == "mine" })
+	r.settle()
+	if name := r.state().DockerNetworks[netA].Name; name != "mine" {
+		t.Fatalf("recorded name %q, want mine", name)
+	}
 	if c := r.nc.called("RenameNetwork"); len(c) != 0 {
 		t.Fatalf("adopted network renamed: %v", c)
 	}
@@ -526,23 +538,31 @@ func TestAddressOutsideThePoolIsReleased(t *testing.T) {
 // for one endpoint never overlap.
 func TestEndpointsProceedConcurrently(t *testing.T) {
 	r := newRig(t)
+	waits := make(chan string, 100)
+	r.onLockWait(func(key string) { waits <- key })
 	poolID, _, _ := r.network(netA, "", "", nil, nil)
 	a1 := r.ok("IpamDriver.RequestAddress", requestAddressRequest{PoolID: poolID})["Address"].(string)
 	a2 := r.ok("IpamDriver.RequestAddress", requestAddressRequest{PoolID: poolID})["Address"].(string)
 	var inside, most atomic.Int32
+	enter := func() int32 {
+		n := inside.Add(1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		return n
+	}
+	// Each Plumb waits until the other endpoint's is inside too; the other endpoint's
+	// call queueing behind this one on a lock fails the test instead.
 	both := make(chan struct{})
 	var once sync.Once
 	r.eng.onPlumb = func(string) {
-		n := inside.Add(1)
-		if n > most.Load() {
-			most.Store(n)
-		}
-		if n == 2 {
+		if enter() == 2 {
 			once.Do(func() { close(both) })
 		}
 		select {
 		case <-both:
-		case <-time.After(2 * time.Second):
+		case key := <-waits:
+			t.Errorf("an endpoint's call waits for %s, held by the other endpoint's", key)
+			once.Do(func() { close(both) })
 		}
 		inside.Add(-1)
 	}
@@ -559,15 +579,30 @@ func TestEndpointsProceedConcurrently(t *testing.T) {
 		t.Fatalf("two endpoints did not plumb at the same time (at most %d at once)", most.Load())
 	}
 
-	// One endpoint: Joins that must re-plumb run one after the other.
+	// One endpoint: Joins that must re-plumb run one after the other. The first Plumb
+	// returns only once the two other Joins queue behind it on the endpoint's lock, or
+	// one of them plumbs beside it.
 	inside.Store(0)
 	most.Store(0)
+	var first atomic.Bool
+	overlap := make(chan struct{})
+	var overlapOnce sync.Once
 	r.eng.onPlumb = func(string) {
-		n := inside.Add(1)
-		if n > most.Load() {
-			most.Store(n)
+		if enter() > 1 {
+			overlapOnce.Do(func() { close(overlap) })
 		}
-		time.Sleep(50 * time.Millisecond)
+		if first.CompareAndSwap(false, true) {
+			for queued := 0; queued < 2; {
+				select {
+				case key := <-waits:
+					if key == epKey("e1") {
+						queued++
+					}
+				case <-overlap:
+					queued = 2
+				}
+			}
+		}
 		inside.Add(-1)
 	}
 	r.host.reset()
@@ -586,6 +621,9 @@ func TestEndpointsProceedConcurrently(t *testing.T) {
 	wg.Wait()
 	if most.Load() != 1 {
 		t.Fatalf("calls for one endpoint overlapped (%d at once)", most.Load())
+	}
+	if p := r.eng.called("Plumb "); len(p) != 2+3 {
+		t.Fatalf("Plumb calls %v, want one per endpoint and one per Join", p)
 	}
 }
 
@@ -715,11 +753,25 @@ func TestMaintainCollectsAndReconciles(t *testing.T) {
 	r := newRig(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
+	three := make(chan struct{})
+	var passes atomic.Int32
+	r.eng.onGC = func() {
+		select {
+		case <-done:
+			t.Error("a pass after Maintain returned")
+		default:
+		}
+		if passes.Add(1) == 3 {
+			close(three)
+		}
+	}
 	go func() { r.p.Maintain(ctx, 10*time.Millisecond); close(done) }()
-	waitFor(t, "three passes", func() bool { return len(r.eng.called("GC")) >= 3 })
+	<-three
 	cancel()
 	<-done
 	n := len(r.eng.called("GC"))
+	// Only an extra: a pass that a goroutine left behind would start after Maintain
+	// returned, and onGC reports it whenever it comes during the test.
 	time.Sleep(50 * time.Millisecond)
 	if len(r.eng.called("GC")) != n {
 		t.Fatal("passes go on after Maintain returned")

@@ -2,6 +2,7 @@ package dockerplugin
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -9,8 +10,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ovn-docker/ovn-docker/internal/testutil/scratch"
 )
 
 func unixClient(path string) *http.Client {
@@ -37,7 +41,9 @@ func TestListenMakesARootOnlySocketAndRefusesALiveOne(t *testing.T) {
 	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
 		t.Fatalf("plugin folder holds %d entries, want the socket only", len(entries))
 	}
-	go func() { _ = http.Serve(l, http.NotFoundHandler()) }()
+	served := make(chan struct{})
+	go func() { defer close(served); _ = http.Serve(l, http.NotFoundHandler()) }()
+	defer func() { l.Close(); <-served }()
 	if _, err := Listen(dir, "ovn"); err == nil || !strings.Contains(err.Error(), "another process") {
 		t.Fatalf("second Listen on a live socket: %v", err)
 	}
@@ -73,20 +79,24 @@ func TestListenReplacesAStaleSocketButNothingElse(t *testing.T) {
 // TestServeFinishesCallsInFlight: on shutdown a call in flight completes, new
 // connections are refused and the socket goes away.
 func TestServeFinishesCallsInFlight(t *testing.T) {
-	dir := t.TempDir()
+	dir := scratch.Dir(t) // Serve removes its socket from it
 	l, err := Listen(dir, "ovn")
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The call answers only once the shutdown has begun: the listener is closed, so
+	// that a new connection is refused (the socket file stays until Serve removes it).
 	entered := make(chan struct{})
+	refused := make(chan error, 1)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		close(entered)
-		time.Sleep(300 * time.Millisecond)
+		refused <- waitRefused(l.Path())
 		_, _ = io.WriteString(w, `{}`)
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- Serve(ctx, l, h, 5*time.Second, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+	// The drain is no bound here: the call must finish because Serve waits for it.
+	go func() { served <- Serve(ctx, l, h, time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
 	got := make(chan error, 1)
 	go func() {
 		resp, err := unixClient(l.Path()).Post("http://plugin/NetworkDriver.Join", contentType, strings.NewReader("{}"))
@@ -103,11 +113,30 @@ func TestServeFinishesCallsInFlight(t *testing.T) {
 	if err := <-got; err != nil {
 		t.Fatalf("the call in flight was cut: %v", err)
 	}
+	if err := <-refused; err != nil {
+		t.Fatalf("a new connection during the shutdown: %v", err)
+	}
 	if err := <-served; err != nil {
 		t.Fatalf("Serve: %v", err)
 	}
 	if _, err := os.Lstat(l.Path()); !os.IsNotExist(err) {
 		t.Fatalf("socket left after shutdown: %v", err)
+	}
+}
+
+// waitRefused returns nil once a connection to the socket at path is refused (its
+// listener closed), or the error a dial fails with otherwise.
+func waitRefused(path string) error {
+	for {
+		c, err := net.Dial("unix", path)
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		c.Close()
+		time.Sleep(time.Millisecond)
 	}
 }
 
