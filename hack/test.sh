@@ -106,8 +106,16 @@ offline_checks() {
 	step "gofmt" gofmt_clean
 	# With the integration tag every file is vetted: no file is built only without it.
 	step "go vet" go vet -tags integration ./...
-	step "unit tests" go test -race -count=1 "${runflag[@]}" ./...
+	# The unit tests' binaries are built here, in the gaps; they run at the end, in front
+	# (unit_tests), where nothing else competes for the CPUs.
+	step "unit tests (build)" go test -race -count=1 -run '^$' ./...
 	step "fuzz (brief)" fuzz_briefly
+}
+# The unit tests run alone, after the end-to-end tests: they do not slow those down, and
+# nothing starves them. They depend on no machine's speed either (issue: CI green every
+# time), so a busy machine makes them slower, never red.
+unit_tests() {
+	step "unit tests" go test -race -count=1 -timeout 15m "${runflag[@]}" ./...
 }
 # Every fuzz target of the project, briefly. The budget is a count of inputs, not a
 # duration: go1.26's fuzzing coordinator can report its own -fuzztime deadline as a
@@ -219,3 +227,4 @@ collect local
 step "end-to-end tests" e2e main -timeout 18m -parallel "${OVN_DOCKER_E2E_PARALLEL:-3}" -skip "$skip" "${run_e2e[@]}"
 integration stack
 collect offline
+unit_tests
