@@ -50,6 +50,9 @@ type Batcher struct {
 	// changes of processes with the same project's credentials, never lends its own to
 	// another project's.
 	Project string
+	// written, for tests, is called with the queue just written, under its lock: they wait
+	// for changes to be queued through it instead of polling the file.
+	written func(q []entry)
 }
 
 // New makes the queue's directory (readable by root only) if needed.
@@ -295,6 +298,9 @@ func (b *Batcher) update(ctx context.Context, fn func([]entry) ([]entry, error))
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("write the trunk change queue: %w", err)
+	}
+	if b.written != nil {
+		b.written(q)
 	}
 	return nil
 }

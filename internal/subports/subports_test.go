@@ -9,10 +9,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/ovn-docker/ovn-docker/internal/flock/flocktest"
 	"github.com/ovn-docker/ovn-docker/internal/neutron"
+	"github.com/ovn-docker/ovn-docker/internal/testutil/scratch"
 )
 
 // fakeTrunks records the calls; a call blocks until release is closed (when set), so
@@ -23,15 +26,25 @@ type fakeTrunks struct {
 	subports map[string]int
 	failBulk error
 	first    chan struct{} // closed when the first call starts
+	entered  atomic.Int32  // calls started
 	release  chan struct{}
 	once     sync.Once
+	let      func() // closes release, once
 }
 
 func newFake() *fakeTrunks {
-	return &fakeTrunks{subports: map[string]int{}, first: make(chan struct{})}
+	return &fakeTrunks{subports: map[string]int{}, first: make(chan struct{}), let: func() {}}
+}
+
+// held makes the fake's calls wait until let is called.
+func (f *fakeTrunks) held() *fakeTrunks {
+	f.release = make(chan struct{})
+	f.let = sync.OnceFunc(func() { close(f.release) })
+	return f
 }
 
 func (f *fakeTrunks) enter(call string) {
+	f.entered.Add(1)
 	f.once.Do(func() { close(f.first) })
 	if f.release != nil {
 		<-f.release
@@ -99,33 +112,117 @@ func queueLen(t *testing.T, dir string) int {
 	return len(q)
 }
 
+// rig runs a test's changes in goroutines and follows the queue through the Batchers'
+// write hook, so that the test waits for the queue to hold what it expects rather than
+// polling the file against a deadline.
+type rig struct {
+	t        *testing.T
+	mu       sync.Mutex
+	cond     *sync.Cond
+	queued   int // the queue's length at its last write
+	returned int // changes started with start that returned
+	changes  []*change
+	wg       sync.WaitGroup
+}
+
+// change is one change started by a rig.
+type change struct {
+	done chan struct{} // closed when it returned
+	err  error
+}
+
+// result waits for the change to return and gives its error.
+func (c *change) result() error {
+	<-c.done
+	return c.err
+}
+
+// newRig follows the queue written by bs. When the test ends, the fake's calls are let
+// go and every change started is waited for, so that none outlives the test.
+func newRig(t *testing.T, f *fakeTrunks, bs ...*Batcher) *rig {
+	r := &rig{t: t}
+	r.cond = sync.NewCond(&r.mu)
+	for _, b := range bs {
+		b.written = func(q []entry) {
+			r.mu.Lock()
+			r.queued = len(q)
+			r.mu.Unlock()
+			r.cond.Broadcast()
+		}
+	}
+	t.Cleanup(func() {
+		f.let()
+		r.wg.Wait()
+	})
+	return r
+}
+
+// start makes a change (fn) in a goroutine.
+func (r *rig) start(fn func() error) *change {
+	c := &change{done: make(chan struct{})}
+	r.mu.Lock()
+	r.changes = append(r.changes, c)
+	r.mu.Unlock()
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		c.err = fn()
+		close(c.done)
+		r.mu.Lock()
+		r.returned++
+		r.mu.Unlock()
+		r.cond.Broadcast()
+	}()
+	return c
+}
+
+// waitQueued waits until the queue holds n changes. Every change started waits (behind
+// the held call, or in it) until the test lets the fake go: one that returns first
+// fails the test. There is no deadline: go test's -timeout is the backstop.
+func (r *rig) waitQueued(n int) {
+	r.t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for r.queued != n {
+		if r.returned > 0 {
+			r.t.Fatalf("a change returned while the queue held %d changes, before it held %d", r.queued, n)
+		}
+		r.cond.Wait()
+	}
+}
+
+// wait returns the results of the changes started, in the order they were started.
+func (r *rig) wait() []error {
+	r.mu.Lock()
+	changes := r.changes
+	r.mu.Unlock()
+	errs := make([]error, len(changes))
+	for i, c := range changes {
+		errs[i] = c.result()
+	}
+	return errs
+}
+
 // Changes made while a call is in flight go together in the next call.
 func TestChangesWaitingGoInOneCall(t *testing.T) {
-	dir := t.TempDir()
-	f := newFake()
-	f.release = make(chan struct{})
+	dir := scratch.Dir(t)
+	f := newFake().held()
 	b, err := New(dir, f)
 	if err != nil {
 		t.Fatal(err)
 	}
+	r := newRig(t, f, b)
 	ctx := context.Background()
-	errs := make(chan error, 11)
-	go func() { errs <- b.Add(ctx, "t1", "p0", 100) }()
+	r.start(func() error { return b.Add(ctx, "t1", "p0", 100) })
 	<-f.first // p0 is being sent, alone
 	for i := 1; i <= 10; i++ {
-		go func() { errs <- b.Add(ctx, "t1", fmt.Sprintf("p%d", i), 100+i) }()
+		r.start(func() error { return b.Add(ctx, "t1", fmt.Sprintf("p%d", i), 100+i) })
 	}
 	// Every waiting change is in the queue before the first call returns.
-	deadline := time.Now().Add(10 * time.Second)
-	for queueLen(t, dir) < 11 {
-		if time.Now().After(deadline) {
-			t.Fatalf("queue holds %d changes, want 11", queueLen(t, dir))
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	close(f.release)
-	for i := 0; i < 11; i++ {
-		if err := <-errs; err != nil {
+	r.waitQueued(11)
+	f.let()
+	for _, err := range r.wait() {
+		if err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -144,24 +241,21 @@ func TestChangesWaitingGoInOneCall(t *testing.T) {
 
 // Removals and additions waiting together go in one call each, removals first.
 func TestRemovalsBeforeAdditions(t *testing.T) {
-	dir := t.TempDir()
-	f := newFake()
-	f.release = make(chan struct{})
+	dir := scratch.Dir(t)
+	f := newFake().held()
 	b, _ := New(dir, f)
+	r := newRig(t, f, b)
 	ctx := context.Background()
-	errs := make(chan error, 7)
-	go func() { errs <- b.Add(ctx, "t1", "first", 1) }()
+	r.start(func() error { return b.Add(ctx, "t1", "first", 1) })
 	<-f.first
 	for i := 0; i < 3; i++ {
-		go func() { errs <- b.Remove(ctx, "t1", fmt.Sprintf("old%d", i)) }()
-		go func() { errs <- b.Add(ctx, "t1", fmt.Sprintf("new%d", i), 10+i) }()
+		r.start(func() error { return b.Remove(ctx, "t1", fmt.Sprintf("old%d", i)) })
+		r.start(func() error { return b.Add(ctx, "t1", fmt.Sprintf("new%d", i), 10+i) })
 	}
-	for queueLen(t, dir) < 7 {
-		time.Sleep(5 * time.Millisecond)
-	}
-	close(f.release)
-	for i := 0; i < 7; i++ {
-		if err := <-errs; err != nil {
+	r.waitQueued(7)
+	f.let()
+	for _, err := range r.wait() {
+		if err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -173,25 +267,21 @@ func TestRemovalsBeforeAdditions(t *testing.T) {
 
 // A batch Neutron refuses sends each change back to its process, to be made alone.
 func TestFailedBatchGoesAlone(t *testing.T) {
-	dir := t.TempDir()
-	f := newFake()
-	f.release = make(chan struct{})
+	dir := scratch.Dir(t)
+	f := newFake().held()
 	f.failBulk = neutron.ErrVLANInUse
 	b, _ := New(dir, f)
+	r := newRig(t, f, b)
 	ctx := context.Background()
-	errs := make(chan error, 4)
-	go func() { errs <- b.Add(ctx, "t1", "p0", 1) }()
+	r.start(func() error { return b.Add(ctx, "t1", "p0", 1) })
 	<-f.first
 	for i := 1; i <= 3; i++ {
-		go func() { errs <- b.Add(ctx, "t1", fmt.Sprintf("p%d", i), 1+i) }()
+		r.start(func() error { return b.Add(ctx, "t1", fmt.Sprintf("p%d", i), 1+i) })
 	}
-	for queueLen(t, dir) < 4 {
-		time.Sleep(5 * time.Millisecond)
-	}
-	close(f.release)
+	r.waitQueued(4)
+	f.let()
 	var alone int
-	for i := 0; i < 4; i++ {
-		err := <-errs
+	for _, err := range r.wait() {
 		switch {
 		case errors.Is(err, ErrAlone):
 			alone++
@@ -241,27 +331,38 @@ func TestDeadProcessesInTheQueue(t *testing.T) {
 
 // A change whose caller gives up leaves the queue with it.
 func TestGivingUpLeavesTheQueue(t *testing.T) {
-	dir := t.TempDir()
-	f := newFake()
-	f.release = make(chan struct{})
+	dir := scratch.Dir(t)
+	f := newFake().held()
 	b, _ := New(dir, f)
-	go func() { _ = b.Add(context.Background(), "t1", "p0", 1) }()
+	r := newRig(t, f, b)
+	r.start(func() error { return b.Add(context.Background(), "t1", "p0", 1) })
 	<-f.first
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	if err := b.Add(ctx, "t1", "p1", 2); !errors.Is(err, context.DeadlineExceeded) {
+	ctx, expire := flocktest.ManualDeadline()
+	gaveUp := r.start(func() error { return b.Add(ctx, "t1", "p1", 2) })
+	// p1 is queued, and waits in the kernel for the leader lock that p0's process holds;
+	// then its caller's deadline passes.
+	r.waitQueued(2)
+	if !flocktest.AwaitWaiting(t, 1, flocktest.Closed(gaveUp.done), filepath.Join(dir, "leader.lock")) {
+		t.Fatalf("p1 did not wait for the leader: %v", gaveUp.result())
+	}
+	expire()
+	if err := gaveUp.result(); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err %v, want the deadline", err)
 	}
-	close(f.release)
-	deadline := time.Now().Add(10 * time.Second)
-	for queueLen(t, dir) != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d changes left in the queue", queueLen(t, dir))
-		}
-		time.Sleep(5 * time.Millisecond)
+	if n := queueLen(t, dir); n != 1 {
+		t.Fatalf("%d changes in the queue, want p0's alone", n)
 	}
-	if f.subports["p1"] != 0 {
-		t.Fatal("the change given up was made")
+	f.let()
+	for _, err := range r.wait() {
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatal(err)
+		}
+	}
+	if n := queueLen(t, dir); n != 0 {
+		t.Fatalf("%d changes left in the queue", n)
+	}
+	if fmt.Sprint(f.calls) != "[add 1]" || f.subports["p1"] != 0 {
+		t.Fatalf("calls %v, subports %v: the change given up was made", f.calls, f.subports)
 	}
 }
 
@@ -276,27 +377,24 @@ func deadPID(t *testing.T) int {
 
 // A process never sends the changes of a process with another project's credentials.
 func TestChangesOfAnotherProjectWait(t *testing.T) {
-	dir := t.TempDir()
-	f := newFake()
-	f.release = make(chan struct{})
+	dir := scratch.Dir(t)
+	f := newFake().held()
 	a, _ := New(dir, f)
 	a.Project = "proj-a"
 	b, _ := New(dir, f)
 	b.Project = "proj-b"
+	r := newRig(t, f, a, b)
 	ctx := context.Background()
-	errs := make(chan error, 5)
-	go func() { errs <- a.Add(ctx, "t1", "a0", 1) }()
+	r.start(func() error { return a.Add(ctx, "t1", "a0", 1) })
 	<-f.first
-	go func() { errs <- a.Add(ctx, "t1", "a1", 2) }()
-	go func() { errs <- a.Add(ctx, "t1", "a2", 3) }()
-	go func() { errs <- b.Add(ctx, "t1", "b1", 4) }()
-	go func() { errs <- b.Add(ctx, "t1", "b2", 5) }()
-	for queueLen(t, dir) < 5 {
-		time.Sleep(5 * time.Millisecond)
-	}
-	close(f.release)
-	for i := 0; i < 5; i++ {
-		if err := <-errs; err != nil {
+	r.start(func() error { return a.Add(ctx, "t1", "a1", 2) })
+	r.start(func() error { return a.Add(ctx, "t1", "a2", 3) })
+	r.start(func() error { return b.Add(ctx, "t1", "b1", 4) })
+	r.start(func() error { return b.Add(ctx, "t1", "b2", 5) })
+	r.waitQueued(5)
+	f.let()
+	for _, err := range r.wait() {
+		if err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -311,10 +409,10 @@ func TestChangesOfAnotherProjectWait(t *testing.T) {
 // made: the process's undo (a removal) queues behind that call and is applied after it,
 // so the subport does not stay.
 func TestUndoOfAChangeInFlightComesAfterIt(t *testing.T) {
-	dir := t.TempDir()
-	f := newFake()
-	f.release = make(chan struct{})
+	dir := scratch.Dir(t)
+	f := newFake().held()
 	b, _ := New(dir, f)
+	r := newRig(t, f, b)
 	ctx := context.Background()
 	// A change of this process, waiting: the next leader sends it with its own.
 	err := b.update(ctx, func(q []entry) ([]entry, error) {
@@ -323,20 +421,22 @@ func TestUndoOfAChangeInFlightComesAfterIt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	errs := make(chan error, 2)
-	go func() { errs <- b.Add(ctx, "t1", "p2", 3) }()
+	r.start(func() error { return b.Add(ctx, "t1", "p2", 3) })
 	<-f.first // p1 and p2 are being sent
 	// p1's process gives up (its entry leaves the queue) and undoes it.
 	if err := b.update(ctx, func(q []entry) ([]entry, error) { return without(q, "waiting"), nil }); err != nil {
 		t.Fatal(err)
 	}
-	go func() { errs <- b.Remove(ctx, "t1", "p1") }()
-	for queueLen(t, dir) < 2 {
-		time.Sleep(5 * time.Millisecond)
+	r.start(func() error { return b.Remove(ctx, "t1", "p1") })
+	// The undo is queued, and waits in the kernel for the leader lock while the batch is
+	// in flight: no second call starts.
+	r.waitQueued(2)
+	if !flocktest.AwaitWaiting(t, 1, func() bool { return f.entered.Load() > 1 }, filepath.Join(dir, "leader.lock")) {
+		t.Fatal("the undo was sent while the change it undoes was in flight")
 	}
-	close(f.release)
-	for i := 0; i < 2; i++ {
-		if err := <-errs; err != nil {
+	f.let()
+	for _, err := range r.wait() {
+		if err != nil {
 			t.Fatal(err)
 		}
 	}
