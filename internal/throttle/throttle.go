@@ -90,6 +90,9 @@ type Transport struct {
 	Slots    *Slots
 	Attempts int           // tries of a retryable request in all; 0 means 6
 	Backoff  time.Duration // first wait between tries; 0 means 200 ms
+	// after, for tests, stands for time.After in the wait between tries (nil: time.After),
+	// so that they decide when a wait ends instead of racing it with a clock.
+	after func(time.Duration) <-chan time.Time
 }
 
 func (t *Transport) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -134,13 +137,17 @@ func (t *Transport) RoundTrip(r *http.Request) (*http.Response, error) {
 		}
 		d := backoff << (try - 1)
 		d += time.Duration(rand.Int64N(int64(d)/2 + 1)) // jitter: the processes do not retry in step
+		after := time.After
+		if t.after != nil {
+			after = t.after
+		}
 		select {
 		case <-r.Context().Done():
 			if err != nil {
 				return nil, err
 			}
 			return nil, r.Context().Err()
-		case <-time.After(d):
+		case <-after(d):
 		}
 	}
 }

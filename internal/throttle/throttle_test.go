@@ -2,14 +2,19 @@ package throttle
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ovn-docker/ovn-docker/internal/flock/flocktest"
+	"github.com/ovn-docker/ovn-docker/internal/testutil/scratch"
 )
 
 // server answers each request with the next status of seq (then 200), counting requests
@@ -91,38 +96,103 @@ func TestRetryPolicy(t *testing.T) {
 	}
 }
 
+// counting is a Next that counts the attempts it is given.
+type counting struct {
+	next http.RoundTripper
+	n    atomic.Int32
+}
+
+func (c *counting) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return c.next.RoundTrip(r)
+}
+
 func TestPostIsRetriedWhenNeverSent(t *testing.T) {
 	// Nothing listens: the request never reached a server, so a POST may go again.
 	srv := httptest.NewServer(http.NotFoundHandler())
 	url := srv.URL
 	srv.Close()
-	start := time.Now()
-	_, err := do(t, "POST", url, "x")
-	if err == nil {
-		t.Fatal("no error from a closed server")
-	}
-	if time.Since(start) < 5*time.Millisecond {
-		t.Fatal("gave up without retrying")
-	}
-}
-
-func TestRetryStopsWithTheCallersContext(t *testing.T) {
-	srv, n, _ := server(t, []int{503, 503, 503, 503, 503}, "")
-	tr := &Transport{Next: http.DefaultTransport, Backoff: 50 * time.Millisecond}
-	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Millisecond)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL, nil)
+	next := &counting{next: http.DefaultTransport}
+	tr := &Transport{Next: next, Backoff: time.Millisecond}
+	req, _ := http.NewRequest("POST", url, strings.NewReader("x"))
 	resp, err := tr.RoundTrip(req)
 	if err == nil {
 		resp.Body.Close()
+		t.Fatal("no error from a closed server")
 	}
-	if n.Load() >= 5 {
-		t.Fatalf("%d requests: the retries outlived the caller's context", n.Load())
+	if n := next.n.Load(); n != 6 {
+		t.Fatalf("%d attempts, want 6: a POST that was never sent is retried", n)
 	}
+}
+
+// Once the caller's deadline passes, no attempt and no wait between attempts starts.
+func TestRetryStopsWithTheCallersContext(t *testing.T) {
+	t.Run("during a wait", func(t *testing.T) {
+		srv, n, _ := server(t, []int{503, 503, 503, 503, 503}, "")
+		ctx, expire := flocktest.ManualDeadline()
+		var waits int
+		tr := &Transport{Next: http.DefaultTransport, Backoff: 50 * time.Millisecond,
+			after: func(time.Duration) <-chan time.Time {
+				waits++
+				if waits == 2 {
+					// The deadline passes during the second wait, which would not end
+					// by itself.
+					expire()
+					return nil
+				}
+				return instant()
+			}}
+		req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL, nil)
+		resp, err := tr.RoundTrip(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("err %v, want the caller's deadline", err)
+		}
+		if n.Load() != 2 || waits != 2 {
+			t.Fatalf("%d requests and %d waits: the retries outlived the caller's context", n.Load(), waits)
+		}
+	})
+	t.Run("during a request", func(t *testing.T) {
+		ctx, expire := flocktest.ManualDeadline()
+		var n atomic.Int32
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if n.Add(1) == 2 {
+				expire() // while the second request is in flight
+			}
+			w.WriteHeader(503)
+		}))
+		t.Cleanup(srv.Close)
+		var waits int
+		tr := &Transport{Next: http.DefaultTransport, Backoff: 50 * time.Millisecond,
+			after: func(time.Duration) <-chan time.Time { waits++; return instant() }}
+		req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL, nil)
+		resp, err := tr.RoundTrip(req)
+		if err == nil {
+			// The 503 may have come in before the transport saw the deadline: the caller
+			// gets it, as the last answer.
+			resp.Body.Close()
+		} else if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("err %v, want the caller's deadline", err)
+		}
+		if n.Load() != 2 || waits != 1 {
+			t.Fatalf("%d requests and %d waits: the retries outlived the caller's context", n.Load(), waits)
+		}
+	})
+}
+
+// instant is a wait between tries that is over at once.
+func instant() <-chan time.Time {
+	ch := make(chan time.Time, 1)
+	ch <- time.Time{}
+	return ch
 }
 
 func TestSlotsBoundRequestsInFlight(t *testing.T) {
 	var inFlight, peak atomic.Int32
+	gate := make(chan struct{})
+	letGo := sync.OnceFunc(func() { close(gate) })
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		v := inFlight.Add(1)
 		for {
@@ -131,11 +201,12 @@ func TestSlotsBoundRequestsInFlight(t *testing.T) {
 				break
 			}
 		}
-		time.Sleep(20 * time.Millisecond)
+		<-gate
 		inFlight.Add(-1)
 	}))
-	defer srv.Close()
-	slots, err := NewSlots(t.TempDir(), 2)
+	t.Cleanup(srv.Close) // after the requests end (cleanups run last first)
+	dir := scratch.Dir(t)
+	slots, err := NewSlots(dir, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,6 +216,10 @@ func TestSlotsBoundRequestsInFlight(t *testing.T) {
 		{Transport: &Transport{Next: &http.Transport{}, Slots: slots}},
 	}
 	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		letGo()
+		wg.Wait()
+	})
 	for i := 0; i < 12; i++ {
 		wg.Add(1)
 		go func() {
@@ -157,44 +232,101 @@ func TestSlotsBoundRequestsInFlight(t *testing.T) {
 			resp.Body.Close()
 		}()
 	}
+	// Two requests are at the server, held there, and the ten others wait in the kernel
+	// for their slots: none of them is in flight, however long they wait.
+	slotFiles := []string{filepath.Join(dir, "slot-0"), filepath.Join(dir, "slot-1")}
+	held := flocktest.Await(func() bool {
+		if inFlight.Load() != 2 {
+			return false
+		}
+		_, waiting := flocktest.Count(t, slotFiles...)
+		return waiting == 10
+	}, func() bool { return inFlight.Load() > 2 })
+	if !held {
+		t.Fatalf("%d requests in flight with 2 slots", inFlight.Load())
+	}
+	letGo()
 	wg.Wait()
-	if p := peak.Load(); p > 2 || p < 1 {
+	if p := peak.Load(); p != 2 {
 		t.Fatalf("peak of %d requests in flight with 2 slots", p)
 	}
 }
 
 func TestSlotWaitEndsWithContext(t *testing.T) {
-	slots, _ := NewSlots(t.TempDir(), 1)
+	dir := scratch.Dir(t)
+	slots, _ := NewSlots(dir, 1)
 	release, err := slots.Acquire(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer release()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
-	defer cancel()
-	if _, err := slots.Acquire(ctx); err == nil {
-		t.Fatal("a second holder got the only slot")
+	release = sync.OnceFunc(release)
+	t.Cleanup(release)
+	ctx, expire := flocktest.ManualDeadline()
+	got := waitForSlot(t, slots, ctx, release)
+	if !flocktest.AwaitWaiting(t, 1, flocktest.Closed(got.done), filepath.Join(dir, "slot-0")) {
+		t.Fatalf("a second holder got the only slot (err %v)", got.result())
+	}
+	expire()
+	if err := got.result(); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err %v, want the caller's deadline", err)
 	}
 }
 
 // A waiter that gave up must not keep the slot it is still queued for in the kernel.
 func TestAbandonedWaitGivesTheSlotBack(t *testing.T) {
-	slots, _ := NewSlots(t.TempDir(), 1)
+	dir := scratch.Dir(t)
+	slots, _ := NewSlots(dir, 1)
 	release, err := slots.Acquire(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancel()
-	if _, err := slots.Acquire(ctx); err == nil {
-		t.Fatal("a second holder got the only slot")
+	release = sync.OnceFunc(release)
+	t.Cleanup(release)
+	ctx, expire := flocktest.ManualDeadline()
+	got := waitForSlot(t, slots, ctx, release)
+	if !flocktest.AwaitWaiting(t, 1, flocktest.Closed(got.done), filepath.Join(dir, "slot-0")) {
+		t.Fatalf("a second holder got the only slot (err %v)", got.result())
 	}
+	expire()
+	if err := got.result(); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err %v, want the caller's deadline", err)
+	}
+	// The kernel still has the abandoned request queued: it gets the slot when the
+	// holder gives it back, and must let it go.
 	release()
-	ctx2, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel2()
-	again, err := slots.Acquire(ctx2)
+	again, err := slots.Acquire(context.Background())
 	if err != nil {
 		t.Fatalf("the slot stayed with the waiter that gave up: %v", err)
 	}
 	again()
+}
+
+// acquisition is a slots.Acquire running in a goroutine.
+type acquisition struct {
+	done chan struct{} // closed when Acquire returned
+	err  error
+}
+
+func (a *acquisition) result() error {
+	<-a.done
+	return a.err
+}
+
+// waitForSlot calls slots.Acquire(ctx) in a goroutine, and gives back a slot it gets at
+// once. When the test ends, release (the holder's) is called and the goroutine waited for.
+func waitForSlot(t *testing.T, slots *Slots, ctx context.Context, release func()) *acquisition {
+	a := &acquisition{done: make(chan struct{})}
+	go func() {
+		defer close(a.done)
+		var again func()
+		again, a.err = slots.Acquire(ctx)
+		if a.err == nil {
+			again()
+		}
+	}()
+	t.Cleanup(func() {
+		release()
+		<-a.done
+	})
+	return a
 }
