@@ -12,6 +12,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ovn-docker/ovn-docker/internal/flock/flocktest"
+	"github.com/ovn-docker/ovn-docker/internal/testutil/scratch"
 )
 
 func TestUpdateViewRoundTrip(t *testing.T) {
@@ -105,20 +108,36 @@ func TestCorruptFileIsAnError(t *testing.T) {
 }
 
 func TestLockWaitEndsWithContext(t *testing.T) {
-	s, _ := Open(t.TempDir())
+	s, _ := Open(scratch.Dir(t))
 	held := make(chan struct{})
 	release := make(chan struct{})
-	done := make(chan struct{})
+	letGo := sync.OnceFunc(func() { close(release) })
+	holder := make(chan struct{})
 	go func() {
-		defer close(done)
+		defer close(holder)
 		_ = s.Update(context.Background(), func(*State) error { close(held); <-release; return nil })
 	}()
-	defer func() { <-done }()
+	waiter := make(chan struct{})
+	var err error
+	t.Cleanup(func() {
+		letGo()
+		<-holder
+		<-waiter
+	})
 	<-held
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	err := s.Update(ctx, func(*State) error { return nil })
-	close(release)
+	ctx, expire := flocktest.ManualDeadline()
+	go func() {
+		defer close(waiter)
+		err = s.Update(ctx, func(*State) error { return nil })
+	}()
+	// The second update waits in the kernel for the holder's lock; then its deadline
+	// passes.
+	if !flocktest.AwaitWaiting(t, 1, flocktest.Closed(waiter), filepath.Join(s.Dir(), lockName)) {
+		t.Fatalf("an update did not wait for the lock held by another (err %v)", err)
+	}
+	expire()
+	<-waiter
+	letGo()
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("got %v, want deadline exceeded", err)
 	}
@@ -129,7 +148,7 @@ func TestConcurrentUpdatesAcrossProcesses(t *testing.T) {
 	if dir := os.Getenv("STATE_TEST_CHILD_DIR"); dir != "" {
 		t.Skip("child process")
 	}
-	dir := t.TempDir()
+	dir := scratch.Dir(t)
 	const procs, goroutines, each = 4, 4, 25
 	var wg sync.WaitGroup
 	errs := make(chan error, procs+goroutines)
@@ -182,11 +201,11 @@ func TestChildIncrements(t *testing.T) {
 	}
 }
 
+// increment adds n to the counter, one update at a time, each waiting for the lock as
+// long as it takes (go test's -timeout is the backstop).
 func increment(s *Store, n int) error {
 	for i := 0; i < n; i++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err := s.Update(ctx, func(st *State) error { st.LastVLAN++; return nil })
-		cancel()
+		err := s.Update(context.Background(), func(st *State) error { st.LastVLAN++; return nil })
 		if err != nil {
 			return err
 		}
