@@ -47,6 +47,14 @@ func TestServeOnAUnixSocket(t *testing.T) {
 	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 	}}}
+	// Serve stops when the test ends, however it ends, and the test waits for it.
+	t.Cleanup(func() {
+		c.CloseIdleConnections()
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
 	resp, err := c.Get("http://metrics/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -57,10 +65,6 @@ func TestServeOnAUnixSocket(t *testing.T) {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("metrics lack %s", want)
 		}
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
 	}
 }
 
