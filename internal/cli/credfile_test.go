@@ -2,9 +2,12 @@ package cli
 
 import (
 	"bytes"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 )
@@ -132,12 +135,28 @@ func TestCredFileFlag(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q: want a refusal of --cred with --cred-file", code, errb.String())
 	}
 
-	// A good file gets as far as Keystone (which is not there): the token was used.
+	// A good file gets as far as Keystone, which refuses the token at once: the token
+	// was used. (A Keystone that is not there would be retried until --timeout.)
+	var mu sync.Mutex
+	var validated []string
+	keystone := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		validated = append(validated, r.Header.Get("X-Subject-Token"))
+		mu.Unlock()
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	defer keystone.Close()
+	env["OS_AUTH_URL"] = keystone.URL + "/v3"
 	out.Reset()
 	errb.Reset()
-	code = Main(t.Context(), []string{"--cred-file", private, "--timeout", "5s", "list", "networks"}, &out, &errb, getenv)
-	if code == 0 || !strings.Contains(errb.String(), "127.0.0.1:1") {
-		t.Fatalf("exit %d, stderr %q: want a failure to reach Keystone", code, errb.String())
+	code = Main(t.Context(), []string{"--cred-file", private, "list", "networks"}, &out, &errb, getenv)
+	if code == 0 || !strings.Contains(errb.String(), keystone.URL) || !strings.Contains(errb.String(), "refused the token") {
+		t.Fatalf("exit %d, stderr %q: want Keystone's refusal of the token", code, errb.String())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(validated) == 0 || validated[0] != testToken {
+		t.Fatalf("Keystone was asked to validate %q, want the file's token", validated)
 	}
 	if strings.Contains(out.String()+errb.String(), testToken) {
 		t.Fatalf("the token appears in the output: %q %q", out.String(), errb.String())
