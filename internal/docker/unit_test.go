@@ -129,8 +129,7 @@ func TestEnsureImageUnknownPolicy(t *testing.T) {
 
 func TestNewUnreachable(t *testing.T) {
 	sock := "unix://" + filepath.Join(t.TempDir(), "docker.sock")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	ctx := t.Context() // no deadline: a missing socket fails at once
 	c, err := New(ctx, sock)
 	if err == nil {
 		c.Close()
@@ -145,8 +144,7 @@ func TestNewUnreachable(t *testing.T) {
 func TestNewUsesDockerHost(t *testing.T) {
 	sock := "unix://" + filepath.Join(t.TempDir(), "env.sock")
 	t.Setenv("DOCKER_HOST", sock)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	ctx := t.Context() // no deadline: a missing socket fails at once
 	c, err := New(ctx, "")
 	if err == nil {
 		c.Close()

@@ -29,8 +29,7 @@ func TestCheckEndpoint(t *testing.T) {
 }
 
 func TestDialFailsWithoutServer(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
+	ctx := t.Context() // no deadline: both fail at once, whatever the machine's speed
 	sock := filepath.Join(t.TempDir(), "none.sock")
 	_, err := Dial(ctx, "unix:"+sock)
 	if err == nil || !strings.Contains(err.Error(), sock) {
