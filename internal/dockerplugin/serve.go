@@ -10,8 +10,9 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/ovn-docker/ovn-docker/internal/unixsock"
 	"golang.org/x/sys/unix"
+
+	"github.com/ovn-docker/ovn-docker/internal/unixsock"
 )
 
 // Listener is the plugin's unix socket, <dir>/<name>.sock: Docker finds plugins by their
