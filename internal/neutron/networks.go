@@ -119,7 +119,7 @@ func (c *Client) FindNetwork(ctx context.Context, nameOrID string) (*Network, er
 		for i, n := range found {
 			ids[i] = n.ID
 		}
-		return nil, fmt.Errorf("network name %q is ambiguous: %d networks carry it (%v); use an ID", nameOrID, len(found), ids)
+		return nil, fmt.Errorf("network name %q is %w: %d networks carry it (%v); use an ID", nameOrID, ErrAmbiguous, len(found), ids)
 	}
 	subs, err := c.listSubnets(ctx, subnets.ListOpts{NetworkID: found[0].ID})
 	if err != nil {

@@ -39,7 +39,7 @@ func (c *Client) SecurityGroupIDs(ctx context.Context, namesOrIDs []string) ([]s
 		case 1:
 			out = append(out, match[0])
 		default:
-			return nil, fmt.Errorf("security group name %q is ambiguous: %d groups carry it (%v); use an ID", want, len(match), match)
+			return nil, fmt.Errorf("security group name %q is %w: %d groups carry it (%v); use an ID", want, ErrAmbiguous, len(match), match)
 		}
 	}
 	return out, nil

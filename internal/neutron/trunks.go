@@ -2,7 +2,6 @@ package neutron
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/trunks"
@@ -23,9 +22,6 @@ func (t *Trunk) VLANs() map[int]bool {
 	}
 	return used
 }
-
-// ErrVLANInUse says the trunk already has a subport with that VLAN.
-var ErrVLANInUse = errors.New("vlan already in use on the trunk")
 
 // EnsureTrunk returns the trunk whose parent is the VM's port, making the port a trunk
 // parent if it is not one yet. A trunk made meanwhile by someone else is reused.
@@ -99,7 +95,7 @@ func (c *Client) AddSubport(ctx context.Context, trunkID, portID string, vlan in
 			}
 		}
 	}
-	if neutronType(err) == "DuplicateSubPort" {
+	if isKind(err, ErrVLANInUse) {
 		return fmt.Errorf("add port %s to trunk %s with vlan %d: %w", portID, trunkID, vlan, ErrVLANInUse)
 	}
 	return wrap(err, "add port %s to trunk %s with vlan %d", portID, trunkID, vlan)
@@ -135,7 +131,7 @@ func (c *Client) AddSubports(ctx context.Context, trunkID string, subs []Subport
 	if err == nil {
 		return nil
 	}
-	if neutronType(err) == "DuplicateSubPort" {
+	if isKind(err, ErrVLANInUse) {
 		return fmt.Errorf("add %d subports to trunk %s: %w", len(subs), trunkID, ErrVLANInUse)
 	}
 	return wrap(err, "add %d subports to trunk %s", len(subs), trunkID)
