@@ -84,18 +84,23 @@ func (s *Stack) FaultyNeutron(t testing.TB, vm *VM) *FaultyNeutron {
 		t.Fatalf("open %s's netns: %v", vm.Name, err)
 	}
 	defer netns.Close()
+	// The relay's processes let go of the port as they exit; until then it is in use.
+	ctx, cancel := TimeoutContext(t)
+	defer cancel()
 	var ln net.Listener
-	deadline := time.Now().Add(10 * time.Second)
 	for {
 		err = netns.Do(func(ns.NetNS) error {
 			var lerr error
 			ln, lerr = net.Listen("tcp", "127.0.0.1:9696")
 			return lerr
 		})
-		if err == nil || time.Now().After(deadline) {
+		if err == nil || !errors.Is(err, syscall.EADDRINUSE) || ctx.Err() != nil {
 			break
 		}
-		time.Sleep(100 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 	if err != nil {
 		startRelay(t, vm.Name, pidFile, relaySock)
@@ -108,12 +113,19 @@ func (s *Stack) FaultyNeutron(t testing.TB, vm *VM) *FaultyNeutron {
 	}, DisableKeepAlives: true}
 	f := &FaultyNeutron{}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { f.ServeHTTP(w, r, proxy) })}
-	go func() { _ = srv.Serve(ln) }()
+	served := make(chan struct{})
+	go func() { defer close(served); _ = srv.Serve(ln) }()
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := TimeoutContext(t)
 		defer cancel()
-		_ = srv.Shutdown(ctx)
+		_ = ln.Close() // the port is free for the relay at once
+		<-served
 		startRelay(t, vm.Name, pidFile, relaySock)
+		// Requests still held back or in flight end before the test does.
+		_ = srv.Shutdown(ctx)
+		if ctx.Err() != nil {
+			_ = srv.Close()
+		}
 	})
 	return f
 }
@@ -143,13 +155,25 @@ func startRelay(t testing.TB, vm, pidFile, relaySock string) {
 		return
 	}
 	_ = os.WriteFile(pidFile, []byte(strconv.Itoa(cmd.Process.Pid)), 0o644)
-	go func() { _ = cmd.Wait() }()
-	// Wait until it listens, so the next test finds Neutron.
-	for i := 0; i < 50; i++ {
-		if out, err := exec.Command("ip", "netns", "exec", vm, "curl", "-sf", "http://127.0.0.1:9696/").CombinedOutput(); err == nil && len(out) > 0 {
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	// Wait until it answers, so the next test finds Neutron: poll for as long as the relay
+	// runs and the run's time lasts.
+	ctx, cancel := TimeoutContext(t)
+	defer cancel()
+	for {
+		out, err := exec.CommandContext(ctx, "ip", "netns", "exec", vm, "curl", "-sf", "http://127.0.0.1:9696/").CombinedOutput()
+		if err == nil && len(out) > 0 {
 			return
 		}
-		time.Sleep(100 * time.Millisecond)
+		select {
+		case werr := <-exited:
+			t.Errorf("%s's relay to Neutron did not come back: socat exited: %v", vm, werr)
+			return
+		case <-ctx.Done():
+			t.Errorf("%s's relay to Neutron did not answer when the test's time was up: %v %s", vm, err, out)
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
-	t.Errorf("%s's relay to Neutron did not come back", vm)
 }

@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -14,21 +15,23 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"github.com/ovn-docker/ovn-docker/internal/testutil/scratch"
 )
 
 const (
 	ovsSchema = "/usr/share/openvswitch/vswitch.ovsschema"
 	// ovsNetdevTap is the tap device every netdev-datapath ovs-vswitchd creates once.
 	ovsNetdevTap = "ovs-netdev"
-	// ovsStartTimeout bounds each step of bringing a daemon up.
-	ovsStartTimeout = 30 * time.Second
-	// ovsStopTimeout is how long a daemon gets to exit on SIGTERM before SIGKILL.
+	// ovsStopTimeout is how long a daemon gets to exit on SIGTERM before SIGKILL (on
+	// cleanup only: no test's result depends on it).
 	ovsStopTimeout = 5 * time.Second
 	// ovsMaxDirLen keeps DIR/<bridge>.mgmt, which ovs-vswitchd creates per bridge,
 	// below the 107-byte limit of unix socket paths.
@@ -46,6 +49,14 @@ type OVS struct {
 
 	t        testing.TB
 	ownNetNS bool
+	// ctx bounds every wait on the daemons (see TimeoutContext); it outlives the test
+	// body because Stop, a cleanup, still talks to them.
+	ctx context.Context
+	// died is closed when a daemon exits without being stopped, so that nothing waits
+	// on a dead daemon; diedWhy says which one and how.
+	died     chan struct{}
+	diedOnce sync.Once
+	diedWhy  string
 
 	mu       sync.Mutex
 	db       *ovsDaemon
@@ -59,6 +70,8 @@ type ovsDaemon struct {
 	cmd    *exec.Cmd
 	exited chan struct{} // closed once the process is reaped
 	err    error         // exit status, valid after exited is closed
+	// stopping is set before the daemon is stopped on purpose: its exit is no failure.
+	stopping atomic.Bool
 }
 
 // StartOVS starts ovsdb-server and ovs-vswitchd for t and stops them (and removes
@@ -81,7 +94,11 @@ func StartOVS(t testing.TB, netnsName string) *OVS {
 		Endpoint: "unix:" + filepath.Join(dir, "db.sock"),
 		NetNS:    netnsName,
 		t:        t,
+		died:     make(chan struct{}),
 	}
+	ctx, cancel := TimeoutContext(t)
+	o.ctx = ctx
+	t.Cleanup(cancel) // registered before Stop, so it runs after it
 	if netnsName == "" {
 		o.NetNS = ovsNewNetNS(t) // its cleanup runs after the one below
 		o.ownNetNS = true
@@ -97,9 +114,10 @@ func StartOVS(t testing.TB, netnsName string) *OVS {
 	return o
 }
 
-// ovsTempDir is t.TempDir unless that path is too long for the sockets inside it.
+// ovsTempDir is a scratch.Dir (the daemons write into it: if one outlives the test, the
+// cleanup names it) unless that path is too long for the sockets inside it.
 func ovsTempDir(t testing.TB) string {
-	dir := t.TempDir()
+	dir := scratch.Dir(t)
 	if len(dir) <= ovsMaxDirLen {
 		return dir
 	}
@@ -107,7 +125,11 @@ func ovsTempDir(t testing.TB) string {
 	if err != nil {
 		t.Fatalf("StartOVS: %v", err)
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	t.Cleanup(func() {
+		if err := os.RemoveAll(dir); err != nil {
+			t.Errorf("StartOVS cleanup: %v; %s", err, scratch.Why(dir))
+		}
+	})
 	return dir
 }
 
@@ -165,7 +187,7 @@ func (o *OVS) StartDB() {
 		o.fatalf("StartDB: %v", err)
 	}
 	o.db = d
-	deadline := time.Now().Add(ovsStartTimeout)
+	// The socket accepts once the server is up; until then (or until it exits) poll it.
 	for {
 		c, err := net.Dial("unix", o.dbSock())
 		if err == nil {
@@ -175,10 +197,11 @@ func (o *OVS) StartDB() {
 		if d.done() {
 			o.fatalf("StartDB: ovsdb-server exited: %v", d.err)
 		}
-		if time.Now().After(deadline) {
-			o.fatalf("StartDB: ovsdb-server socket not ready after %s: %v", ovsStartTimeout, err)
+		select {
+		case <-o.ctx.Done():
+			o.fatalf("StartDB: ovsdb-server runs but its socket still refuses (%v) when the test's time is up", err)
+		case <-time.After(20 * time.Millisecond):
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -242,19 +265,10 @@ func (o *OVS) startVswitchd() {
 	o.vswitchd = d
 	o.mu.Unlock()
 	// ovs-vsctl waits for ovs-vswitchd to apply a change, which proves it is up and
-	// connected; the value only has to differ from the last one.
-	ready := make(chan error, 1)
-	go func() {
-		_, err := o.vsctl("set", "Open_vSwitch", ".", "external_ids:testutil-started="+strconv.FormatInt(time.Now().UnixNano(), 10))
-		ready <- err
-	}()
-	select {
-	case err := <-ready:
-		if err != nil {
-			o.fatalf("ovs-vswitchd did not come up: %v", err)
-		}
-	case <-d.exited:
-		o.fatalf("ovs-vswitchd exited: %v", d.err)
+	// connected (and gives up when a daemon exits); the value only has to differ from
+	// the last one.
+	if _, err := o.vsctl("set", "Open_vSwitch", ".", "external_ids:testutil-started="+strconv.FormatInt(time.Now().UnixNano(), 10)); err != nil {
+		o.fatalf("ovs-vswitchd did not come up: %v", err)
 	}
 }
 
@@ -277,8 +291,29 @@ func (o *OVS) start(name string, argv []string) (*ovsDaemon, error) {
 		d.err = cmd.Wait()
 		out.Close()
 		close(d.exited)
+		if !d.stopping.Load() {
+			o.diedOnce.Do(func() {
+				o.diedWhy = fmt.Sprintf("%s exited: %v", name, d.err)
+				close(o.died)
+			})
+		}
 	}()
 	return d, nil
+}
+
+// Died is closed when ovsdb-server or ovs-vswitchd exits without being stopped: a test
+// that polls something the daemons should bring about stops waiting then.
+func (o *OVS) Died() <-chan struct{} { return o.died }
+
+// DiedError says which daemon died and how, with the end of the logs; nil while both run
+// (or were stopped on purpose).
+func (o *OVS) DiedError() error {
+	select {
+	case <-o.died:
+		return fmt.Errorf("%s\n%s", o.diedWhy, o.logTails())
+	default:
+		return nil
+	}
 }
 
 func (d *ovsDaemon) done() bool {
@@ -295,6 +330,7 @@ func (d *ovsDaemon) stop() error {
 	if d == nil || d.done() {
 		return nil
 	}
+	d.stopping.Store(true)
 	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return fmt.Errorf("stop %s: %w", d.name, err)
 	}
@@ -320,7 +356,8 @@ func (o *OVS) AddBridge(t testing.TB, name string) {
 }
 
 // Vsctl runs ovs-vsctl against this instance and returns its trimmed output. Without
-// --no-wait among args, changes wait for ovs-vswitchd (up to 30s).
+// --no-wait among args, changes wait for ovs-vswitchd, for as long as it takes: ovs-vsctl
+// is stopped only when a daemon dies or the test's time is up.
 func (o *OVS) Vsctl(t testing.TB, args ...string) string {
 	t.Helper()
 	out, err := o.vsctl(args...)
@@ -331,13 +368,47 @@ func (o *OVS) Vsctl(t testing.TB, args ...string) string {
 }
 
 func (o *OVS) vsctl(args ...string) (string, error) {
-	argv := append([]string{"--db=" + o.Endpoint, "--timeout=" + strconv.Itoa(int(ovsStartTimeout.Seconds()))}, args...)
-	cmd := exec.Command("ovs-vsctl", argv...)
+	// No --timeout: ovs-vsctl waits for the database and ovs-vswitchd as long as it takes.
+	return o.run("ovs-vsctl", append([]string{"--db=" + o.Endpoint}, args...)...)
+}
+
+// Appctl runs ovs-appctl against this instance's ovs-vswitchd and returns its trimmed
+// output; like Vsctl it is stopped only when a daemon dies or the test's time is up.
+func (o *OVS) Appctl(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := o.run("ovs-appctl", append([]string{"-t", filepath.Join(o.Dir, "ovs-vswitchd.ctl")}, args...)...)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, o.logTails())
+	}
+	return out
+}
+
+// run runs one of the OVS tools until it ends, a daemon dies or o.ctx ends.
+func (o *OVS) run(tool string, args ...string) (string, error) {
+	ctx, cancel := context.WithCancel(o.ctx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		select {
+		case <-o.died:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	defer func() { cancel(); <-watched }()
+	cmd := exec.CommandContext(ctx, tool, args...)
 	cmd.Env = o.env()
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("ovs-vsctl %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+		why := ""
+		if ctx.Err() != nil {
+			why = " (the test's time is up)"
+			if o.DiedError() != nil {
+				why = " (" + o.diedWhy + ")"
+			}
+		}
+		return "", fmt.Errorf("%s %s: %v%s: %s", tool, strings.Join(args, " "), err, why, strings.TrimSpace(stderr.String()))
 	}
 	return strings.TrimSpace(stdout.String()), nil
 }
