@@ -47,6 +47,9 @@ var errConnLost = errors.New("ovsdb connection lost")
 // errClosed is returned by operations on a closed Client.
 var errClosed = errors.New("ovs client closed")
 
+// onTurnedAway, set by tests only, is called each time whenAccepted is turned away.
+var onTurnedAway func()
+
 // Client talks to one Open_vSwitch database. It is safe for concurrent use. It
 // reconnects on its own when the connection drops; operations wait for the new
 // connection within their context.
@@ -63,6 +66,10 @@ type Client struct {
 	mu    sync.Mutex
 	cur   *conn         // nil while disconnected
 	ready chan struct{} // closed while cur != nil
+
+	// onWait, set by tests only, is called as an operation starts to wait for something
+	// outside ("connection", "ovs-vswitchd"): the point where a test may cut it off.
+	onWait func(what string)
 }
 
 // conn is one live libovsdb connection with its monitored cache. A new conn (and a new
@@ -120,6 +127,9 @@ func whenAccepted[T any](ctx context.Context, connect func() (T, error)) (T, err
 		v, err := connect()
 		if err == nil || !errors.Is(err, syscall.EAGAIN) {
 			return v, err
+		}
+		if onTurnedAway != nil {
+			onTurnedAway()
 		}
 		// Jittered, so that the turned-away processes do not come back together.
 		t := time.NewTimer(pause/2 + rand.N(pause))
@@ -316,6 +326,9 @@ func (c *Client) getConn(ctx context.Context) (*conn, error) {
 			default:
 				return cn, nil
 			}
+		}
+		if c.onWait != nil {
+			c.onWait("connection")
 		}
 		select {
 		case <-ready:

@@ -170,6 +170,9 @@ func (c *Client) reuseExisting(ctx context.Context, cn *conn, p AccessPort, l po
 // confirm waits until ovs-vswitchd has applied configuration want and then checks
 // that it could open the port's device.
 func (c *Client) confirm(ctx context.Context, cn *conn, p AccessPort, ifaceUUID string, want int) error {
+	if c.onWait != nil {
+		c.onWait("ovs-vswitchd")
+	}
 	if err := cn.waitCfg(ctx, want); err != nil {
 		return fmt.Errorf("wait for ovs-vswitchd to add port %s: %w", p.Name, err)
 	}
