@@ -287,11 +287,10 @@ func (p *Pools) grow(ctx context.Context, pl *pool, n int) error {
 // exhausted tells a refusal that more requests would not cure: no addresses left in the
 // subnet, or the project's port quota used up.
 func exhausted(err error) string {
-	msg := err.Error()
 	switch {
-	case strings.Contains(msg, "IpAddressGenerationFailure") || strings.Contains(msg, "No more IP addresses"):
+	case errors.Is(err, neutron.ErrNoAddresses):
 		return "no-addresses"
-	case strings.Contains(msg, "OverQuota") || strings.Contains(msg, "Quota exceeded"):
+	case errors.Is(err, neutron.ErrOverQuota):
 		return "quota"
 	}
 	return ""
