@@ -161,12 +161,13 @@ func (a *app) wrapTransport(base http.RoundTripper) http.RoundTripper {
 	if v, err := strconv.Atoi(a.getenv("OVN_DOCKER_API_CONCURRENCY")); err == nil && v > 0 {
 		n = v
 	}
-	slots, err := throttle.NewSlots(filepath.Join(a.s.stateDir, "api-slots"), n)
-	if err != nil {
+	tr := &neutron.Transport{Next: rt}
+	if slots, err := throttle.NewSlots(filepath.Join(a.s.stateDir, "api-slots"), n); err != nil {
 		a.log.Warn("no VM-wide limit on OpenStack requests", "err", err)
-		slots = nil
+	} else {
+		tr.Slots = slots // never a nil *throttle.Slots in the interface
 	}
-	return &throttle.Transport{Next: rt, Slots: slots}
+	return tr
 }
 
 func (a *app) neutron(ctx context.Context) (*neutron.Client, error) {

@@ -8,7 +8,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/gophercloud/gophercloud/v2"
 )
@@ -20,12 +22,15 @@ var kinds = []error{ErrNotFound, ErrForbidden, ErrConflict, ErrNetworkInUse, Err
 
 // fakeNeutron is a Neutron endpoint answering every request with handler, and a client
 // of it, so that errors come out of gophercloud exactly as they do from the real one.
-func fakeNeutron(t *testing.T, handler http.HandlerFunc) *Client {
+func fakeNeutron(t *testing.T, rt func(http.RoundTripper) http.RoundTripper, handler http.HandlerFunc) *Client {
 	t.Helper()
 	srv := httptest.NewServer(handler)
 	t.Cleanup(srv.Close)
 	pc := &gophercloud.ProviderClient{
 		EndpointLocator: func(gophercloud.EndpointOpts) (string, error) { return srv.URL + "/", nil },
+	}
+	if rt != nil {
+		pc.HTTPClient = http.Client{Transport: rt(http.DefaultTransport)}
 	}
 	c, err := New(pc, gophercloud.EndpointOpts{})
 	if err != nil {
@@ -83,7 +88,7 @@ func TestErrorKinds(t *testing.T) {
 			nil, "Invalid input for operation: bad. (InvalidInput, HTTP 400)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := fakeNeutron(t, answer(tc.status, tc.body))
+			c := fakeNeutron(t, nil, answer(tc.status, tc.body))
 			reqs := []PortRequest{{NetworkID: "n1", AttachmentID: "a1", VIFID: "vif"}}
 			_, err := c.CreatePorts(context.Background(), reqs)
 			if err == nil {
@@ -130,7 +135,7 @@ func TestErrorKinds(t *testing.T) {
 func TestCallsSayTheKind(t *testing.T) {
 	ctx := context.Background()
 	dup := answer(409, `{"NeutronError": {"type": "DuplicateSubPort", "message": "segmentation_type vlan and segmentation_id 101 already in use on trunk t1.", "detail": ""}}`)
-	c := fakeNeutron(t, func(w http.ResponseWriter, r *http.Request) {
+	c := fakeNeutron(t, nil, func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodGet { // AddSubport reads the trunk after a 409: p1 is not on it
 			io.WriteString(w, `{"trunk": {"id": "t1", "port_id": "vm", "sub_ports": []}}`)
 			return
@@ -143,8 +148,44 @@ func TestCallsSayTheKind(t *testing.T) {
 	if err := c.AddSubports(ctx, "t1", []Subport{{PortID: "p1", VLAN: 101}, {PortID: "p2", VLAN: 102}}); !errors.Is(err, ErrVLANInUse) {
 		t.Errorf("AddSubports: %v, want ErrVLANInUse", err)
 	}
-	c = fakeNeutron(t, answer(409, `{"NeutronError": {"type": "NetworkInUse", "message": "Unable to complete operation on network n1. There are one or more ports still in use on the network.", "detail": ""}}`))
+	c = fakeNeutron(t, nil, answer(409, `{"NeutronError": {"type": "NetworkInUse", "message": "Unable to complete operation on network n1. There are one or more ports still in use on the network.", "detail": ""}}`))
 	if err := c.DeleteNetwork(ctx, "n1"); !errors.Is(err, ErrNetworkInUse) || errors.Is(err, ErrNotFound) {
 		t.Errorf("DeleteNetwork: %v, want ErrNetworkInUse", err)
+	}
+}
+
+// The transport retries the 409s the classifier calls concurrent updates, and only
+// those; once it gives up, the caller reads the kind.
+func TestTransportAndClassifierAgree(t *testing.T) {
+	for _, tc := range []struct {
+		typ   string
+		tries int
+		want  error
+	}{
+		{"StaleDataError", 6, ErrConcurrentUpdate},
+		{"RetryRequest", 6, ErrConcurrentUpdate},
+		{"OverQuota", 1, ErrOverQuota},
+		{"DuplicateSubPort", 1, ErrVLANInUse},
+	} {
+		t.Run(tc.typ, func(t *testing.T) {
+			var mu sync.Mutex
+			var n int
+			body := `{"NeutronError": {"type": "` + tc.typ + `", "message": "m", "detail": ""}}`
+			reply := answer(409, body)
+			c := fakeNeutron(t, func(next http.RoundTripper) http.RoundTripper {
+				return &Transport{Next: next, after: func(time.Duration) <-chan time.Time { return instant() }}
+			}, func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				n++
+				mu.Unlock()
+				reply(w, r)
+			})
+			err := c.AddSubports(context.Background(), "t1", []Subport{{PortID: "p1", VLAN: 5}}) // a PUT
+			mu.Lock()
+			defer mu.Unlock()
+			if n != tc.tries || !errors.Is(err, tc.want) {
+				t.Fatalf("%d requests, %v; want %d, %v", n, err, tc.tries, tc.want)
+			}
+		})
 	}
 }
