@@ -15,12 +15,14 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/containernetworking/plugins/pkg/testutils"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/ovn-docker/ovn-docker/internal/testutil"
 )
 
 // testNS is a named network namespace that removes itself at test end.
@@ -142,30 +144,57 @@ func (n *testNS) addBridge(tb testing.TB, name string) {
 	})
 }
 
-// ping sends one echo request from n to addr and waits up to 2s for the reply.
-func (n *testNS) ping(addr string) error {
-	args := []string{"netns", "exec", n.name(), "ping", "-n", "-c", "1", "-W", "2", addr}
+// ping sends echo requests from n to addr until one is answered: a reply that comes
+// late (a busy machine) or not at all is asked for again, for as long as the test's time
+// lasts.
+func (n *testNS) ping(tb testing.TB, addr string) error {
+	args := []string{"netns", "exec", n.name(), "ping", "-n", "-c", "1", "-W", "1", addr}
 	if strings.Contains(addr, ":") {
-		args = []string{"netns", "exec", n.name(), "ping", "-6", "-n", "-c", "1", "-W", "2", addr}
+		args = []string{"netns", "exec", n.name(), "ping", "-6", "-n", "-c", "1", "-W", "1", addr}
 	}
-	out, err := exec.Command("ip", args...).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("ping %s from %s: %v\n%s", addr, n.name(), err, out)
+	ctx := testutil.Context(tb)
+	for {
+		out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("ping %s from %s: no reply when the test's time was up: %v\n%s", addr, n.name(), err, out)
+		}
 	}
-	return nil
 }
 
-// eventually polls cond until it holds or d passes.
-func eventually(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for {
-		if cond() {
-			return true
+// waitLinks waits until cond holds in n: it checks now and again after every link event
+// in n, from a netlink subscription made before the first check, so that no change
+// slips in between. Only the test's time bounds the wait (a condition that never comes
+// fails the test when it is up, saying what it waited for).
+func (n *testNS) waitLinks(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	h, err := netns.GetFromPath(n.Path())
+	if err != nil {
+		tb.Fatalf("open netns %s: %v", n.Path(), err)
+	}
+	defer h.Close()
+	updates := make(chan netlink.LinkUpdate, 16)
+	done := make(chan struct{})
+	if err := netlink.LinkSubscribeWithOptions(updates, done, netlink.LinkSubscribeOptions{Namespace: &h}); err != nil {
+		tb.Fatalf("subscribe to link events in %s: %v", n.name(), err)
+	}
+	defer func() {
+		close(done)
+		for range updates { // until the subscription's goroutine has ended
 		}
-		if time.Now().After(deadline) {
-			return false
+	}()
+	ctx := testutil.Context(tb)
+	for !cond() {
+		select {
+		case _, ok := <-updates:
+			if !ok {
+				tb.Fatalf("%s: the link subscription in %s ended", what, n.name())
+			}
+		case <-ctx.Done():
+			tb.Fatalf("%s: not so when the test's time was up", what)
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -291,9 +320,11 @@ func udpChecksumSeen(tb testing.TB, vm, ctr *testNS, hostEnd, dst string) bool {
 			unix.Close(fd)
 			return err
 		}
-		return unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 3})
+		// Short receive timeouts only let the loop below look at the test's time.
+		return unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: 100000})
 	})
 	defer unix.Close(fd)
+	ctx := testutil.Context(tb)
 
 	payload := []byte("checksum probe, odd length!")
 	ctr.must(tb, "send udp to "+dst, func() error {
@@ -309,6 +340,12 @@ func udpChecksumSeen(tb testing.TB, vm, ctr *testNS, hostEnd, dst string) bool {
 	buf := make([]byte, 2048)
 	for {
 		n, _, err := unix.Recvfrom(fd, buf, 0)
+		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+			if ctx.Err() != nil {
+				tb.Fatalf("capture udp on %s: nothing came when the test's time was up", hostEnd)
+			}
+			continue
+		}
 		if err != nil {
 			tb.Fatalf("capture udp on %s: %v", hostEnd, err)
 		}
