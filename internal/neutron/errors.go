@@ -35,7 +35,7 @@ var (
 	// ErrConcurrentUpdate: someone else changed the same thing at the same moment; the
 	// call may well succeed if made again (Transport does so).
 	ErrConcurrentUpdate = errors.New("concurrent update")
-	// ErrAmbiguous: a name that several networks or security groups carry.
+	// ErrAmbiguous: a name that several networks, subnets or security groups carry.
 	ErrAmbiguous = errors.New("ambiguous")
 )
 

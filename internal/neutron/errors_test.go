@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -187,5 +188,83 @@ func TestTransportAndClassifierAgree(t *testing.T) {
 				t.Fatalf("%d requests, %v; want %d, %v", n, err, tc.tries, tc.want)
 			}
 		})
+	}
+}
+
+func TestFindSubnet(t *testing.T) {
+	ctx := context.Background()
+	c := fakeNeutron(t, nil, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case r.URL.Path == "/v2.0/subnets/s1":
+			io.WriteString(w, `{"subnet": {"id": "s1", "network_id": "n1", "name": "one"}}`)
+		case r.URL.Path == "/v2.0/subnets" && r.URL.Query().Get("name") == "one":
+			io.WriteString(w, `{"subnets": [{"id": "s1", "network_id": "n1", "name": "one"}]}`)
+		case r.URL.Path == "/v2.0/subnets" && r.URL.Query().Get("name") == "twice":
+			io.WriteString(w, `{"subnets": [{"id": "s3", "network_id": "n2", "name": "twice"}, {"id": "s2", "network_id": "n1", "name": "twice"}]}`)
+		case r.URL.Path == "/v2.0/subnets":
+			io.WriteString(w, `{"subnets": []}`)
+		case r.URL.Path == "/v2.0/subnets/gone":
+			answer(404, `{"NeutronError": {"type": "SubnetNotFound", "message": "Subnet gone could not be found.", "detail": ""}}`)(w, r)
+		default:
+			answer(500, `{"NeutronError": {"type": "HTTPInternalServerError", "message": "boom", "detail": ""}}`)(w, r)
+		}
+	})
+	for _, o := range []FindSubnetOpts{{ID: "s1"}, {Name: "one"}, {ID: "s1", Name: "ignored"}} {
+		if got, err := c.FindSubnet(ctx, o); err != nil || got != (SubnetRef{ID: "s1", NetworkID: "n1"}) {
+			t.Errorf("FindSubnet(%+v) = %+v, %v", o, got, err)
+		}
+	}
+	for _, o := range []FindSubnetOpts{{ID: "gone"}, {Name: "nothing"}} {
+		if _, err := c.FindSubnet(ctx, o); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "or not visible to this project") {
+			t.Errorf("FindSubnet(%+v): %v, want ErrNotFound", o, err)
+		}
+	}
+	_, err := c.FindSubnet(ctx, FindSubnetOpts{Name: "twice"})
+	if want := `subnet name "twice" is ambiguous: 2 subnets carry it ([s2 s3])`; !errors.Is(err, ErrAmbiguous) || err == nil || err.Error() != want {
+		t.Errorf("ambiguous name: %v, want ErrAmbiguous saying %q", err, want)
+	}
+	_, err = c.FindSubnet(ctx, FindSubnetOpts{ID: "broken"})
+	if want := "get subnet broken: boom (HTTPInternalServerError, HTTP 500)"; err == nil || err.Error() != want || errors.Is(err, ErrNotFound) {
+		t.Errorf("a failed call: %v, want %q", err, want)
+	}
+}
+
+func TestRenameAndTagNetwork(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	c := fakeNeutron(t, nil, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got = append(got, r.Method+" "+r.URL.Path+" "+strings.Join(strings.Fields(string(b)), ""))
+		mu.Unlock()
+		switch r.URL.Path {
+		case "/v2.0/networks/n1":
+			io.WriteString(w, `{"network": {"id": "n1", "name": "new"}}`)
+		case "/v2.0/networks/n1/tags":
+			io.WriteString(w, `{"tags": ["a", "b"]}`)
+		default:
+			answer(404, `{"NeutronError": {"type": "NetworkNotFound", "message": "Network n2 could not be found.", "detail": ""}}`)(w, r)
+		}
+	})
+	ctx := context.Background()
+	if err := c.RenameNetwork(ctx, "n1", "new"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetNetworkTags(ctx, "n1", []string{"b", "a"}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{`PUT /v2.0/networks/n1 {"network":{"name":"new"}}`, `PUT /v2.0/networks/n1/tags {"tags":["a","b"]}`}
+	mu.Lock()
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("requests\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	mu.Unlock()
+	if err := c.RenameNetwork(ctx, "n2", "x"); !errors.Is(err, ErrNotFound) || !strings.HasPrefix(err.Error(), `rename network n2 to "x": `) {
+		t.Errorf("rename of a missing network: %v", err)
+	}
+	if err := c.SetNetworkTags(ctx, "n2", []string{"a"}); !errors.Is(err, ErrNotFound) || !strings.HasPrefix(err.Error(), "tag network n2: ") {
+		t.Errorf("tags of a missing network: %v", err)
 	}
 }

@@ -129,6 +129,55 @@ func (c *Client) FindNetwork(ctx context.Context, nameOrID string) (*Network, er
 	return &n, nil
 }
 
+// FindSubnetOpts names a subnet: by ID, or by Name when ID is empty.
+type FindSubnetOpts struct {
+	ID   string
+	Name string
+}
+
+// SubnetRef is a subnet FindSubnet found: its ID and its network's.
+type SubnetRef struct {
+	ID        string
+	NetworkID string
+}
+
+// FindSubnet finds a subnet by ID or, when o.ID is empty, by name. One that does not
+// exist or is not visible to the project is ErrNotFound; a name several subnets carry is
+// ErrAmbiguous, in an error that lists their IDs and ends there, so that the caller can
+// say how its users pick one.
+func (c *Client) FindSubnet(ctx context.Context, o FindSubnetOpts) (SubnetRef, error) {
+	if o.ID != "" {
+		s, err := subnets.Get(ctx, c.sc, o.ID).Extract()
+		if isNotFound(err) {
+			return SubnetRef{}, fmt.Errorf("subnet %s: %w (or not visible to this project)", o.ID, ErrNotFound)
+		}
+		if err != nil {
+			return SubnetRef{}, wrap(err, "get subnet %s", o.ID)
+		}
+		return SubnetRef{ID: s.ID, NetworkID: s.NetworkID}, nil
+	}
+	pages, err := subnets.List(c.sc, subnets.ListOpts{Name: o.Name}).AllPages(ctx)
+	if err != nil {
+		return SubnetRef{}, wrap(err, "find subnet %q", o.Name)
+	}
+	all, err := subnets.ExtractSubnets(pages)
+	if err != nil {
+		return SubnetRef{}, wrap(err, "find subnet %q", o.Name)
+	}
+	switch len(all) {
+	case 0:
+		return SubnetRef{}, fmt.Errorf("subnet %q: %w (or not visible to this project)", o.Name, ErrNotFound)
+	case 1:
+		return SubnetRef{ID: all[0].ID, NetworkID: all[0].NetworkID}, nil
+	}
+	ids := make([]string, len(all))
+	for i, s := range all {
+		ids[i] = s.ID
+	}
+	sort.Strings(ids)
+	return SubnetRef{}, fmt.Errorf("subnet name %q is %w: %d subnets carry it (%v)", o.Name, ErrAmbiguous, len(all), ids)
+}
+
 func (c *Client) listSubnets(ctx context.Context, opts subnets.ListOpts) ([]subnets.Subnet, error) {
 	pages, err := subnets.List(c.sc, opts).AllPages(ctx)
 	if err != nil {
@@ -272,6 +321,19 @@ func (c *Client) DeleteNetwork(ctx context.Context, id string) error {
 		return wrap(err, "delete network %s", id)
 	}
 	return nil
+}
+
+// RenameNetwork gives a network a new name.
+func (c *Client) RenameNetwork(ctx context.Context, id, name string) error {
+	if _, err := networks.Update(ctx, c.sc, id, networks.UpdateOpts{Name: &name}).Extract(); err != nil {
+		return wrap(err, "rename network %s to %q", id, name)
+	}
+	return nil
+}
+
+// SetNetworkTags replaces a network's tags.
+func (c *Client) SetNetworkTags(ctx context.Context, id string, tags []string) error {
+	return c.replaceTags(ctx, "networks", id, tags, "tag network %s")
 }
 
 func (c *Client) defaultPool(ctx context.Context) (*subnetpools.SubnetPool, error) {

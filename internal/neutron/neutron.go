@@ -4,6 +4,11 @@
 // default; tenant credentials suffice) or with the admin-only binding:profile
 // {parent_name, tag} of the original design. Both give the same Logical_Switch_Port in
 // OVN's Northbound database: parent_name = the VM's port, tag = the container's VLAN.
+//
+// Everything ovn-docker knows of Neutron's answers is here: its refusals are *Error
+// values of a kind that callers tell with errors.Is (ErrNotFound, ErrOverQuota,
+// ErrNoAddresses...), and Transport resends the requests that may be resent. Nothing
+// else calls gophercloud but osauth, which authenticates.
 package neutron
 
 import (

@@ -210,11 +210,17 @@ func (c *Client) PortByMAC(ctx context.Context, mac net.HardwareAddr) (*Port, er
 
 // SetTags replaces the port's tags (Neutron takes tags in a call of their own).
 func (c *Client) SetTags(ctx context.Context, portID string, tags []string) error {
+	return c.replaceTags(ctx, "ports", portID, tags, "tag port %s")
+}
+
+// replaceTags replaces the tags of a resource ("ports", "networks"), sorted; op names the
+// call in an error.
+func (c *Client) replaceTags(ctx context.Context, resource, id string, tags []string, op string) error {
 	sorted := append([]string(nil), tags...)
 	sort.Strings(sorted)
-	_, err := attributestags.ReplaceAll(ctx, c.sc, "ports", portID, attributestags.ReplaceAllOpts{Tags: sorted}).Extract()
+	_, err := attributestags.ReplaceAll(ctx, c.sc, resource, id, attributestags.ReplaceAllOpts{Tags: sorted}).Extract()
 	if err != nil {
-		return wrap(err, "tag port %s", portID)
+		return wrap(err, op, id)
 	}
 	return nil
 }
