@@ -254,33 +254,3 @@ func (e *Engine) Return(ctx context.Context, attID, pool string) error {
 		a.Container, a.ContainerName, a.Error = "", "", ""
 	})
 }
-
-func (e *Engine) forgetAll(ctx context.Context, ids []string) error {
-	return e.cfg.Store.Update(ctx, func(st *state.State) error {
-		for _, id := range ids {
-			delete(st.Attachments, id)
-		}
-		return nil
-	})
-}
-
-// setPhases is setPhase for several attachments in one state update.
-func (e *Engine) setPhases(ctx context.Context, atts []*state.Attachment, p state.Phase, change func(*state.Attachment) error) error {
-	return e.cfg.Store.Update(ctx, func(st *state.State) error {
-		now := time.Now().UTC()
-		for _, att := range atts {
-			a := st.Attachments[att.ID]
-			if a == nil {
-				return fmt.Errorf("attachment %s vanished from the state", att.ID)
-			}
-			if change != nil {
-				if err := change(a); err != nil {
-					return err
-				}
-			}
-			a.Phase, a.Updated = p, now
-			*att = *a
-		}
-		return nil
-	})
-}
