@@ -8,7 +8,6 @@ import (
 	"github.com/ovn-docker/ovn-docker/internal/neutron"
 	"github.com/ovn-docker/ovn-docker/internal/state"
 	"github.com/ovn-docker/ovn-docker/internal/subports"
-	"github.com/ovn-docker/ovn-docker/internal/vlan"
 )
 
 // trunk returns the VM port's trunk (trunk mode: made if needed) and the trunk whose
@@ -84,33 +83,8 @@ func (e *Engine) addSubport(ctx context.Context, att *state.Attachment, trunk *n
 			return fmt.Errorf("subport with vlan %d: %w", att.VLAN, err)
 		}
 		taken[att.VLAN] = true
-		// The trunk changed since it was read, and the bridge may have too: the next
-		// VLAN must be free on both, like the first.
-		fresh, err := e.refreshTrunk(ctx)
-		if err != nil {
-			return err
-		}
-		onTrunk := fresh.VLANs()
-		tags, err := e.cfg.Switch.UsedTags(ctx, e.cfg.Bridge)
-		if err != nil {
-			return fmt.Errorf("read VLANs in use on %s: %w", e.cfg.Bridge, err)
-		}
 		prev := att.VLAN
-		err = e.cfg.Store.Update(ctx, func(st *state.State) error {
-			used := st.UsedVLANs()
-			v, err := vlan.Pick(func(v int) bool { _, held := used[v]; return held || taken[v] || onTrunk[v] || tags[v] }, st.LastVLAN)
-			if err != nil {
-				return err
-			}
-			st.LastVLAN = v
-			a := st.Attachments[att.ID]
-			if a == nil {
-				return fmt.Errorf("attachment %s vanished from the state", att.ID)
-			}
-			a.VLAN, att.VLAN = v, v
-			return nil
-		})
-		if err != nil {
+		if err := e.repickVLAN(ctx, att, taken); err != nil {
 			return err
 		}
 		e.log.Warn("vlan taken on the trunk outside ovn-docker; trying another", "taken", prev, "next", att.VLAN)
