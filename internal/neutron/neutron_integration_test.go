@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -295,24 +296,25 @@ func (f *fixture) nb(portID, column string) string {
 }
 
 // waitNB waits until the port's parent_name and tag in the Northbound database are the
-// wanted ones: Neutron writes them to OVN right after its own database.
+// wanted ones: Neutron writes them to OVN right after its own database. ovn-nbctl's
+// wait-until watches the row through an OVSDB monitor, for as long as the test's time
+// lasts.
 func (f *fixture) waitNB(portID, parent string, tag int) {
 	f.t.Helper()
-	want := ""
+	want := []string{"parent_name=[]", "tag=[]"}
+	if parent != "" {
+		want[0] = "parent_name=" + strconv.Quote(parent)
+	}
 	if tag != 0 {
-		want = fmt.Sprint(tag)
+		want[1] = "tag=" + strconv.Itoa(tag)
 	}
-	var gotParent, gotTag string
-	for end := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		gotParent, gotTag = f.nb(portID, "parent_name"), f.nb(portID, "tag")
-		if gotParent == parent && gotTag == want {
-			return
-		}
-		if time.Now().After(end) {
-			break
-		}
+	ctx := testutil.Context(f.t)
+	out, err := exec.CommandContext(ctx, "ovn-nbctl", append([]string{"--db=" + f.s.Env["STACK_NB"],
+		"wait-until", "Logical_Switch_Port", portID}, want...)...).CombinedOutput()
+	if err != nil {
+		f.t.Fatalf("NB logical_switch_port %s: parent_name=%q tag=%q, want %s (ovn-nbctl wait-until: %v %s)",
+			portID, f.nb(portID, "parent_name"), f.nb(portID, "tag"), strings.Join(want, " "), err, out)
 	}
-	f.t.Fatalf("NB logical_switch_port %s: parent_name=%q tag=%q, want %q and %q", portID, gotParent, gotTag, parent, want)
 }
 
 // checkNothingLeft fails the test if Neutron or OVN still hold anything named with the
