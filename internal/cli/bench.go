@@ -47,7 +47,7 @@ and deletes it afterwards; everything it attaches is released.`,
 				return countingTransport{next: next, c: counter}
 			}
 			ctx := cmd.Context()
-			nc, err := a.neutron(ctx)
+			nc, err := a.service().Neutron(ctx)
 			if err != nil {
 				return err
 			}
@@ -70,11 +70,11 @@ and deletes it afterwards; everything it attaches is released.`,
 				}()
 				network = n
 			}
-			eng, err := a.engine(ctx)
+			eng, err := a.service().Engine(ctx)
 			if err != nil {
 				return err
 			}
-			sw, err := a.ovs(ctx)
+			sw, err := a.service().OVS(ctx)
 			if err != nil {
 				return err
 			}

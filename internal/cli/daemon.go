@@ -4,19 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/ovn-docker/ovn-docker/internal/docker"
-	"github.com/ovn-docker/ovn-docker/internal/dockerplugin"
-	"github.com/ovn-docker/ovn-docker/internal/metrics"
-	"github.com/ovn-docker/ovn-docker/internal/pool"
-	"github.com/ovn-docker/ovn-docker/internal/state"
+	"github.com/ovn-docker/ovn-docker/internal/agent"
 )
 
 // Defaults of the daemon.
@@ -25,9 +19,11 @@ const (
 	DefaultPluginName = "ovn"
 )
 
-const daemonLong = `Serve Docker's network driver and IPAM driver (one plugin) on the unix socket
-<plugin-dir>/<plugin-name>.sock, readable only by root, where dockerd finds it. Then plain
-docker commands put containers on Neutron networks:
+const daemonLong = `Run this VM's agent: it serves the other ovn-docker commands on
+<state-dir>/agent.sock, and Docker's network driver and IPAM driver (one plugin) on
+<plugin-dir>/<plugin-name>.sock, both readable only by root. The CLI then asks the agent,
+which acts with its own credentials, and plain docker commands put containers on
+Neutron networks:
 
   docker network create -d ovn --ipam-driver ovn [--subnet CIDR] LS1
   docker network create -d ovn --ipam-driver ovn -o neutron.net.name=LS1 --ipam-opt neutron.net.name=LS1 LS1
@@ -72,7 +68,7 @@ func newDaemonCmd(a *app) *cobra.Command {
 	var dp daemonPools
 	cmd := &cobra.Command{
 		Use:   "daemon",
-		Short: "Serve Docker's network and IPAM plugin (docker network create -d ovn --ipam-driver ovn)",
+		Short: "Run the VM's agent: the local API, Docker's network and IPAM plugin, the pools",
 		Long:  daemonLong,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -132,182 +128,22 @@ func parsePool(spec string) (string, int, int, error) {
 }
 
 func (a *app) daemon(ctx context.Context, dir, name string, every, grace time.Duration, dp daemonPools) error {
-	log := a.log.With("component", "daemon")
-	type poolSpec struct {
-		network  string
-		min, max int
+	cfg := agent.Config{
+		Service: a.serviceConfig(), Version: Version, Timeout: a.s.timeout,
+		PluginDir: dir, PluginName: name, ReconcileEvery: every, ReconcileGrace: grace,
+		PoolBatch: dp.batch, PoolCalls: dp.calls, PoolRefill: dp.refill, PoolReuse: dp.reuse,
+		MetricsAddr: dp.metricsListen, MetricsCert: dp.metricsCert, MetricsKey: dp.metricsKey,
+		NotifySocket: a.getenv("NOTIFY_SOCKET"),
 	}
-	var specs []poolSpec
+	if us, err := strconv.ParseInt(a.getenv("WATCHDOG_USEC"), 10, 64); err == nil && us > 0 {
+		cfg.Watchdog = time.Duration(us) * time.Microsecond
+	}
 	for _, sp := range dp.specs {
 		n, min, max, err := parsePool(sp)
 		if err != nil {
 			return err
 		}
-		specs = append(specs, poolSpec{n, min, max})
+		cfg.Pools = append(cfg.Pools, agent.PoolSpec{Network: n, Min: min, Max: max})
 	}
-	a.metrics = metrics.New()
-	sctx, cancel := a.withTimeout(ctx)
-	defer cancel()
-	st, err := a.store()
-	if err != nil {
-		return err
-	}
-	unlock, err := dockerplugin.LockDaemon(st.Dir())
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	eng, err := a.engine(sctx)
-	if err != nil {
-		return err
-	}
-	if a.session != nil && a.session.Method == "token" {
-		log.Warn("the daemon holds a token it cannot renew: it stops working when the token expires; give it a password or an application credential")
-	}
-	nc, _ := a.neutron(sctx)
-	sw, _ := a.ovs(sctx)
-	dc := &lazyDocker{connect: func(ctx context.Context) (*docker.Client, error) { return docker.New(ctx, "") }}
-	defer dc.close()
-	if _, err := dc.client(sctx); err != nil {
-		log.Warn("Docker does not answer yet: the daemon reconciles once it does", "err", err)
-	}
-	cfg := eng.Config()
-	p, err := dockerplugin.New(dockerplugin.Config{
-		Name: name, Engine: eng, Store: cfg.Store, Neutron: dockerplugin.NeutronAPI{Client: nc}, Docker: dc,
-		Host: dockerplugin.VMHost{Switch: sw, Bridge: cfg.Bridge}, Log: a.log, Timeout: a.s.timeout, Grace: grace,
-	})
-	if err != nil {
-		return err
-	}
-	defer p.Close()
-	if err := p.Start(sctx); err != nil {
-		log.Warn("start: not everything was reconciled; the next pass tries again", "err", err)
-	}
-	l, err := dockerplugin.Listen(dir, name)
-	if err != nil {
-		return err
-	}
-	mctx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-
-	// Metrics, on a unix socket unless told otherwise.
-	addr := dp.metricsListen
-	if addr == "" {
-		addr = "unix:" + filepath.Join(cfg.Store.Dir(), "metrics.sock")
-	}
-	ml, err := metrics.Listen(addr, dp.metricsCert, dp.metricsKey)
-	if err != nil {
-		stop()
-		return err
-	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := a.metrics.Serve(mctx, ml); err != nil {
-			log.Warn("metrics stopped", "err", err)
-		}
-	}()
-
-	// Pools: their interfaces already in the state are theirs again.
-	pools := pool.New(eng, pool.Config{Batch: dp.batch, MaxNeutron: dp.calls, Refill: dp.refill, Reuse: dp.reuse,
-		Log: a.log, Metrics: a.metrics})
-	if len(specs) > 0 {
-		if err := pools.Adopt(sctx); err != nil {
-			log.Warn("pools: some interfaces could not be checked", "err", err)
-		}
-		for _, sp := range specs {
-			n, err := nc.FindNetwork(sctx, sp.network)
-			if err != nil {
-				stop()
-				return fmt.Errorf("--pool %s: %w", sp.network, err)
-			}
-			key, err := pools.Add(pool.Spec{Network: n, Min: sp.min, Max: sp.max})
-			if err != nil {
-				stop()
-				return err
-			}
-			log.Info("pool", "network", n.Name, "min", sp.min, "max", sp.max, "key", key)
-		}
-		wg.Add(1)
-		go func() { defer wg.Done(); pools.Run(mctx) }()
-	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(5 * time.Second)
-		defer t.Stop()
-		for {
-			_ = cfg.Store.View(mctx, func(s *state.State) error {
-				a.metrics.VLANsInUse.Set(float64(len(s.UsedVLANs())))
-				return nil
-			})
-			select {
-			case <-mctx.Done():
-				return
-			case <-t.C:
-			}
-		}
-	}()
-
-	maintained := make(chan struct{})
-	go func() {
-		defer close(maintained)
-		p.Maintain(mctx, every)
-	}()
-	log.Info("ready", "plugin", name, "socket", l.Path(), "vif_id", cfg.VIFID, "bridge", cfg.Bridge, "state", cfg.Store.Dir(),
-		"metrics", addr)
-	err = dockerplugin.Serve(ctx, l, p.Handler(), a.s.timeout, log)
-	stop()
-	<-maintained
-	wg.Wait()
-	log.Info("stopped")
-	return err
-}
-
-// lazyDocker connects to Docker when first needed and again after a failure: the daemon
-// may start before dockerd, and dockerd may restart under it.
-type lazyDocker struct {
-	connect func(context.Context) (*docker.Client, error)
-
-	mu sync.Mutex
-	c  *docker.Client
-}
-
-func (d *lazyDocker) client(ctx context.Context) (*docker.Client, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.c != nil {
-		return d.c, nil
-	}
-	c, err := d.connect(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("docker: %w", err)
-	}
-	d.c = c
-	return c, nil
-}
-
-func (d *lazyDocker) close() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.c != nil {
-		d.c.Close()
-		d.c = nil
-	}
-}
-
-func (d *lazyDocker) Networks(ctx context.Context, driver string) ([]docker.Network, error) {
-	c, err := d.client(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return c.Networks(ctx, driver)
-}
-
-func (d *lazyDocker) Network(ctx context.Context, ref string) (docker.Network, error) {
-	c, err := d.client(ctx)
-	if err != nil {
-		return docker.Network{}, err
-	}
-	return c.Network(ctx, ref)
+	return agent.Run(ctx, cfg)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ovn-docker/ovn-docker/internal/osauth"
+	"github.com/ovn-docker/ovn-docker/internal/service"
 )
 
 // Main runs the command line and returns the process's exit code.
@@ -72,7 +73,12 @@ Local settings (flag, or environment variable):
   --bridge     OVN_DOCKER_BRIDGE     the VM's OVS bridge with the uplink on it (default br0)
   --state-dir  OVN_DOCKER_STATE_DIR  local state (default /var/lib/ovn-docker)
   --mode       OVN_DOCKER_MODE       trunk (default, tenant credentials) or binding-profile (admin)
-Docker is found through DOCKER_HOST, as the docker CLI finds it.`
+Docker is found through DOCKER_HOST, as the docker CLI finds it.
+
+The agent: when "ovn-docker daemon" runs in this VM (its socket is <state-dir>/agent.sock),
+every command asks it, and it acts with its own credentials; otherwise the command does
+the work itself, with the same results on the same state. --standalone (or
+OVN_DOCKER_STANDALONE=1) does the work in this process even when the agent runs.`
 
 const rootExample = `  ovn-docker --cred=$TOKEN create network LS1
   ovn-docker --cred=$TOKEN list networks
@@ -97,6 +103,9 @@ func newRoot(a *app) *cobra.Command {
 			if a.s.timeout <= 0 {
 				return fmt.Errorf("--timeout must be positive")
 			}
+			for _, f := range []string{"cred", "cred-file", "os-cloud", "os-auth-url"} {
+				a.credsGiven = a.credsGiven || cmd.Flags().Changed(f)
+			}
 			return nil
 		},
 	}
@@ -112,16 +121,17 @@ func newRoot(a *app) *cobra.Command {
 	f.StringArrayVar(&a.s.networks, "network", nil, "Neutron network (name or ID) for run; repeat for eth1, eth2...")
 	f.StringArrayVar(&a.s.secGroups, "security-group", nil, "security group (name or ID) for run's ports, repeatable (default: the project's default group)")
 	f.StringVar(&a.s.mode, "mode", envOr(env, "OVN_DOCKER_MODE", "trunk"), "how container ports hang off the VM's port: trunk or binding-profile")
-	f.StringVar(&a.s.ovsdb, "ovsdb", envOr(env, "OVN_DOCKER_OVSDB", DefaultOVSDB), "the VM's Open_vSwitch database")
-	f.StringVar(&a.s.bridge, "bridge", envOr(env, "OVN_DOCKER_BRIDGE", DefaultBridge), "the VM's OVS bridge")
-	f.StringVar(&a.s.uplink, "uplink", envOr(env, "OVN_DOCKER_UPLINK", DefaultUplink), "the VM's uplink NIC (finds the vif-id by MAC)")
-	f.StringVar(&a.s.stateDir, "state-dir", envOr(env, "OVN_DOCKER_STATE_DIR", DefaultStateDir), "local state directory")
+	f.StringVar(&a.s.ovsdb, "ovsdb", envOr(env, "OVN_DOCKER_OVSDB", service.DefaultOVSDB), "the VM's Open_vSwitch database")
+	f.StringVar(&a.s.bridge, "bridge", envOr(env, "OVN_DOCKER_BRIDGE", service.DefaultBridge), "the VM's OVS bridge")
+	f.StringVar(&a.s.uplink, "uplink", envOr(env, "OVN_DOCKER_UPLINK", service.DefaultUplink), "the VM's uplink NIC (finds the vif-id by MAC)")
+	f.StringVar(&a.s.stateDir, "state-dir", envOr(env, "OVN_DOCKER_STATE_DIR", service.DefaultStateDir), "local state directory")
 	f.StringVar(&a.s.logLevel, "log-level", envOr(env, "OVN_DOCKER_LOG_LEVEL", "warn"), "debug, info, warn or error (logs go to stderr)")
 	f.DurationVar(&a.s.timeout, "timeout", 2*time.Minute, "give up on a command after this long")
 	f.DurationVar(&a.s.readyTimeout, "ready-timeout", 20*time.Second, "how long to wait for OVN to carry a new interface's packets before the container starts")
+	f.BoolVar(&a.s.standalone, "standalone", env("OVN_DOCKER_STANDALONE") == "1", "work in this process even when the VM's agent runs (OVN_DOCKER_STANDALONE=1)")
 
 	root.AddCommand(newCreateCmd(a), newListCmd(a), newDeleteCmd(a), newRunCmd(a), newRmCmd(a),
-		newPsCmd(a), newGCCmd(a), newBenchCmd(a), newPauseCmd(), newVersionCmd(a))
+		newPsCmd(a), newGCCmd(a), newStatusCmd(a), newBenchCmd(a), newPauseCmd(), newVersionCmd(a))
 	root.AddCommand(newDaemonCmd(a))
 	return root
 }

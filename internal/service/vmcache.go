@@ -1,4 +1,4 @@
-package cli
+package service
 
 import (
 	"context"
@@ -172,28 +172,35 @@ func readNetworks(dir string) map[string]cachedNetwork {
 
 // findNetwork resolves a network by name or ID, from what the VM's processes found
 // lately when it can; cached says it did.
-func (a *app) findNetwork(ctx context.Context, nc *neutron.Client, name string) (n *neutron.Network, cached bool, err error) {
-	project := ""
-	if a.session != nil {
-		project = a.session.ProjectID
-	}
-	if n, ok := cachedNetworkNamed(a.s.stateDir, project, name, time.Now()); ok {
+func (s *Service) findNetwork(ctx context.Context, nc *neutron.Client, name string) (n *neutron.Network, cached bool, err error) {
+	project := s.credProject()
+	if n, ok := cachedNetworkNamed(s.cfg.StateDir, project, name, time.Now()); ok {
 		return n, true, nil
 	}
 	n, err = nc.FindNetwork(ctx, name)
 	if errors.Is(err, neutron.ErrNotFound) {
-		keepNetwork(a.s.stateDir, project, name, nil, time.Now())
+		keepNetwork(s.cfg.StateDir, project, name, nil, time.Now())
 	}
 	if err != nil {
 		return nil, false, err
 	}
-	keepNetwork(a.s.stateDir, project, name, n, time.Now())
+	keepNetwork(s.cfg.StateDir, project, name, n, time.Now())
 	return n, false, nil
 }
 
 // keepNetwork records the network under name (nil: forgets it) for the VM's next runs.
-func (a *app) keepNetwork(name string, n *neutron.Network) {
-	if a.session != nil {
-		keepNetwork(a.s.stateDir, a.session.ProjectID, name, n, time.Now())
+func (s *Service) keepNetwork(name string, n *neutron.Network) {
+	if p := s.credProject(); p != "" {
+		keepNetwork(s.cfg.StateDir, p, name, n, time.Now())
 	}
+}
+
+// credProject is the project of the credentials, once authenticated.
+func (s *Service) credProject() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.session == nil {
+		return ""
+	}
+	return s.session.ProjectID
 }

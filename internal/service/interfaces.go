@@ -1,0 +1,35 @@
+package service
+
+import (
+	"context"
+
+	"github.com/ovn-docker/ovn-docker/internal/api"
+	"github.com/ovn-docker/ovn-docker/internal/state"
+)
+
+// Interfaces lists the VM's container interfaces from the local state: it needs no
+// credentials, and answers while Neutron does not.
+func (s *Service) Interfaces(ctx context.Context) ([]api.Interface, error) {
+	st, err := s.Store()
+	if err != nil {
+		return nil, err
+	}
+	var atts []*state.Attachment
+	if err := st.View(ctx, func(st *state.State) error { atts = st.Sorted(); return nil }); err != nil {
+		return nil, err
+	}
+	out := make([]api.Interface, 0, len(atts))
+	for _, a := range atts {
+		out = append(out, interfaceOf(a))
+	}
+	return out, nil
+}
+
+func interfaceOf(a *state.Attachment) api.Interface {
+	return api.Interface{
+		Container: a.Container, Name: a.ContainerName, Sandbox: a.Owner, Network: a.NetworkName,
+		NetworkID: a.NetworkID, Interface: a.IfName, VLAN: a.VLAN, MAC: a.MAC, IPs: a.IPs, Gateways: a.Gateways,
+		MTU: a.MTU, Port: a.PortID, HostIf: a.HostIf, State: string(a.Phase), Mode: a.Mode, Pool: a.Pool,
+		Created: a.Created, Error: a.Error,
+	}
+}

@@ -1,0 +1,188 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+
+	"github.com/ovn-docker/ovn-docker/internal/api"
+	"github.com/ovn-docker/ovn-docker/internal/neutron"
+	"github.com/ovn-docker/ovn-docker/internal/state"
+)
+
+// Networks lists the networks the credentials see, with how many of this VM's
+// containers are on each.
+func (s *Service) Networks(ctx context.Context) ([]api.Network, error) {
+	nc, err := s.Neutron(ctx)
+	if err != nil {
+		return nil, err
+	}
+	nets, err := nc.ListNetworks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	counts := map[string]int{}
+	if st, err := s.Store(); err == nil {
+		_ = st.View(ctx, func(s *state.State) error {
+			owners := map[string]map[string]bool{}
+			for _, at := range s.Attachments {
+				if owners[at.NetworkID] == nil {
+					owners[at.NetworkID] = map[string]bool{}
+				}
+				owners[at.NetworkID][at.Owner] = true
+			}
+			for n, o := range owners {
+				counts[n] = len(o)
+			}
+			return nil
+		})
+	}
+	out := make([]api.Network, 0, len(nets))
+	for _, n := range nets {
+		out = append(out, networkOf(&n, counts[n.ID]))
+	}
+	return out, nil
+}
+
+func networkOf(n *neutron.Network, containers int) api.Network {
+	return api.Network{Name: n.Name, ID: n.ID, CIDRs: n.CIDRs(), MTU: n.MTU, Shared: n.Shared, Containers: containers}
+}
+
+// CreateNetwork makes a Neutron network and its subnet, as the tenant. With no subnet,
+// the project's default subnet pool gives the range if there is one; otherwise a free
+// private /24 that overlaps none of the project's subnets is chosen, and the note says
+// which.
+func (s *Service) CreateNetwork(ctx context.Context, r api.CreateNetworkRequest) (*api.CreateNetworkResult, error) {
+	if r.Name == "" {
+		return nil, api.Invalid(errors.New("create network needs a NAME"))
+	}
+	opts := neutron.CreateNetworkOpts{Name: r.Name}
+	var err error
+	if r.Subnet != "" {
+		if opts.Subnet, err = ParsePrefix("--subnet", r.Subnet); err != nil {
+			return nil, err
+		}
+	}
+	if r.Gateway != "" {
+		if opts.Gateway, err = netip.ParseAddr(r.Gateway); err != nil {
+			return nil, api.Invalid(fmt.Errorf("--gateway %q is not an IP address", r.Gateway))
+		}
+	}
+	if r.IPv6Subnet != "" {
+		if opts.IPv6, err = ParsePrefix("--ipv6-subnet", r.IPv6Subnet); err != nil {
+			return nil, err
+		}
+	}
+	nc, err := s.Neutron(ctx)
+	if err != nil {
+		return nil, err
+	}
+	n, note, err := nc.CreateNetwork(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	s.keepNetwork(n.Name, n)
+	return &api.CreateNetworkResult{Network: networkOf(n, 0), Note: note}, nil
+}
+
+// ParsePrefix reads a CIDR given for flag, refusing host bits.
+func ParsePrefix(flag, s string) (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return p, api.Invalid(fmt.Errorf("%s %q is not a CIDR (like 10.0.5.0/24)", flag, s))
+	}
+	if p.Masked() != p {
+		return p, api.Invalid(fmt.Errorf("%s %q has host bits set: did you mean %s?", flag, s, p.Masked()))
+	}
+	return p, nil
+}
+
+// DeleteNetwork deletes a Neutron network; it refuses while containers use it.
+func (s *Service) DeleteNetwork(ctx context.Context, name string) (*api.Network, error) {
+	if name == "" {
+		return nil, api.Invalid(errors.New("delete network needs a NAME"))
+	}
+	nc, err := s.Neutron(ctx)
+	if err != nil {
+		return nil, err
+	}
+	n, err := nc.FindNetwork(ctx, name)
+	if errors.Is(err, neutron.ErrNotFound) {
+		return nil, api.NotFound(err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := s.networkInUse(ctx, nc, n); err != nil {
+		return nil, api.Conflict(err)
+	}
+	if err := nc.DeleteNetwork(ctx, n.ID); err != nil {
+		return nil, err
+	}
+	s.keepNetwork(name, nil)
+	s.keepNetwork(n.Name, nil)
+	out := networkOf(n, 0)
+	return &out, nil
+}
+
+// networkInUse refuses while containers (of this VM, or ports of any VM made by
+// ovn-docker) are on the network.
+func (s *Service) networkInUse(ctx context.Context, nc *neutron.Client, n *neutron.Network) error {
+	var local []string
+	if st, err := s.Store(); err == nil {
+		_ = st.View(ctx, func(s *state.State) error {
+			for _, at := range s.Attachments {
+				if at.NetworkID == n.ID {
+					local = append(local, firstNonEmpty(at.ContainerName, short(at.Container), short(at.Owner)))
+				}
+			}
+			return nil
+		})
+	}
+	if len(local) > 0 {
+		sort.Strings(local)
+		return fmt.Errorf("network %s is used by %d container interface(s) in this VM (%s): remove them first (ovn-docker rm)",
+			n.Name, len(local), strings.Join(local, ", "))
+	}
+	ports, err := nc.PortsOnNetwork(ctx, n.ID)
+	if err != nil {
+		return err
+	}
+	// This VM's own ports that no attachment records were left by an interrupted run
+	// (a process killed while Neutron was making its port): gc removes them.
+	var mine string
+	if vif, err := s.VIF(ctx); err == nil {
+		mine = neutron.Description(vif)
+	}
+	var ours, orphans []string
+	for _, p := range ports {
+		switch {
+		case mine != "" && p.Description == mine:
+			orphans = append(orphans, p.ID)
+		case strings.HasPrefix(p.Description, "ovn-docker vm=") || strings.HasPrefix(p.Name, neutron.NamePrefix):
+			ours = append(ours, p.ID)
+		}
+	}
+	if len(orphans) > 0 && len(ours) == 0 {
+		return fmt.Errorf("network %s still has %d port(s) of this VM that no container holds (%s), left by an interrupted ovn-docker: run \"ovn-docker gc\", then delete it again",
+			n.Name, len(orphans), strings.Join(orphans, ", "))
+	}
+	ours = append(ours, orphans...)
+	if len(ours) > 0 {
+		return fmt.Errorf("network %s still has %d container port(s) of other VMs (%s): remove those containers first",
+			n.Name, len(ours), strings.Join(ours, ", "))
+	}
+	return nil
+}
+
+func firstNonEmpty(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

@@ -1,0 +1,64 @@
+package service
+
+import (
+	"context"
+	"sort"
+
+	"github.com/ovn-docker/ovn-docker/internal/api"
+	"github.com/ovn-docker/ovn-docker/internal/pool"
+	"github.com/ovn-docker/ovn-docker/internal/state"
+)
+
+// SetPools gives the service the agent's pools, for Pools and Status to report them
+// live (how many are being filled, a target lowered by Neutron's refusals).
+func (s *Service) SetPools(p *pool.Pools) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pools = p
+}
+
+// Pools lists the VM's pools of ready interfaces: the agent's, live; without an agent,
+// as the last one declared them in the state.
+func (s *Service) Pools(ctx context.Context) ([]api.Pool, error) {
+	s.mu.Lock()
+	live := s.pools
+	s.mu.Unlock()
+	if live != nil {
+		st, err := live.Status(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]api.Pool, 0, len(st))
+		for _, p := range st {
+			ap := api.Pool{Key: p.Key, Network: p.Network, NetworkID: p.NetworkID, Min: p.Min, Max: p.Max,
+				Target: p.Target, Ready: p.Ready, Filling: p.Filling}
+			if p.Target < p.Min {
+				ap.Reason = "Neutron refused more ports (no addresses left, or the port quota): tried again later"
+			}
+			out = append(out, ap)
+		}
+		return out, nil
+	}
+	st, err := s.Store()
+	if err != nil {
+		return nil, err
+	}
+	var out []api.Pool
+	err = st.View(ctx, func(st *state.State) error {
+		for key, pol := range st.Pools {
+			p := api.Pool{Key: key, NetworkID: pol.Network, Min: pol.Min, Max: pol.Max, Target: pol.Min}
+			for _, a := range st.Attachments {
+				if a.Pool == key && a.OwnerKind == state.OwnerPool && a.Phase == state.PhaseReady {
+					p.Ready++
+				}
+				if a.Pool == key && p.Network == "" && a.NetworkName != "" {
+					p.Network = a.NetworkName
+				}
+			}
+			out = append(out, p)
+		}
+		return nil
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out, err
+}
