@@ -9,6 +9,13 @@
 // intent in the state file; when a step fails, every step already done is undone, in
 // reverse order, and the attachment disappears from the state. A process killed mid-way
 // leaves an attachment whose PID is dead: Recover finishes the job by undoing it.
+//
+// The engine owns the state file: front ends read it through its Records (attachments by
+// ID, owner, kind or network; the pools' policies; the Docker plugin's records) and
+// change attachments only by asking the engine. Files by concern: attach.go, detach.go,
+// trunk.go, vlan.go (the one decision of which VLANs are in use), convert.go (Neutron's
+// port to the state's attachment and netdev's spec), batch.go (pools' bulk work), gc.go,
+// recover.go, repair.go, records.go.
 package engine
 
 import (
@@ -130,6 +137,9 @@ type SubportQueue interface {
 
 // Engine attaches and detaches container interfaces of one VM.
 type Engine struct {
+	// Records are what the front ends read of the state (and the little they write).
+	*Records
+
 	cfg Config
 	log *slog.Logger
 
@@ -166,7 +176,7 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.RollbackTimeout <= 0 {
 		cfg.RollbackTimeout = 30 * time.Second
 	}
-	return &Engine{cfg: cfg, log: cfg.Log}, nil
+	return &Engine{Records: NewRecords(cfg.Store), cfg: cfg, log: cfg.Log}, nil
 }
 
 // Config returns the engine's configuration.
@@ -258,16 +268,6 @@ func (e *Engine) Label(ctx context.Context, attID, container, containerName stri
 		tags = append(tags, neutron.TagContainer+short(container))
 	}
 	return e.cfg.Neutron.SetTags(ctx, portID, tags)
-}
-
-// Attachments returns the state's attachments, oldest first.
-func (e *Engine) Attachments(ctx context.Context) ([]*state.Attachment, error) {
-	var out []*state.Attachment
-	err := e.cfg.Store.View(ctx, func(st *state.State) error {
-		out = st.Sorted()
-		return nil
-	})
-	return out, err
 }
 
 func (e *Engine) observe(phase string, since time.Time) {

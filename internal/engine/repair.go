@@ -11,14 +11,7 @@ import (
 // its VLAN and external IDs, when its veth still exists but the port does not (the VM's
 // OVS database lost it). The veth's container end may be in use: nothing else is touched.
 func (e *Engine) RestoreAccessPort(ctx context.Context, attID string) error {
-	var att *state.Attachment
-	err := e.cfg.Store.View(ctx, func(st *state.State) error {
-		if a := st.Attachments[attID]; a != nil {
-			c := *a
-			att = &c
-		}
-		return nil
-	})
+	att, err := e.Attachment(ctx, attID)
 	if err != nil {
 		return err
 	}
