@@ -22,7 +22,6 @@ import (
 	"github.com/ovn-docker/ovn-docker/internal/metrics"
 	"github.com/ovn-docker/ovn-docker/internal/pool"
 	"github.com/ovn-docker/ovn-docker/internal/service"
-	"github.com/ovn-docker/ovn-docker/internal/state"
 	"github.com/ovn-docker/ovn-docker/internal/unixsock"
 )
 
@@ -109,7 +108,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	ecfg := eng.Config()
 	p, err := dockerplugin.New(dockerplugin.Config{
-		Name: cfg.PluginName, Engine: eng, Store: ecfg.Store, Neutron: dockerplugin.NeutronAPI{Client: nc},
+		Name: cfg.PluginName, Engine: eng, Neutron: dockerplugin.NeutronAPI{Client: nc},
 		Docker: serviceDocker{svc}, Host: dockerplugin.VMHost{Switch: sw, Bridge: ecfg.Bridge}, Log: log,
 		Timeout: cfg.Timeout, Grace: cfg.ReconcileGrace,
 	})
@@ -180,10 +179,9 @@ func Run(ctx context.Context, cfg Config) error {
 		t := time.NewTicker(5 * time.Second)
 		defer t.Stop()
 		for {
-			_ = ecfg.Store.View(mctx, func(s *state.State) error {
-				m.VLANsInUse.Set(float64(len(s.UsedVLANs())))
-				return nil
-			})
+			if used, err := eng.UsedVLANs(mctx); err == nil {
+				m.VLANsInUse.Set(float64(len(used)))
+			}
 			select {
 			case <-mctx.Done():
 				return
@@ -207,7 +205,7 @@ func Run(ctx context.Context, cfg Config) error {
 		watchdog(mctx, cfg.NotifySocket, cfg.Watchdog, func() error {
 			wctx, cancel := context.WithTimeout(mctx, cfg.Watchdog/2)
 			defer cancel()
-			return ecfg.Store.View(wctx, func(*state.State) error { return nil })
+			return eng.Ping(wctx)
 		}, alog)
 	})
 	err = dockerplugin.Serve(ctx, pl, p.Handler(), cfg.Timeout, log)

@@ -16,8 +16,9 @@ import (
 )
 
 // fakeEngine keeps attachments in the real state store, as the engine does, and records
-// the calls it gets.
+// the calls it gets. The plugin reads the state through the engine's own Records.
 type fakeEngine struct {
+	*engine.Records
 	store *state.Store
 
 	mu      sync.Mutex
@@ -32,7 +33,7 @@ type fakeEngine struct {
 }
 
 func newFakeEngine(st *state.Store) *fakeEngine {
-	return &fakeEngine{store: st, nextIP: map[string]int{}, fail: map[string]error{}}
+	return &fakeEngine{Records: engine.NewRecords(st), store: st, nextIP: map[string]int{}, fail: map[string]error{}}
 }
 
 func (f *fakeEngine) record(call string) error {

@@ -141,11 +141,8 @@ func (p *Plugin) requestPool(ctx context.Context, r *requestPoolRequest) (_ any,
 		}
 		p.log.Info("created a Neutron network for a Docker network", "neutron_network", n.ID, "name", n.Name, "range", note)
 	}
-	err = p.cfg.Store.Update(ctx, func(st *state.State) error {
-		if st.DockerPools == nil {
-			st.DockerPools = map[string]*state.DockerPool{}
-		}
-		st.DockerPools[pool.ID] = pool
+	err = p.cfg.Engine.EditDockerRecords(ctx, func(d *engine.DockerRecords) error {
+		d.Pools[pool.ID] = pool
 		return nil
 	})
 	if err != nil {
@@ -242,15 +239,11 @@ func firstIPv4(n *neutron.Network) (neutron.Subnet, bool) {
 }
 
 func (p *Plugin) pool(ctx context.Context, id string) (*state.DockerPool, error) {
-	var pool *state.DockerPool
-	err := p.cfg.Store.View(ctx, func(st *state.State) error {
-		if pl := st.DockerPools[id]; pl != nil {
-			c := *pl
-			pool = &c
-		}
-		return nil
-	})
-	return pool, err
+	d, err := p.cfg.Engine.DockerRecords(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return d.Pools[id], nil
 }
 
 func (p *Plugin) releasePool(ctx context.Context, r *releasePoolRequest) (any, error) {
@@ -279,11 +272,11 @@ func (p *Plugin) dropPool(ctx context.Context, pool *state.DockerPool) error {
 		p.nets.forget(pool.NeutronNetwork)
 		p.log.Info("deleted the Neutron network of a pool", "pool", pool.ID, "neutron_network", pool.NeutronNetwork)
 	}
-	return p.cfg.Store.Update(ctx, func(st *state.State) error {
-		delete(st.DockerPools, pool.ID)
-		for id, n := range st.DockerNetworks {
+	return p.cfg.Engine.EditDockerRecords(ctx, func(d *engine.DockerRecords) error {
+		delete(d.Pools, pool.ID)
+		for id, n := range d.Networks {
 			if n.Pool == pool.ID {
-				delete(st.DockerNetworks, id)
+				delete(d.Networks, id)
 			}
 		}
 		return nil
@@ -292,20 +285,15 @@ func (p *Plugin) dropPool(ctx context.Context, pool *state.DockerPool) error {
 
 // releaseUnplumbed releases the addresses of a pool that no endpoint took.
 func (p *Plugin) releaseUnplumbed(ctx context.Context, pool *state.DockerPool) error {
-	var ids []string
-	err := p.cfg.Store.View(ctx, func(st *state.State) error {
-		for _, a := range st.Sorted() {
-			if a.OwnerKind == state.OwnerEndpoint && a.Owner == ipamOwner(pool.ID) {
-				ids = append(ids, a.ID)
-			}
-		}
-		return nil
-	})
+	atts, err := p.cfg.Engine.AttachmentsOf(ctx, ipamOwner(pool.ID))
 	if err != nil {
 		return err
 	}
-	for _, id := range ids {
-		if err := p.cfg.Engine.Detach(ctx, id); err != nil {
+	for _, a := range atts {
+		if a.OwnerKind != state.OwnerEndpoint {
+			continue
+		}
+		if err := p.cfg.Engine.Detach(ctx, a.ID); err != nil {
 			return fmt.Errorf("release address of pool %s: %w", pool.ID, err)
 		}
 	}
@@ -339,12 +327,11 @@ func (p *Plugin) requestAddress(ctx context.Context, r *requestAddressRequest) (
 		return nil, err
 	}
 	var sgs []string
-	_ = p.cfg.Store.View(ctx, func(st *state.State) error {
-		if dn := st.DockerNetworks[pool.Network]; dn != nil {
+	if d, err := p.cfg.Engine.DockerRecords(ctx); err == nil {
+		if dn := d.Networks[pool.Network]; dn != nil {
 			sgs = dn.SecurityGroups
 		}
-		return nil
-	})
+	}
 	att, err := p.cfg.Engine.Prepare(ctx, engine.Request{Owner: ipamOwner(pool.ID), OwnerKind: state.OwnerEndpoint, Network: n, AtRest: true,
 		SecurityGroups: sgs})
 	if err != nil {
@@ -388,8 +375,8 @@ func (p *Plugin) gatewayAddress(ctx context.Context, pool *state.DockerPool, pfx
 		gw = a
 	}
 	defer p.locks.lock(poolKey(pool.ID))()
-	err := p.cfg.Store.Update(ctx, func(st *state.State) error {
-		pl := st.DockerPools[pool.ID]
+	err := p.cfg.Engine.EditDockerRecords(ctx, func(d *engine.DockerRecords) error {
+		pl := d.Pools[pool.ID]
 		if pl == nil {
 			return fmt.Errorf("pool %s vanished", pool.ID)
 		}
@@ -437,18 +424,16 @@ func parseIP(s string) (netip.Addr, error) {
 
 // attachmentByAddress finds the plugin's attachment on a Neutron network that holds ip.
 func (p *Plugin) attachmentByAddress(ctx context.Context, neutronNet string, ip netip.Addr) (*state.Attachment, error) {
-	var att *state.Attachment
-	err := p.cfg.Store.View(ctx, func(st *state.State) error {
-		for _, a := range st.Sorted() {
-			if a.OwnerKind == state.OwnerEndpoint && a.NetworkID == neutronNet && hasAddress(a, ip) {
-				c := *a
-				att = &c
-				return nil
-			}
+	atts, err := p.cfg.Engine.AttachmentsOn(ctx, neutronNet)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range atts {
+		if a.OwnerKind == state.OwnerEndpoint && hasAddress(a, ip) {
+			return a, nil
 		}
-		return nil
-	})
-	return att, err
+	}
+	return nil, nil
 }
 
 func (p *Plugin) releaseAddress(ctx context.Context, r *releaseAddressRequest) (any, error) {

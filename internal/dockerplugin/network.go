@@ -75,29 +75,21 @@ func (p *Plugin) createNetwork(ctx context.Context, r *createNetworkRequest) (_ 
 	}
 
 	defer p.locks.lock(netKey(r.NetworkID))()
-	var rec *state.DockerNetwork
-	var pool *state.DockerPool
-	err = p.cfg.Store.View(ctx, func(st *state.State) error {
-		if n := st.DockerNetworks[r.NetworkID]; n != nil {
-			rec = n
-			return nil
-		}
-		// Docker does not say which pool: the one its IPAM call just made for this
-		// range and gateway, not yet taken by a network.
-		for _, pl := range st.DockerPools {
-			if pl.Network == "" && pl.CIDR == d.Pool && pl.Gateway == gw.String() &&
-				(pool == nil || pl.Requested.After(pool.Requested)) {
-				c := *pl
-				pool = &c
-			}
-		}
-		return nil
-	})
+	recs, err := p.cfg.Engine.DockerRecords(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if rec != nil {
+	if recs.Networks[r.NetworkID] != nil {
 		return struct{}{}, nil // a repeat of a call whose answer was lost
+	}
+	// Docker does not say which pool: the one its IPAM call just made for this range and
+	// gateway, not yet taken by a network.
+	var pool *state.DockerPool
+	for _, pl := range recs.Pools {
+		if pl.Network == "" && pl.CIDR == d.Pool && pl.Gateway == gw.String() &&
+			(pool == nil || pl.Requested.After(pool.Requested)) {
+			pool = pl
+		}
 	}
 	if pool == nil {
 		return nil, fmt.Errorf("no pool %s with gateway %s from the %s IPAM driver: create the network with --ipam-driver %s", d.Pool, gw, p.cfg.Name, p.cfg.Name)
@@ -145,18 +137,15 @@ func (p *Plugin) createNetwork(ctx context.Context, r *createNetworkRequest) (_ 
 		pool.NeutronNetwork, pool.Subnet, pool.Created = n.ID, sub.ID, true
 		p.log.Info("created a Neutron network for a Docker network", "network", r.NetworkID, "neutron_network", n.ID, "range", note)
 	}
-	rec = &state.DockerNetwork{ID: r.NetworkID, Pool: pool.ID, NeutronNetwork: pool.NeutronNetwork, SecurityGroups: sgs,
+	rec := &state.DockerNetwork{ID: r.NetworkID, Pool: pool.ID, NeutronNetwork: pool.NeutronNetwork, SecurityGroups: sgs,
 		Created: p.cfg.Now().UTC()}
-	err = p.cfg.Store.Update(ctx, func(st *state.State) error {
-		pl := st.DockerPools[pool.ID]
+	err = p.cfg.Engine.EditDockerRecords(ctx, func(d *engine.DockerRecords) error {
+		pl := d.Pools[pool.ID]
 		if pl == nil || pl.Network != "" {
 			return fmt.Errorf("pool %s was released or taken meanwhile", pool.ID)
 		}
 		pl.NeutronNetwork, pl.Subnet, pl.Created, pl.Network = pool.NeutronNetwork, pool.Subnet, pool.Created, r.NetworkID
-		if st.DockerNetworks == nil {
-			st.DockerNetworks = map[string]*state.DockerNetwork{}
-		}
-		st.DockerNetworks[r.NetworkID] = rec
+		d.Networks[r.NetworkID] = rec
 		return nil
 	})
 	if err != nil {
@@ -197,27 +186,20 @@ func subnetFor(n *neutron.Network, pool *state.DockerPool) (neutron.Subnet, erro
 
 func (p *Plugin) deleteNetwork(ctx context.Context, r *networkRequest) (any, error) {
 	defer p.locks.lock(netKey(r.NetworkID))()
-	var rec *state.DockerNetwork
-	var pool *state.DockerPool
-	shared := false
-	err := p.cfg.Store.View(ctx, func(st *state.State) error {
-		rec = st.DockerNetworks[r.NetworkID]
-		if rec == nil {
-			return nil
-		}
-		if pl := st.DockerPools[rec.Pool]; pl != nil {
-			c := *pl
-			pool = &c
-		}
-		for id, n := range st.DockerNetworks {
-			if id != rec.ID && n.NeutronNetwork == rec.NeutronNetwork {
-				shared = true
-			}
-		}
-		return nil
-	})
-	if err != nil || rec == nil {
+	recs, err := p.cfg.Engine.DockerRecords(ctx)
+	if err != nil {
 		return struct{}{}, err
+	}
+	rec := recs.Networks[r.NetworkID]
+	if rec == nil {
+		return struct{}{}, nil
+	}
+	pool := recs.Pools[rec.Pool]
+	shared := false
+	for id, n := range recs.Networks {
+		if id != rec.ID && n.NeutronNetwork == rec.NeutronNetwork {
+			shared = true
+		}
 	}
 	if pool != nil {
 		defer p.locks.lock(poolKey(pool.ID))()
@@ -234,15 +216,15 @@ func (p *Plugin) deleteNetwork(ctx context.Context, r *networkRequest) (any, err
 		p.nets.forget(pool.NeutronNetwork)
 		deleted = true
 	}
-	err = p.cfg.Store.Update(ctx, func(st *state.State) error {
-		delete(st.DockerNetworks, r.NetworkID)
-		pl := st.DockerPools[rec.Pool]
+	err = p.cfg.Engine.EditDockerRecords(ctx, func(d *engine.DockerRecords) error {
+		delete(d.Networks, r.NetworkID)
+		pl := d.Pools[rec.Pool]
 		if pl == nil {
 			return nil
 		}
 		if pl.Created && shared {
-			for _, n := range st.DockerNetworks {
-				if other := st.DockerPools[n.Pool]; n.NeutronNetwork == rec.NeutronNetwork && other != nil {
+			for _, n := range d.Networks {
+				if other := d.Pools[n.Pool]; n.NeutronNetwork == rec.NeutronNetwork && other != nil {
 					other.Created = true
 					break
 				}
@@ -264,25 +246,15 @@ func (p *Plugin) deleteNetwork(ctx context.Context, r *networkRequest) (any, err
 
 // network returns the record of a Docker network and its pool.
 func (p *Plugin) network(ctx context.Context, id string) (*state.DockerNetwork, *state.DockerPool, error) {
-	var rec *state.DockerNetwork
-	var pool *state.DockerPool
-	err := p.cfg.Store.View(ctx, func(st *state.State) error {
-		if n := st.DockerNetworks[id]; n != nil {
-			c := *n
-			rec = &c
-			if pl := st.DockerPools[n.Pool]; pl != nil {
-				c := *pl
-				pool = &c
-			}
-		}
-		return nil
-	})
+	recs, err := p.cfg.Engine.DockerRecords(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
+	rec := recs.Networks[id]
 	if rec == nil {
 		return nil, nil, fmt.Errorf("network %s is not a network of the %s driver in this VM", short(id), p.cfg.Name)
 	}
+	pool := recs.Pools[rec.Pool]
 	if pool == nil {
 		return nil, nil, fmt.Errorf("network %s has lost its pool %s", short(id), rec.Pool)
 	}
@@ -291,18 +263,16 @@ func (p *Plugin) network(ctx context.Context, id string) (*state.DockerNetwork, 
 
 // attachmentOf finds the attachment an endpoint holds.
 func (p *Plugin) attachmentOf(ctx context.Context, endpointID string) (*state.Attachment, error) {
-	var att *state.Attachment
-	err := p.cfg.Store.View(ctx, func(st *state.State) error {
-		for _, a := range st.Sorted() {
-			if a.OwnerKind == state.OwnerEndpoint && a.Owner == endpointID {
-				c := *a
-				att = &c
-				return nil
-			}
+	atts, err := p.cfg.Engine.AttachmentsOf(ctx, endpointID)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range atts {
+		if a.OwnerKind == state.OwnerEndpoint {
+			return a, nil
 		}
-		return nil
-	})
-	return att, err
+	}
+	return nil, nil
 }
 
 func plumbed(a *state.Attachment) bool {

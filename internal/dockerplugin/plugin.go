@@ -49,6 +49,16 @@ type Engine interface {
 	// DeleteOrphanPorts deletes this VM's ports on a network that no attachment records,
 	// for a network that is being deleted.
 	DeleteOrphanPorts(ctx context.Context, networkID string) (int, error)
+
+	// What the plugin reads of the engine's state (engine.Records).
+	Attachment(ctx context.Context, id string) (*state.Attachment, error)
+	AttachmentsOf(ctx context.Context, owner string) ([]*state.Attachment, error)
+	AttachmentsOfKind(ctx context.Context, kind string) ([]*state.Attachment, error)
+	AttachmentsOn(ctx context.Context, networkID string) ([]*state.Attachment, error)
+	// The plugin's own pools and networks, kept in the engine's state: a copy, and an
+	// edit made in one state update (nothing written when it fails).
+	DockerRecords(ctx context.Context) (engine.DockerRecords, error)
+	EditDockerRecords(ctx context.Context, edit func(*engine.DockerRecords) error) error
 }
 
 // Neutron is what the plugin asks of Neutron; NeutronAPI implements it.
@@ -82,8 +92,7 @@ type Host interface {
 // Config is a plugin's wiring.
 type Config struct {
 	Name    string // the plugin's name: Docker's name of the network and IPAM driver
-	Engine  Engine
-	Store   *state.Store // the engine's state
+	Engine  Engine // also keeps the plugin's records, in its state
 	Neutron Neutron
 	// Docker is the daemon the plugin serves. Without it the plugin still answers, but
 	// cannot reconcile, learn network names, or label ports with containers.
@@ -115,8 +124,8 @@ func New(cfg Config) (*Plugin, error) {
 	if cfg.Name == "" {
 		return nil, errors.New("plugin: no name")
 	}
-	if cfg.Engine == nil || cfg.Store == nil || cfg.Neutron == nil || cfg.Host == nil {
-		return nil, errors.New("plugin: engine, state, neutron and host are required")
+	if cfg.Engine == nil || cfg.Neutron == nil || cfg.Host == nil {
+		return nil, errors.New("plugin: engine, neutron and host are required")
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()

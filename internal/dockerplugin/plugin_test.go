@@ -45,7 +45,7 @@ func newRig(t *testing.T) *rig {
 	}
 	r := &rig{t: t, store: st, eng: newFakeEngine(st), nc: newFakeNeutron(), dk: &fakeDocker{},
 		host: &fakeHost{gone: map[string]bool{}, noOVS: map[string]bool{}}, now: time.Now()}
-	r.p, err = New(Config{Name: "ovn", Engine: r.eng, Store: st, Neutron: r.nc, Docker: r.dk, Host: r.host,
+	r.p, err = New(Config{Name: "ovn", Engine: r.eng, Neutron: r.nc, Docker: r.dk, Host: r.host,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: r.clock})
 	if err != nil {
 		t.Fatal(err)

@@ -102,28 +102,21 @@ func (p *Plugin) Reconcile(ctx context.Context) error {
 	for _, n := range list {
 		view.nets[n.ID] = n
 	}
-	var atts []*state.Attachment
-	var nets []*state.DockerNetwork
-	var pools []*state.DockerPool
-	err = p.cfg.Store.View(ctx, func(st *state.State) error {
-		for _, a := range st.Sorted() {
-			if a.OwnerKind == state.OwnerEndpoint {
-				c := *a
-				atts = append(atts, &c)
-			}
-		}
-		for _, n := range st.DockerNetworks {
-			c := *n
-			nets = append(nets, &c)
-		}
-		for _, pl := range st.DockerPools {
-			c := *pl
-			pools = append(pools, &c)
-		}
-		return nil
-	})
+	atts, err := p.cfg.Engine.AttachmentsOfKind(ctx, state.OwnerEndpoint)
 	if err != nil {
 		return err
+	}
+	recs, err := p.cfg.Engine.DockerRecords(ctx)
+	if err != nil {
+		return err
+	}
+	var nets []*state.DockerNetwork
+	for _, n := range recs.Networks {
+		nets = append(nets, n)
+	}
+	var pools []*state.DockerPool
+	for _, pl := range recs.Pools {
+		pools = append(pools, pl)
 	}
 	now := p.cfg.Now()
 	var errs []error
@@ -175,14 +168,7 @@ func (p *Plugin) reconcileAttachment(ctx context.Context, view dockerView, on []
 	}
 	defer p.locks.lock(keys...)()
 	// Read it again under the locks: a call may have changed it since the snapshot.
-	var cur *state.Attachment
-	err := p.cfg.Store.View(ctx, func(st *state.State) error {
-		if x := st.Attachments[a.ID]; x != nil {
-			c := *x
-			cur = &c
-		}
-		return nil
-	})
+	cur, err := p.cfg.Engine.Attachment(ctx, a.ID)
 	if err != nil || cur == nil || !cur.Updated.Equal(a.Updated) || cur.Owner != a.Owner {
 		return err
 	}
@@ -305,8 +291,8 @@ func (p *Plugin) name(ctx context.Context, id, name string) {
 	if pool.Created && pool.NeutronNetwork != "" {
 		p.rename(ctx, pool.NeutronNetwork, name)
 	}
-	err = p.cfg.Store.Update(ctx, func(st *state.State) error {
-		if n := st.DockerNetworks[id]; n != nil {
+	err = p.cfg.Engine.EditDockerRecords(ctx, func(d *engine.DockerRecords) error {
+		if n := d.Networks[id]; n != nil {
 			n.Name = name
 		}
 		return nil

@@ -83,6 +83,12 @@ func (r *Records) UsedVLANs(ctx context.Context) (map[int]string, error) {
 	return out, err
 }
 
+// Ping reads the state under its lock: it answers unless someone holds the lock too
+// long, or the file cannot be read.
+func (r *Records) Ping(ctx context.Context) error {
+	return r.store.View(ctx, func(*state.State) error { return nil })
+}
+
 // SetPoolPolicy publishes a pool's policy, so that every process of the VM follows it
 // when it releases one of the pool's interfaces (see PoolHome).
 func (r *Records) SetPoolPolicy(ctx context.Context, key string, p state.PoolPolicy) error {

@@ -73,6 +73,9 @@ func TestRecordsAttachments(t *testing.T) {
 	if a, err := r.Attachment(ctx, "zz"); err != nil || a != nil {
 		t.Errorf("attachment zz: %+v, %v; want none", a, err)
 	}
+	if err := r.Ping(ctx); err != nil {
+		t.Errorf("ping: %v", err)
+	}
 	used, err := r.UsedVLANs(ctx)
 	if err != nil || len(used) != 3 || used[10] != "a" || used[12] != "c" {
 		t.Errorf("used VLANs %v, %v", used, err)
