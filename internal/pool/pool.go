@@ -101,13 +101,7 @@ func (p *Pools) Add(s Spec) (string, error) {
 	}
 	key := Key(s.Network.ID, s.SecurityGroups)
 	// Published in the state: the CLI's rm follows the pool's policy too.
-	err := p.eng.Config().Store.Update(context.Background(), func(st *state.State) error {
-		if st.Pools == nil {
-			st.Pools = map[string]*state.PoolPolicy{}
-		}
-		st.Pools[key] = &state.PoolPolicy{Network: s.Network.ID, Min: s.Min, Max: s.Max, Reuse: p.cfg.Reuse}
-		return nil
-	})
+	err := p.eng.SetPoolPolicy(context.Background(), key, state.PoolPolicy{Network: s.Network.ID, Min: s.Min, Max: s.Max, Reuse: p.cfg.Reuse})
 	if err != nil {
 		return "", err
 	}
@@ -143,30 +137,27 @@ func (p *Pools) poke() {
 
 // Depth counts the ready interfaces of a pool.
 func (p *Pools) Depth(ctx context.Context, key string) (int, error) {
-	n := 0
-	err := p.eng.Config().Store.View(ctx, func(st *state.State) error {
-		for _, a := range st.Attachments {
-			if a.Pool == key && a.OwnerKind == state.OwnerPool && a.Phase == state.PhaseReady {
-				n++
-			}
-		}
-		return nil
-	})
-	return n, err
+	return p.countOf(ctx, key, func(a *state.Attachment) bool { return a.Phase == state.PhaseReady })
 }
 
 // held counts every interface of a pool, ready or on its way.
 func (p *Pools) held(ctx context.Context, key string) (int, error) {
+	return p.countOf(ctx, key, func(*state.Attachment) bool { return true })
+}
+
+// countOf counts the interfaces of a pool that match.
+func (p *Pools) countOf(ctx context.Context, key string, match func(*state.Attachment) bool) (int, error) {
+	atts, err := p.eng.AttachmentsOfKind(ctx, state.OwnerPool)
+	if err != nil {
+		return 0, err
+	}
 	n := 0
-	err := p.eng.Config().Store.View(ctx, func(st *state.State) error {
-		for _, a := range st.Attachments {
-			if a.Pool == key && a.OwnerKind == state.OwnerPool {
-				n++
-			}
+	for _, a := range atts {
+		if a.Pool == key && match(a) {
+			n++
 		}
-		return nil
-	})
-	return n, err
+	}
+	return n, nil
 }
 
 // Run refills the pools until ctx ends.
@@ -387,24 +378,9 @@ func (p *Pools) Detach(ctx context.Context, attID string) error { return Release
 // Release is Detach for any process of the VM: the pool's policy comes from the state,
 // where the daemon published it.
 func Release(ctx context.Context, eng *engine.Engine, attID string) error {
-	var key string
-	var policy *state.PoolPolicy
-	held := 0
-	_ = eng.Config().Store.View(ctx, func(st *state.State) error {
-		a := st.Attachments[attID]
-		if a == nil || a.Phase != state.PhaseAttached || a.NetNS == "" || a.Pool == "" {
-			return nil
-		}
-		key, policy = a.Pool, st.Pools[a.Pool]
-		for _, o := range st.Attachments {
-			if o.Pool == key && o.OwnerKind == state.OwnerPool {
-				held++
-			}
-		}
-		return nil
-	})
-	if policy != nil && policy.Reuse && held < policy.Max {
-		err := eng.Return(ctx, attID, key)
+	home, _ := eng.PoolHome(ctx, attID)
+	if home.Policy != nil && home.Policy.Reuse && home.Held < home.Policy.Max {
+		err := eng.Return(ctx, attID, home.Pool)
 		if err == nil {
 			return nil
 		}
@@ -438,15 +414,12 @@ func (p *Pools) Adopt(ctx context.Context) error {
 		have["ovs:"+pt.Name] = true
 	}
 	var broken []string
-	_ = p.eng.Config().Store.View(ctx, func(st *state.State) error {
-		for _, a := range st.Attachments {
-			if a.OwnerKind == state.OwnerPool && a.Phase == state.PhaseReady && a.PID == 0 &&
-				(!have["veth:"+a.HostIf] || !have["ovs:"+a.HostIf]) {
-				broken = append(broken, a.ID)
-			}
+	atts, _ := p.eng.AttachmentsOfKind(ctx, state.OwnerPool)
+	for _, a := range atts {
+		if a.Phase == state.PhaseReady && a.PID == 0 && (!have["veth:"+a.HostIf] || !have["ovs:"+a.HostIf]) {
+			broken = append(broken, a.ID)
 		}
-		return nil
-	})
+	}
 	var errs []error
 	for _, id := range broken {
 		p.log.Info("pool: an interface lost its plumbing while the daemon was away; releasing it", "attachment", id)
@@ -457,21 +430,15 @@ func (p *Pools) Adopt(ctx context.Context) error {
 
 // Drain releases every ready interface of the pools (the ones no container holds).
 func (p *Pools) Drain(ctx context.Context) error {
-	var ids []string
-	err := p.eng.Config().Store.View(ctx, func(st *state.State) error {
-		for _, a := range st.Attachments {
-			if a.OwnerKind == state.OwnerPool && a.Phase == state.PhaseReady {
-				ids = append(ids, a.ID)
-			}
-		}
-		return nil
-	})
+	atts, err := p.eng.AttachmentsOfKind(ctx, state.OwnerPool)
 	if err != nil {
 		return err
 	}
 	var errs []error
-	for _, id := range ids {
-		errs = append(errs, p.eng.Detach(ctx, id))
+	for _, a := range atts {
+		if a.Phase == state.PhaseReady {
+			errs = append(errs, p.eng.Detach(ctx, a.ID))
+		}
 	}
 	return errors.Join(errs...)
 }
