@@ -248,15 +248,9 @@ func (b *runner) pickTag(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	used := map[int]bool{}
-	_ = b.d.Engine.Config().Store.View(ctx, func(st *state.State) error {
-		for v := range st.UsedVLANs() {
-			used[v] = true
-		}
-		return nil
-	})
+	used, _ := b.d.Engine.UsedVLANs(ctx)
 	for v := 4094; v > 1; v-- {
-		if !tags[v] && !used[v] {
+		if _, held := used[v]; !tags[v] && !held {
 			b.tag = v
 			return nil
 		}

@@ -101,6 +101,16 @@ func (r *Records) SetPoolPolicy(ctx context.Context, key string, p state.PoolPol
 	})
 }
 
+// PoolPolicies returns the pools' policies as the daemon last published them, by key.
+func (r *Records) PoolPolicies(ctx context.Context) (map[string]*state.PoolPolicy, error) {
+	var out map[string]*state.PoolPolicy
+	err := r.store.View(ctx, func(st *state.State) error {
+		out = st.Pools
+		return nil
+	})
+	return out, err
+}
+
 // PoolHome is the pool an attached interface came from, as one look at the state finds
 // it: what decides whether the interface goes back there when its container leaves.
 type PoolHome struct {

@@ -103,6 +103,9 @@ func TestRecordsPoolHome(t *testing.T) {
 	if err := r.SetPoolPolicy(ctx, key, state.PoolPolicy{Network: "n1", Min: 1, Max: 3, Reuse: true}); err != nil {
 		t.Fatal(err)
 	}
+	if pols, err := r.PoolPolicies(ctx); err != nil || len(pols) != 1 || pols[key] == nil || pols[key].Max != 3 {
+		t.Fatalf("policies: %+v, %v", pols, err)
+	}
 	h, err = r.PoolHome(ctx, "in")
 	if err != nil || h.Policy == nil || !h.Policy.Reuse || h.Policy.Max != 3 || h.Held != 2 {
 		t.Fatalf("with the policy: %+v, %v", h, err)

@@ -10,12 +10,12 @@ import (
 // Interfaces lists the VM's container interfaces from the local state: it needs no
 // credentials, and answers while Neutron does not.
 func (s *Service) Interfaces(ctx context.Context) ([]api.Interface, error) {
-	st, err := s.Store()
+	recs, err := s.records()
 	if err != nil {
 		return nil, err
 	}
-	var atts []*state.Attachment
-	if err := st.View(ctx, func(st *state.State) error { atts = st.Sorted(); return nil }); err != nil {
+	atts, err := recs.Attachments(ctx)
+	if err != nil {
 		return nil, err
 	}
 	out := make([]api.Interface, 0, len(atts))

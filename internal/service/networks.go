@@ -10,7 +10,6 @@ import (
 
 	"github.com/ovn-docker/ovn-docker/internal/api"
 	"github.com/ovn-docker/ovn-docker/internal/neutron"
-	"github.com/ovn-docker/ovn-docker/internal/state"
 )
 
 // Networks lists the networks the credentials see, with how many of this VM's
@@ -25,10 +24,10 @@ func (s *Service) Networks(ctx context.Context) ([]api.Network, error) {
 		return nil, err
 	}
 	counts := map[string]int{}
-	if st, err := s.Store(); err == nil {
-		_ = st.View(ctx, func(s *state.State) error {
+	if recs, err := s.records(); err == nil {
+		if atts, err := recs.Attachments(ctx); err == nil {
 			owners := map[string]map[string]bool{}
-			for _, at := range s.Attachments {
+			for _, at := range atts {
 				if owners[at.NetworkID] == nil {
 					owners[at.NetworkID] = map[string]bool{}
 				}
@@ -37,8 +36,7 @@ func (s *Service) Networks(ctx context.Context) ([]api.Network, error) {
 			for n, o := range owners {
 				counts[n] = len(o)
 			}
-			return nil
-		})
+		}
 	}
 	out := make([]api.Network, 0, len(nets))
 	for _, n := range nets {
@@ -132,15 +130,11 @@ func (s *Service) DeleteNetwork(ctx context.Context, name string) (*api.Network,
 // ovn-docker) are on the network.
 func (s *Service) networkInUse(ctx context.Context, nc *neutron.Client, n *neutron.Network) error {
 	var local []string
-	if st, err := s.Store(); err == nil {
-		_ = st.View(ctx, func(s *state.State) error {
-			for _, at := range s.Attachments {
-				if at.NetworkID == n.ID {
-					local = append(local, firstNonEmpty(at.ContainerName, short(at.Container), short(at.Owner)))
-				}
-			}
-			return nil
-		})
+	if recs, err := s.records(); err == nil {
+		atts, _ := recs.AttachmentsOn(ctx, n.ID)
+		for _, at := range atts {
+			local = append(local, firstNonEmpty(at.ContainerName, short(at.Container), short(at.Owner)))
+		}
 	}
 	if len(local) > 0 {
 		sort.Strings(local)

@@ -39,26 +39,31 @@ func (s *Service) Pools(ctx context.Context) ([]api.Pool, error) {
 		}
 		return out, nil
 	}
-	st, err := s.Store()
+	recs, err := s.records()
+	if err != nil {
+		return nil, err
+	}
+	pols, err := recs.PoolPolicies(ctx)
+	if err != nil {
+		return nil, err
+	}
+	atts, err := recs.Attachments(ctx)
 	if err != nil {
 		return nil, err
 	}
 	var out []api.Pool
-	err = st.View(ctx, func(st *state.State) error {
-		for key, pol := range st.Pools {
-			p := api.Pool{Key: key, NetworkID: pol.Network, Min: pol.Min, Max: pol.Max, Target: pol.Min}
-			for _, a := range st.Attachments {
-				if a.Pool == key && a.OwnerKind == state.OwnerPool && a.Phase == state.PhaseReady {
-					p.Ready++
-				}
-				if a.Pool == key && p.Network == "" && a.NetworkName != "" {
-					p.Network = a.NetworkName
-				}
+	for key, pol := range pols {
+		p := api.Pool{Key: key, NetworkID: pol.Network, Min: pol.Min, Max: pol.Max, Target: pol.Min}
+		for _, a := range atts {
+			if a.Pool == key && a.OwnerKind == state.OwnerPool && a.Phase == state.PhaseReady {
+				p.Ready++
 			}
-			out = append(out, p)
+			if a.Pool == key && p.Network == "" && a.NetworkName != "" {
+				p.Network = a.NetworkName
+			}
 		}
-		return nil
-	})
+		out = append(out, p)
+	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
-	return out, err
+	return out, nil
 }

@@ -270,6 +270,16 @@ func (s *Service) Store() (*state.Store, error) {
 	return state.Open(s.cfg.StateDir)
 }
 
+// records is what the service reads of the VM's state: the engine's Records, which need
+// no engine (no credentials).
+func (s *Service) records() (*engine.Records, error) {
+	st, err := s.Store()
+	if err != nil {
+		return nil, err
+	}
+	return engine.NewRecords(st), nil
+}
+
 // VMPort is the VM's own Neutron port, once found (nil before).
 func (s *Service) VMPort() *neutron.Port {
 	s.mu.Lock()
