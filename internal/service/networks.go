@@ -54,9 +54,7 @@ func networkOf(n *neutron.Network, containers int) api.Network {
 // private /24 that overlaps none of the project's subnets is chosen, and the note says
 // which.
 func (s *Service) CreateNetwork(ctx context.Context, r api.CreateNetworkRequest) (*api.CreateNetworkResult, error) {
-	if r.Name == "" {
-		return nil, api.Invalid(errors.New("create network needs a NAME"))
-	}
+	// The name is checked by the neutron package, with the others' rules.
 	opts := neutron.CreateNetworkOpts{Name: r.Name}
 	var err error
 	if r.Subnet != "" {
