@@ -14,9 +14,14 @@ const timeoutMargin = 30 * time.Second
 // in: it ends when the test ends, or shortly before go test's -timeout would kill the
 // test binary, so that a wait that never ends fails the test with its own message
 // instead of the timeout's goroutine dump. It is no bound that a passing test relies on:
-// however slow the machine, a wait that can end gets all the time the run has.
+// however slow the machine, a wait that can end gets all the time the run has. Called
+// from a cleanup (the test has ended), it is TimeoutContext's.
 func Context(t testing.TB) context.Context {
-	ctx, cancel := timeoutContext(t, t.Context())
+	parent := t.Context()
+	if parent.Err() != nil {
+		parent = context.Background()
+	}
+	ctx, cancel := timeoutContext(t, parent)
 	t.Cleanup(cancel)
 	return ctx
 }
