@@ -38,6 +38,9 @@ type Client struct {
 	// lockDir holds the lock files that serialise pause image imports between
 	// processes; empty disables the lock.
 	lockDir string
+	// eventsSince, set by tests only, has Events replay the daemon's events from then on:
+	// the stream is set up in the background, after Events returns.
+	eventsSince time.Time
 }
 
 // Info is the part of a container's state ovn-docker cares about.
@@ -249,7 +252,11 @@ func (c *Client) Events(ctx context.Context, labels ...string) (<-chan Event, <-
 	for _, l := range labels {
 		args.Add("label", l)
 	}
-	msgs, errs := c.api.Events(ctx, events.ListOptions{Filters: args})
+	opts := events.ListOptions{Filters: args}
+	if !c.eventsSince.IsZero() {
+		opts.Since = fmt.Sprintf("%d.%09d", c.eventsSince.Unix(), c.eventsSince.Nanosecond())
+	}
+	msgs, errs := c.api.Events(ctx, opts)
 
 	out := make(chan Event)
 	errOut := make(chan error, 1)

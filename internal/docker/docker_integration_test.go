@@ -11,6 +11,7 @@ import (
 	"debug/elf"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -27,11 +28,14 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/ovn-docker/ovn-docker/internal/testutil"
 )
 
 // The private daemon every test of this package talks to.
@@ -51,6 +55,10 @@ func runMain(m *testing.M) int {
 		// A re-executed test binary that needs no daemon.
 		return m.Run()
 	}
+	// Setting up waits for dockerd for as long as the run's time (-timeout) lasts: go
+	// test's own alarm only starts in m.Run.
+	ctx, cancel := runContext()
+	defer cancel()
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "docker integration tests need root (they run a private dockerd)")
 		return 1
@@ -60,7 +68,7 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	d, err := startDockerd(dir)
+	d, err := startDockerd(ctx, dir)
 	defer func() {
 		if err := d.stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "cleanup:", err)
@@ -80,11 +88,22 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if env.busybox, err = importBusybox(d.host, filepath.Join(dir, "busybox")); err != nil {
+	if env.busybox, err = importBusybox(ctx, d.host); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	return m.Run()
+}
+
+// runContext ends shortly before the test binary's -timeout (if it has one).
+func runContext() (context.Context, context.CancelFunc) {
+	flag.Parse()
+	if f := flag.Lookup("test.timeout"); f != nil {
+		if d, ok := f.Value.(flag.Getter).Get().(time.Duration); ok && d > 0 {
+			return context.WithTimeout(context.Background(), d-min(30*time.Second, d/2))
+		}
+	}
+	return context.WithCancel(context.Background())
 }
 
 type dockerd struct {
@@ -104,7 +123,8 @@ func dockerdPath() (string, error) {
 	return "", errors.New("dockerd not found at /usr/bin/dockerd or /usr/sbin/dockerd: run the stack's install script (it installs docker.io)")
 }
 
-func startDockerd(dir string) (*dockerd, error) {
+// startDockerd starts dockerd and waits until it answers, it exits or ctx ends.
+func startDockerd(ctx context.Context, dir string) (*dockerd, error) {
 	d := &dockerd{dir: dir, host: "unix://" + filepath.Join(dir, "docker.sock")}
 	bin, err := dockerdPath()
 	if err != nil {
@@ -128,27 +148,38 @@ func startDockerd(dir string) (*dockerd, error) {
 		return d, fmt.Errorf("start dockerd: %w", err)
 	}
 	d.exit = make(chan error, 1)
-	go func() { d.exit <- d.cmd.Wait() }()
-
-	deadline := time.Now().Add(60 * time.Second)
+	exited := make(chan struct{})
+	go func() {
+		err := d.cmd.Wait()
+		close(exited)
+		d.exit <- err
+	}()
+	// An attempt ends when dockerd does: a socket that accepts and never answers keeps
+	// it waiting until then (or until the run's time is up).
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-exited:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		c, err := New(ctx, d.host)
-		cancel()
 		if err == nil {
 			c.Close()
 			return d, nil
 		}
 		select {
-		case werr := <-d.exit:
+		case <-exited:
+			werr := <-d.exit
 			d.exit <- werr
 			return d, fmt.Errorf("dockerd exited: %v\n%s", werr, d.logTail())
-		default:
+		case <-ctx.Done():
+			return d, fmt.Errorf("dockerd did not come up when the run's time was up: %v\n%s", err, d.logTail())
+		case <-time.After(50 * time.Millisecond): // the socket is not there yet
 		}
-		if time.Now().After(deadline) {
-			return d, fmt.Errorf("dockerd did not come up: %v\n%s", err, d.logTail())
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
 }
 
@@ -162,6 +193,8 @@ func (d *dockerd) logTail() string {
 
 // stop ends dockerd (which stops its containers and its containerd), then removes
 // whatever outlived it: processes using the directory, mounts under it, the directory.
+// The SIGKILL after 45 s only keeps a stuck daemon from outliving the run: no test's
+// result depends on it.
 func (d *dockerd) stop() error {
 	var errs []error
 	if d.cmd != nil && d.cmd.Process != nil {
@@ -242,7 +275,7 @@ func buildHelper(dir string) (string, error) {
 }
 
 // importBusybox builds busybox:local from the static busybox of busybox-static.
-func importBusybox(host, scratch string) (string, error) {
+func importBusybox(ctx context.Context, host string) (string, error) {
 	const ref = "busybox:local"
 	bb := "/bin/busybox"
 	f, err := os.Open(bb)
@@ -284,8 +317,6 @@ func importBusybox(host, scratch string) (string, error) {
 		pw.CloseWithError(err)
 	}()
 	defer pr.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
 	c, err := New(ctx, host)
 	if err != nil {
 		return "", err
@@ -305,9 +336,7 @@ func importBusybox(host, scratch string) (string, error) {
 // newClient connects to the private daemon; imports lock in a test-owned directory.
 func newClient(t *testing.T) *Client {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := New(ctx, env.host)
+	c, err := New(testCtx(t), env.host)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,11 +345,9 @@ func newClient(t *testing.T) *Client {
 	return c
 }
 
-func testCtx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	t.Cleanup(cancel)
-	return ctx
-}
+// testCtx bounds a test's calls by the run's time only (see testutil.Context): a slow
+// daemon makes them slower, not failed.
+func testCtx(t *testing.T) context.Context { return testutil.Context(t) }
 
 var (
 	nameRE  = regexp.MustCompile(`[^a-zA-Z0-9_.-]+`)
@@ -331,7 +358,7 @@ var (
 func uniqueName(t *testing.T, c *Client, suffix string) string {
 	name := fmt.Sprintf("ovnd-%s-%s-%d-%d", nameRE.ReplaceAllString(t.Name(), "_"), suffix, os.Getpid(), nameSeq.Add(1))
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := testutil.TimeoutContext(t)
 		defer cancel()
 		if err := c.Remove(ctx, name, true); err != nil {
 			t.Errorf("cleanup: %v", err)
@@ -583,33 +610,59 @@ func TestSandboxReapsOrphansAndStopsCleanly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The exec's process starts a child ("linger", which runs until SIGTERM) and exits;
+	// the kernel hands the child to the sandbox's init as the process exits, before
+	// Docker hears of the exit (exec_die, replayed from before the exec so it cannot be
+	// missed).
+	since := time.Now()
 	ex, err := c.api.ContainerExecCreate(ctx, sb.ID, container.ExecOptions{Cmd: []string{pauseExe, "orphan"}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	evCtx, stopEvents := context.WithCancel(ctx)
+	defer stopEvents()
+	msgs, errs := c.api.Events(evCtx, events.ListOptions{
+		Since:   fmt.Sprintf("%d.%09d", since.Unix(), since.Nanosecond()),
+		Filters: filters.NewArgs(filters.Arg("container", sb.ID), filters.Arg("event", "exec_die")),
+	})
 	if err := c.api.ContainerExecStart(ctx, ex.ID, container.ExecStartOptions{Detach: true}); err != nil {
 		t.Fatal(err)
 	}
+	for died := false; !died; {
+		select {
+		case m := <-msgs:
+			died = m.Actor.Attributes["execID"] == ex.ID
+		case err := <-errs:
+			t.Fatalf("no exec_die event for the orphan maker: %v", err)
+		}
+	}
+	stopEvents()
+	if st, err := c.api.ContainerExecInspect(ctx, ex.ID); err != nil || st.Running || st.ExitCode != 0 {
+		t.Fatalf("the orphan maker: %+v, %v; want it exited with 0", st, err)
+	}
+	kids := childrenOf(sb.Pid)
+	if len(kids) != 1 || strings.HasSuffix(kids[0], ":Z") {
+		t.Fatalf("children of the sandbox init %d: %v, want the running orphan", sb.Pid, kids)
+	}
+	pid, _ := strconv.Atoi(strings.Split(kids[0], ":")[0])
 
-	// The lingering child shows up under the sandbox's init, then goes away for good.
-	seen := false
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		kids := childrenOf(sb.Pid)
-		if len(kids) > 0 {
-			seen = true
+	// Once the orphan exits it is a zombie until its parent, the pause process, reaps it.
+	// Nothing announces a reaping: look until it is gone, for as long as the test's time
+	// lasts.
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		t.Fatalf("end the orphan %d: %v", pid, err)
+	}
+	for len(childrenOf(sb.Pid)) > 0 {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("children of the sandbox init %d: %v when the test's time was up, want none (the orphan reaped)", sb.Pid, childrenOf(sb.Pid))
+		case <-time.After(10 * time.Millisecond):
 		}
-		if seen && len(kids) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("children of the sandbox init %d: %v (orphan seen: %v)", sb.Pid, kids, seen)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 
-	timeout := 10
-	if err := c.api.ContainerStop(ctx, sb.ID, container.StopOptions{Timeout: &timeout}); err != nil {
+	// No grace period: only the pause process's own exit on SIGTERM ends the stop.
+	forever := -1
+	if err := c.api.ContainerStop(ctx, sb.ID, container.StopOptions{Timeout: &forever}); err != nil {
 		t.Fatal(err)
 	}
 	code, err := c.Wait(ctx, sb.ID)
@@ -816,6 +869,9 @@ func TestEvents(t *testing.T) {
 	defer cancel()
 	label := "ovn-docker.test.events=" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	k, v, _ := strings.Cut(label, "=")
+	// The stream is set up after Events returns: the daemon replays what happened from
+	// the call on, so no event below depends on how fast that is.
+	c.eventsSince = time.Now()
 	evs, errc := c.Events(ctx, label)
 
 	// An unlabelled container's events must not come through.
@@ -851,19 +907,12 @@ func TestEvents(t *testing.T) {
 				t.Errorf("die event exit code %d, want 3", e.ExitCode)
 			}
 		case err := <-errc:
-			t.Fatalf("event stream ended: %v", err)
-		case <-time.After(30 * time.Second):
-			t.Fatalf("no %s event", want)
+			t.Fatalf("event stream ended before the %s event: %v", want, err)
 		}
 	}
 	cancel()
-	select {
-	case err := <-errc:
-		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("stream ended with %v, want context.Canceled", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("event stream did not end after cancel")
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("stream ended with %v, want context.Canceled", err)
 	}
 	if _, open := <-evs; open {
 		t.Fatal("event channel still open")

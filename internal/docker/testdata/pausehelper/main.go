@@ -1,13 +1,15 @@
 // Command pausehelper stands in for the ovn-docker binary in the pause image of the
 // integration tests: "pause" runs docker.Pause, "orphan" leaves behind a child that
-// outlives it (the kernel hands that child to PID 1), "linger" is that child.
+// outlives it (the kernel hands that child to PID 1), "linger" is that child: it runs
+// until SIGTERM.
 package main
 
 import (
 	"context"
 	"fmt"
 	"os"
-	"time"
+	"os/signal"
+	"syscall"
 
 	"github.com/ovn-docker/ovn-docker/internal/docker"
 )
@@ -27,7 +29,10 @@ func main() {
 			os.Exit(1)
 		}
 	case "linger":
-		time.Sleep(2 * time.Second)
+		// Until the test ends it (SIGTERM), so that it sees it and then sees it reaped.
+		sigs := make(chan os.Signal, 1)
+		signal.Notify(sigs, syscall.SIGTERM)
+		<-sigs
 	default:
 		fmt.Fprintf(os.Stderr, "unknown mode %q\n", os.Args[1])
 		os.Exit(2)
