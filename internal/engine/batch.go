@@ -12,25 +12,6 @@ import (
 	"github.com/ovn-docker/ovn-docker/internal/state"
 )
 
-// BulkNeutron is what batch preparation asks of Neutron on top of Neutron: one POST for
-// many ports, one add_subports for many subports. *neutron.Client implements it.
-type BulkNeutron interface {
-	CreatePorts(ctx context.Context, rs []neutron.PortRequest) ([]neutron.Port, error)
-	AddSubports(ctx context.Context, trunkID string, subs []neutron.Subport) error
-}
-
-// Mover moves a prepared pair's container end into a container and back; Netlink
-// implements it.
-type Mover interface {
-	MoveIn(ctx context.Context, s netdev.Spec) error
-	Reclaim(ctx context.Context, nsPath, ifName, peerName string) error
-}
-
-func (Netlink) MoveIn(ctx context.Context, s netdev.Spec) error { return netdev.MoveIn(ctx, s) }
-func (Netlink) Reclaim(ctx context.Context, nsPath, ifName, peerName string) error {
-	return netdev.Reclaim(ctx, nsPath, ifName, peerName)
-}
-
 // PrepareBatch does Prepare for n interfaces on one network with two Neutron calls in all:
 // one bulk port creation and one add_subports. The attachments end prepared, at rest,
 // in req.Pool. On failure nothing it made remains.
@@ -40,10 +21,6 @@ func (e *Engine) PrepareBatch(ctx context.Context, req Request, n int) (atts []*
 	}
 	if err := e.checkProject(ctx, req.Network); err != nil {
 		return nil, err
-	}
-	bulk, ok := e.cfg.Neutron.(BulkNeutron)
-	if !ok {
-		return nil, errors.New("prepare batch: the Neutron backend has no bulk calls")
 	}
 	if n < 1 {
 		return nil, fmt.Errorf("prepare batch of %d", n)
@@ -85,7 +62,7 @@ func (e *Engine) PrepareBatch(ctx context.Context, req Request, n int) (atts []*
 		}
 	}
 	t0 := time.Now()
-	ports, err := bulk.CreatePorts(ctx, reqs)
+	ports, err := e.cfg.Neutron.CreatePorts(ctx, reqs)
 	if err != nil {
 		// A bulk create is all or nothing, but a lost answer may hide ports that exist.
 		undo.push(func(ctx context.Context) error {
@@ -138,7 +115,7 @@ func (e *Engine) PrepareBatch(ctx context.Context, req Request, n int) (atts []*
 			a := a
 			undo.push(func(ctx context.Context) error { return e.cfg.Neutron.RemoveSubport(ctx, trunk.ID, a.PortID) })
 		}
-		if err = bulk.AddSubports(ctx, trunk.ID, subs); errors.Is(err, neutron.ErrVLANInUse) {
+		if err = e.cfg.Neutron.AddSubports(ctx, trunk.ID, subs); errors.Is(err, neutron.ErrVLANInUse) {
 			// Someone took one of the VLANs behind ovn-docker's back: one by one, each
 			// choosing again when it must.
 			err = nil
@@ -168,10 +145,6 @@ func (e *Engine) PrepareBatch(ctx context.Context, req Request, n int) (atts []*
 // route with req.DefaultRoute: the warm path, with no Neutron call. The caller has
 // claimed the attachment (see Claim). On failure the attachment is ready again.
 func (e *Engine) Take(ctx context.Context, attID string, req Request) (*state.Attachment, error) {
-	mover, ok := e.cfg.Links.(Mover)
-	if !ok {
-		return nil, errors.New("take: the links backend cannot move interfaces")
-	}
 	att := &state.Attachment{ID: attID}
 	if err := e.setPhase(ctx, att, state.PhasePlace, func(a *state.Attachment) {
 		a.IfName, a.NetNS, a.PID = req.IfName, req.NetNS, os.Getpid()
@@ -185,7 +158,7 @@ func (e *Engine) Take(ctx context.Context, attID string, req Request) (*state.At
 		return nil, err
 	}
 	t0 := time.Now()
-	if err := mover.MoveIn(ctx, specOf(att, req.NetNS, req.DefaultRoute)); err != nil {
+	if err := e.cfg.Links.MoveIn(ctx, specOf(att, req.NetNS, req.DefaultRoute)); err != nil {
 		e.unclaim(context.WithoutCancel(ctx), att.ID)
 		return nil, fmt.Errorf("move %s into %s: %w", att.PeerIf, req.NetNS, err)
 	}
@@ -231,15 +204,11 @@ func (e *Engine) unclaim(ctx context.Context, id string) {
 // addresses, the pair's own name again), into the pool. If the container's namespace is
 // gone the pair died with it: a new pair is made and plumbed, with the same Neutron port.
 func (e *Engine) Return(ctx context.Context, attID, pool string) error {
-	mover, ok := e.cfg.Links.(Mover)
-	if !ok {
-		return errors.New("return: the links backend cannot move interfaces")
-	}
 	att := &state.Attachment{ID: attID}
 	if err := e.setPhase(ctx, att, state.PhasePlace, func(a *state.Attachment) { a.PID = os.Getpid() }); err != nil {
 		return err
 	}
-	err := mover.Reclaim(ctx, att.NetNS, att.IfName, att.PeerIf)
+	err := e.cfg.Links.Reclaim(ctx, att.NetNS, att.IfName, att.PeerIf)
 	if errors.Is(err, netdev.ErrGone) {
 		// Re-plumb: the old access port points at a device that no longer exists.
 		if err = e.cfg.Switch.DeletePort(ctx, e.cfg.Bridge, att.HostIf); err == nil {

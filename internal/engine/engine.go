@@ -40,12 +40,18 @@ import (
 // Neutron is what the engine asks of Neutron; *neutron.Client implements it.
 type Neutron interface {
 	CreatePort(ctx context.Context, r neutron.PortRequest) (*neutron.Port, error)
+	// CreatePorts makes many ports in one call, all or none (a pool's batch).
+	CreatePorts(ctx context.Context, rs []neutron.PortRequest) ([]neutron.Port, error)
 	GetPort(ctx context.Context, id string) (*neutron.Port, error)
 	DeletePort(ctx context.Context, id string) error
 	PortByAttachment(ctx context.Context, vifID, attachmentID string) (*neutron.Port, error)
+	// VMPorts lists the ports ovn-docker made for the VM (the collector's scan).
+	VMPorts(ctx context.Context, vifID string) ([]neutron.Port, error)
 	EnsureTrunk(ctx context.Context, parentPortID string) (*neutron.Trunk, error)
 	TrunkOf(ctx context.Context, parentPortID string) (*neutron.Trunk, error)
 	AddSubport(ctx context.Context, trunkID, portID string, vlan int) error
+	// AddSubports adds many subports in one call (a pool's batch).
+	AddSubports(ctx context.Context, trunkID string, subs []neutron.Subport) error
 	RemoveSubport(ctx context.Context, trunkID, portID string) error
 	SetTags(ctx context.Context, portID string, tags []string) error
 }
@@ -55,6 +61,9 @@ type Switch interface {
 	AddAccessPort(ctx context.Context, p ovs.AccessPort) error
 	DeletePort(ctx context.Context, bridge, name string) error
 	UsedTags(ctx context.Context, bridge string) (map[int]bool, error)
+	// Ports lists the bridge's ports with their external IDs (the collector's scan, a
+	// pool's check of its interfaces).
+	Ports(ctx context.Context, bridge string) ([]ovs.PortInfo, error)
 }
 
 // Links makes and removes veth pairs; Netlink implements it with the netdev package.
@@ -65,7 +74,20 @@ type Links interface {
 	// Probe proves the data path of an interface (see package probe): in the netns at
 	// nsPath ("" for the VM's), from ifName with the port's MAC, OVN must offer ip.
 	Probe(ctx context.Context, nsPath, ifName string, mac net.HardwareAddr, ip netip.Addr) error
+	// MoveIn moves a prepared pair's container end into a container (a pool's warm
+	// attach); Reclaim takes it back, scrubbed, or says netdev.ErrGone.
+	MoveIn(ctx context.Context, s netdev.Spec) error
+	Reclaim(ctx context.Context, nsPath, ifName, peerName string) error
+	// List names the VM's links whose names start with prefix (the collector's scan).
+	List(ctx context.Context, prefix string) ([]string, error)
 }
+
+// The real backends implement the whole interfaces.
+var (
+	_ Neutron = (*neutron.Client)(nil)
+	_ Switch  = (*ovs.Client)(nil)
+	_ Links   = Netlink{}
+)
 
 // Netlink is the real Links.
 type Netlink struct{}
@@ -80,6 +102,16 @@ func (Netlink) Delete(ctx context.Context, h string) error { return netdev.Delet
 
 func (Netlink) Probe(ctx context.Context, nsPath, ifName string, mac net.HardwareAddr, ip netip.Addr) error {
 	return probe.DHCP(ctx, nsPath, ifName, mac, ip)
+}
+
+func (Netlink) MoveIn(ctx context.Context, s netdev.Spec) error { return netdev.MoveIn(ctx, s) }
+
+func (Netlink) Reclaim(ctx context.Context, nsPath, ifName, peerName string) error {
+	return netdev.Reclaim(ctx, nsPath, ifName, peerName)
+}
+
+func (Netlink) List(ctx context.Context, prefix string) ([]string, error) {
+	return netdev.List(ctx, prefix)
 }
 
 // External IDs ovn-docker puts on the OVS ports it makes.

@@ -1199,28 +1199,10 @@ func TestTrunkHint(t *testing.T) {
 	}
 }
 
-// scanningNeutron is fakeNeutron that also lists the VM's ports, as GC's scan does.
-type scanningNeutron struct{ fakeNeutron }
-
-func (n scanningNeutron) VMPorts(ctx context.Context, vifID string) ([]neutron.Port, error) {
-	if _, err := n.w.enter(ctx, "neutron.VMPorts", vifID); err != nil {
-		return nil, err
-	}
-	n.w.mu.Lock()
-	defer n.w.mu.Unlock()
-	var out []neutron.Port
-	for _, p := range n.w.ports {
-		if p.Description == neutron.Description(vifID) {
-			out = append(out, *clonePort(p))
-		}
-	}
-	return out, nil
-}
-
 // DeleteOrphanPorts deletes the VM's ports on the network that no attachment records,
 // at once, and leaves the ports of attachments and of other networks.
 func TestDeleteOrphanPorts(t *testing.T) {
-	h := newHarness(t, func(c *Config) { c.Neutron = scanningNeutron{fakeNeutron{c.Neutron.(fakeNeutron).w}} })
+	h := newHarness(t)
 	other := &neutron.Network{ID: "net-other", Name: "other", MTU: 1442,
 		Subnets: []neutron.Subnet{{ID: "sub-other", CIDR: netip.MustParsePrefix("10.9.0.0/24"), IPVersion: 4}}}
 	h.w.networks[other.ID] = other

@@ -279,16 +279,57 @@ func (n fakeNeutron) CreatePort(ctx context.Context, r neutron.PortRequest) (*ne
 	w := n.w
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if r.NetworkID == "" || r.AttachmentID == "" || r.VIFID == "" {
-		return nil, errors.New("port request needs a network, an attachment ID and the VM's port")
+	if err := w.checkPort(r); err != nil {
+		return nil, err
 	}
-	nw := w.networks[r.NetworkID]
-	if nw == nil {
-		return nil, notFound("network " + r.NetworkID)
+	p := w.makePort(r)
+	if after != nil {
+		return nil, after
+	}
+	return clonePort(p), nil
+}
+
+// CreatePorts is Neutron's bulk POST: all the ports, or none.
+func (n fakeNeutron) CreatePorts(ctx context.Context, rs []neutron.PortRequest) ([]neutron.Port, error) {
+	after, err := n.w.enter(ctx, "neutron.CreatePorts", slices.Clone(rs))
+	if err != nil {
+		return nil, err
+	}
+	w := n.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, r := range rs {
+		if err := w.checkPort(r); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]neutron.Port, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, *clonePort(w.makePort(r)))
+	}
+	if after != nil {
+		return nil, after
+	}
+	return out, nil
+}
+
+// checkPort refuses a port request as Neutron would; w.mu is held.
+func (w *world) checkPort(r neutron.PortRequest) error {
+	if r.NetworkID == "" || r.AttachmentID == "" || r.VIFID == "" {
+		return errors.New("port request needs a network, an attachment ID and the VM's port")
+	}
+	if w.networks[r.NetworkID] == nil {
+		return notFound("network " + r.NetworkID)
 	}
 	if r.Mode == neutron.ModeBindingProfile && !vlan.Valid(r.VLAN) {
-		return nil, fmt.Errorf("binding-profile port needs a VLAN, got %d", r.VLAN)
+		return fmt.Errorf("binding-profile port needs a VLAN, got %d", r.VLAN)
 	}
+	return nil
+}
+
+// makePort makes the port of a checked request; w.mu is held.
+func (w *world) makePort(r neutron.PortRequest) *neutron.Port {
+	nw := w.networks[r.NetworkID]
 	w.nextID++
 	id := fmt.Sprintf("%08x-0000-4000-8000-%012x", w.nextID, w.nextID)
 	p := &neutron.Port{
@@ -305,10 +346,7 @@ func (n fakeNeutron) CreatePort(ctx context.Context, r neutron.PortRequest) (*ne
 	if r.Mode == neutron.ModeBindingProfile {
 		w.bindings[id] = r.VLAN
 	}
-	if after != nil {
-		return nil, after
-	}
-	return clonePort(p), nil
+	return p
 }
 
 // testHost is the hypervisor the fake VM's port is bound to.
@@ -363,6 +401,28 @@ func (n fakeNeutron) DeletePort(ctx context.Context, id string) error {
 	delete(w.ports, id)
 	delete(w.bindings, id)
 	return after
+}
+
+// VMPorts lists the ports made for the VM, as the collector's scan asks.
+func (n fakeNeutron) VMPorts(ctx context.Context, vifID string) ([]neutron.Port, error) {
+	after, err := n.w.enter(ctx, "neutron.VMPorts", vifID)
+	if err != nil {
+		return nil, err
+	}
+	w := n.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if after != nil {
+		return nil, after
+	}
+	var out []neutron.Port
+	for _, p := range w.ports {
+		if p.Description == neutron.Description(vifID) {
+			out = append(out, *clonePort(p))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
 }
 
 func (n fakeNeutron) PortByAttachment(ctx context.Context, vifID, attachmentID string) (*neutron.Port, error) {
@@ -438,6 +498,40 @@ func (n fakeNeutron) AddSubport(ctx context.Context, trunkID, portID string, v i
 	w := n.w
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if err := w.checkSubport(trunkID, portID, v); err != nil {
+		return err
+	}
+	w.trunk.Subports[portID] = v
+	return after
+}
+
+// AddSubports is add_subports with many: all of them, or none.
+func (n fakeNeutron) AddSubports(ctx context.Context, trunkID string, subs []neutron.Subport) error {
+	after, err := n.w.enter(ctx, "neutron.AddSubports", trunkID, slices.Clone(subs))
+	if err != nil {
+		return err
+	}
+	w := n.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	vlans, ports := map[int]bool{}, map[string]bool{}
+	for _, s := range subs {
+		if err := w.checkSubport(trunkID, s.PortID, s.VLAN); err != nil {
+			return err
+		}
+		if vlans[s.VLAN] || ports[s.PortID] {
+			return fmt.Errorf("add %d subports to trunk %s: port %s or vlan %d twice: %w", len(subs), trunkID, s.PortID, s.VLAN, neutron.ErrVLANInUse)
+		}
+		vlans[s.VLAN], ports[s.PortID] = true, true
+	}
+	for _, s := range subs {
+		w.trunk.Subports[s.PortID] = s.VLAN
+	}
+	return after
+}
+
+// checkSubport refuses a subport as Neutron would; w.mu is held.
+func (w *world) checkSubport(trunkID, portID string, v int) error {
 	switch {
 	case w.trunk == nil || w.trunk.ID != trunkID:
 		return notFound("trunk " + trunkID)
@@ -452,8 +546,7 @@ func (n fakeNeutron) AddSubport(ctx context.Context, trunkID, portID string, v i
 	if w.trunk.VLANs()[v] {
 		return fmt.Errorf("add port %s to trunk %s with vlan %d: %w", portID, trunkID, v, neutron.ErrVLANInUse)
 	}
-	w.trunk.Subports[portID] = v
-	return after
+	return nil
 }
 
 func (n fakeNeutron) RemoveSubport(ctx context.Context, trunkID, portID string) error {
@@ -554,6 +647,31 @@ func (s fakeSwitch) UsedTags(ctx context.Context, bridge string) (map[int]bool, 
 	return tags, nil
 }
 
+// Ports lists the bridge's ports, as the collector's scan asks.
+func (s fakeSwitch) Ports(ctx context.Context, bridge string) ([]ovs.PortInfo, error) {
+	after, err := s.w.enter(ctx, "ovs.Ports", bridge)
+	if err != nil {
+		return nil, err
+	}
+	w := s.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if bridge != w.bridge {
+		return nil, fmt.Errorf("bridge %s not found", bridge)
+	}
+	if after != nil {
+		return nil, after
+	}
+	var out []ovs.PortInfo
+	for _, p := range w.ovsPorts {
+		if p.Bridge == bridge {
+			out = append(out, ovs.PortInfo{Name: p.Name, Tag: p.Tag, ExternalIDs: maps.Clone(p.ExternalIDs)})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
 // fakeLinks is the VM's network devices.
 type fakeLinks struct{ w *world }
 
@@ -636,4 +754,84 @@ func (l fakeLinks) Delete(ctx context.Context, hostName string) error {
 	defer w.mu.Unlock()
 	delete(w.veths, hostName)
 	return after
+}
+
+// MoveIn moves the container end of a pair that is in the VM into its container.
+func (l fakeLinks) MoveIn(ctx context.Context, s netdev.Spec) error {
+	after, err := l.w.enter(ctx, "links.MoveIn", s)
+	if err != nil {
+		return err
+	}
+	w := l.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if s.HostName == "" || s.PeerName == "" || s.NetNS == "" || s.IfName == "" {
+		return fmt.Errorf("spec %+v: %w", s, netdev.ErrInvalidSpec)
+	}
+	v, ok := w.veths[s.HostName]
+	if !ok || v.peer != s.PeerName || v.netns != "" {
+		return fmt.Errorf("move %s into %s: no such pair in the VM: %w", s.PeerName, s.NetNS, netdev.ErrGone)
+	}
+	c := s
+	v.netns, v.spec = s.NetNS, &c
+	w.veths[s.HostName] = v
+	return after
+}
+
+// Reclaim takes a pair's container end back into the VM; ErrGone when the container's
+// netns (and so the pair) is gone.
+func (l fakeLinks) Reclaim(ctx context.Context, nsPath, ifName, peerName string) error {
+	after, err := l.w.enter(ctx, "links.Reclaim", nsPath, ifName, peerName)
+	if err != nil {
+		return err
+	}
+	w := l.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for host, v := range w.veths {
+		if v.peer == peerName && v.netns == nsPath && nsPath != "" {
+			v.netns, v.spec = "", nil
+			w.veths[host] = v
+			return after
+		}
+	}
+	return fmt.Errorf("reclaim %s from %s: %w", ifName, nsPath, netdev.ErrGone)
+}
+
+// List names the links in the VM that start with prefix: every pair's VM end, and the
+// container ends not moved into a container.
+func (l fakeLinks) List(ctx context.Context, prefix string) ([]string, error) {
+	after, err := l.w.enter(ctx, "links.List", prefix)
+	if err != nil {
+		return nil, err
+	}
+	w := l.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if after != nil {
+		return nil, after
+	}
+	var out []string
+	for host, v := range w.veths {
+		if strings.HasPrefix(host, prefix) {
+			out = append(out, host)
+		}
+		if v.netns == "" && strings.HasPrefix(v.peer, prefix) {
+			out = append(out, v.peer)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// dropNetNS is a container's netns going away: the pairs whose container end is in it
+// die with it.
+func (w *world) dropNetNS(ns string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for host, v := range w.veths {
+		if v.netns == ns {
+			delete(w.veths, host)
+		}
+	}
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/ovn-docker/ovn-docker/internal/netdev"
 	"github.com/ovn-docker/ovn-docker/internal/neutron"
-	"github.com/ovn-docker/ovn-docker/internal/ovs"
 	"github.com/ovn-docker/ovn-docker/internal/state"
 )
 
@@ -18,24 +17,6 @@ import (
 // unreachable, say): the attachment is kept.
 type Owners interface {
 	Alive(ctx context.Context, a *state.Attachment) (alive, known bool)
-}
-
-// Scanner is what the collector asks to find orphans outside the state; the real
-// Neutron client, OVS client and Netlink implement their parts.
-type (
-	PortScanner interface {
-		VMPorts(ctx context.Context, vifID string) ([]neutron.Port, error)
-	}
-	BridgeScanner interface {
-		Ports(ctx context.Context, bridge string) ([]ovs.PortInfo, error)
-	}
-	LinkScanner interface {
-		List(ctx context.Context, prefix string) ([]string, error)
-	}
-)
-
-func (Netlink) List(ctx context.Context, prefix string) ([]string, error) {
-	return netdev.List(ctx, prefix)
 }
 
 // GCReport says what one collection found and did.
@@ -83,28 +64,22 @@ func (e *Engine) GC(ctx context.Context, owners Owners, grace time.Duration) (GC
 
 	// What exists outside the state is read before the state: anything made after this
 	// read by a run in progress is recorded in the state before it was made.
-	var ports []neutron.Port
-	if ps, ok := e.cfg.Neutron.(PortScanner); ok {
-		if ports, err = ps.VMPorts(ctx, e.cfg.VIFID); err != nil {
-			r.Errors = append(r.Errors, err.Error())
-			ports = nil
-		}
+	ports, err := e.cfg.Neutron.VMPorts(ctx, e.cfg.VIFID)
+	if err != nil {
+		r.Errors = append(r.Errors, err.Error())
+		ports = nil
 	}
-	var bridgePorts []ovs.PortInfo
-	if bs, ok := e.cfg.Switch.(BridgeScanner); ok {
-		if bridgePorts, err = bs.Ports(ctx, e.cfg.Bridge); err != nil {
-			r.Errors = append(r.Errors, err.Error())
-		}
+	bridgePorts, err := e.cfg.Switch.Ports(ctx, e.cfg.Bridge)
+	if err != nil {
+		r.Errors = append(r.Errors, err.Error())
 	}
 	var links []string
-	if ls, ok := e.cfg.Links.(LinkScanner); ok {
-		for _, prefix := range []string{netdev.HostPrefix, netdev.PeerPrefix} {
-			names, err := ls.List(ctx, prefix)
-			if err != nil {
-				r.Errors = append(r.Errors, err.Error())
-			}
-			links = append(links, names...)
+	for _, prefix := range []string{netdev.HostPrefix, netdev.PeerPrefix} {
+		names, err := e.cfg.Links.List(ctx, prefix)
+		if err != nil {
+			r.Errors = append(r.Errors, err.Error())
 		}
+		links = append(links, names...)
 	}
 
 	// Attachments at rest whose owner is gone.
@@ -257,14 +232,10 @@ func (e *Engine) deletePort(ctx context.Context, p neutron.Port, trunkID string)
 // while Neutron was making it, which Neutron finished after the process died. No one can
 // want it on a network that goes. It returns how many ports it deleted.
 func (e *Engine) DeleteOrphanPorts(ctx context.Context, networkID string) (int, error) {
-	ps, ok := e.cfg.Neutron.(PortScanner)
-	if !ok {
-		return 0, nil
-	}
 	// Ports before the state, as in GC: a port listed here whose attachment still
 	// exists is in the state read after, since attachments are recorded before their
 	// ports are made.
-	ports, err := ps.VMPorts(ctx, e.cfg.VIFID)
+	ports, err := e.cfg.Neutron.VMPorts(ctx, e.cfg.VIFID)
 	if err != nil {
 		return 0, err
 	}

@@ -393,16 +393,12 @@ func Release(ctx context.Context, eng *engine.Engine, attID string) error {
 // ready one whose veth or access port is gone is released (the refill replaces it); one
 // a dead run was making is left to Recover.
 func (p *Pools) Adopt(ctx context.Context) error {
-	ls, okL := p.eng.Config().Links.(engine.LinkScanner)
-	bs, okB := p.eng.Config().Switch.(engine.BridgeScanner)
-	if !okL || !okB {
-		return nil
-	}
-	links, err := ls.List(ctx, "odv")
+	cfg := p.eng.Config()
+	links, err := cfg.Links.List(ctx, "odv")
 	if err != nil {
 		return err
 	}
-	ports, err := bs.Ports(ctx, p.eng.Config().Bridge)
+	ports, err := cfg.Switch.Ports(ctx, cfg.Bridge)
 	if err != nil {
 		return err
 	}
