@@ -31,6 +31,7 @@ import (
 	"github.com/ovn-docker/ovn-docker/internal/docker"
 	"github.com/ovn-docker/ovn-docker/internal/engine"
 	"github.com/ovn-docker/ovn-docker/internal/neutron"
+	"github.com/ovn-docker/ovn-docker/internal/ovs"
 	"github.com/ovn-docker/ovn-docker/internal/state"
 )
 
@@ -88,6 +89,15 @@ type Host interface {
 	// PortExists reports whether the VM's bridge has a port of that name.
 	PortExists(ctx context.Context, name string) (bool, error)
 }
+
+// The real implementations of what the plugin asks for.
+var (
+	_ Engine     = (*engine.Engine)(nil)
+	_ Neutron    = NeutronAPI{}
+	_ Docker     = (*docker.Client)(nil)
+	_ Host       = VMHost{}
+	_ PortLister = (*ovs.Client)(nil)
+)
 
 // Config is a plugin's wiring.
 type Config struct {
