@@ -418,3 +418,27 @@ func (e *Engine) waitReady(ctx context.Context, att *state.Attachment, nsPath, i
 	}
 	return nil
 }
+
+// Label names the user's container on an attachment, in the state and on the Neutron
+// port's tags. Tags cost a call of their own, so front-ends call this once the
+// container runs; a failure only leaves the tags out.
+func (e *Engine) Label(ctx context.Context, attID, container, containerName string) error {
+	var portID string
+	err := e.cfg.Store.Update(ctx, func(st *state.State) error {
+		a := st.Attachments[attID]
+		if a == nil {
+			return fmt.Errorf("no attachment %s", attID)
+		}
+		a.Container, a.ContainerName, a.Updated = container, containerName, time.Now().UTC()
+		portID = a.PortID
+		return nil
+	})
+	if err != nil || portID == "" {
+		return err
+	}
+	tags := []string{neutron.Tag, neutron.TagVM + e.cfg.VIFID}
+	if container != "" {
+		tags = append(tags, neutron.TagContainer+short(container))
+	}
+	return e.cfg.Neutron.SetTags(ctx, portID, tags)
+}

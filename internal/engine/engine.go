@@ -12,10 +12,10 @@
 //
 // The engine owns the state file: front ends read it through its Records (attachments by
 // ID, owner, kind or network; the pools' policies; the Docker plugin's records) and
-// change attachments only by asking the engine. Files by concern: attach.go, detach.go,
-// trunk.go, vlan.go (the one decision of which VLANs are in use), convert.go (Neutron's
-// port to the state's attachment and netdev's spec), batch.go (pools' bulk work), gc.go,
-// recover.go, repair.go, records.go.
+// change attachments only by asking the engine. Files by concern: attach.go (Attach,
+// Prepare, Plumb, Label), detach.go, trunk.go, vlan.go (the one decision of which VLANs
+// are in use), convert.go (Neutron's port to the state's attachment and netdev's spec),
+// batch.go (pools' bulk work), gc.go, recover.go, repair.go, records.go.
 package engine
 
 import (
@@ -276,30 +276,6 @@ func (e *Engine) setPhases(ctx context.Context, atts []*state.Attachment, p stat
 		}
 		return nil
 	})
-}
-
-// Label names the user's container on an attachment, in the state and on the Neutron
-// port's tags. Tags cost a call of their own, so front-ends call this once the
-// container runs; a failure only leaves the tags out.
-func (e *Engine) Label(ctx context.Context, attID, container, containerName string) error {
-	var portID string
-	err := e.cfg.Store.Update(ctx, func(st *state.State) error {
-		a := st.Attachments[attID]
-		if a == nil {
-			return fmt.Errorf("no attachment %s", attID)
-		}
-		a.Container, a.ContainerName, a.Updated = container, containerName, time.Now().UTC()
-		portID = a.PortID
-		return nil
-	})
-	if err != nil || portID == "" {
-		return err
-	}
-	tags := []string{neutron.Tag, neutron.TagVM + e.cfg.VIFID}
-	if container != "" {
-		tags = append(tags, neutron.TagContainer+short(container))
-	}
-	return e.cfg.Neutron.SetTags(ctx, portID, tags)
 }
 
 func (e *Engine) observe(phase string, since time.Time) {
