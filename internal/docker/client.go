@@ -54,6 +54,9 @@ type Info struct {
 	Labels      map[string]string
 	NetworkMode string
 	ExitCode    int
+	// RestartPolicy is its restart policy's name ("no", "always", "unless-stopped",
+	// "on-failure"); "" when none was set.
+	RestartPolicy string
 }
 
 // Event is a container lifecycle event.
@@ -139,6 +142,7 @@ func infoFromInspect(r container.InspectResponse) Info {
 	}
 	if r.HostConfig != nil {
 		info.NetworkMode = string(r.HostConfig.NetworkMode)
+		info.RestartPolicy = string(r.HostConfig.RestartPolicy.Name)
 	}
 	return info
 }
@@ -252,10 +256,13 @@ func (c *Client) Events(ctx context.Context, labels ...string) (<-chan Event, <-
 	for _, l := range labels {
 		args.Add("label", l)
 	}
-	opts := events.ListOptions{Filters: args}
+	// From the moment of the call: the stream itself is set up in the background, and
+	// an event of the moments in between would be lost without Since.
+	since := time.Now()
 	if !c.eventsSince.IsZero() {
-		opts.Since = fmt.Sprintf("%d.%09d", c.eventsSince.Unix(), c.eventsSince.Nanosecond())
+		since = c.eventsSince
 	}
+	opts := events.ListOptions{Filters: args, Since: fmt.Sprintf("%d.%09d", since.Unix(), since.Nanosecond())}
 	msgs, errs := c.api.Events(ctx, opts)
 
 	out := make(chan Event)
