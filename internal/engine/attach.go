@@ -30,6 +30,10 @@ type Request struct {
 	// crash before that makes it an orphan for Recover.
 	AtRest bool
 	Pool   string // the pool the attachment belongs to while it waits for a container
+	// IPAMPool is the Docker IPAM pool that hands the port out; Secondary says the
+	// interface does not carry the default route (both: the Docker plugin's).
+	IPAMPool  string
+	Secondary bool
 }
 
 // Attach makes one container interface: Prepare, then Plumb. On failure nothing it made

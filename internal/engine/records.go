@@ -101,6 +101,14 @@ func (r *Records) SetPoolPolicy(ctx context.Context, key string, p state.PoolPol
 	})
 }
 
+// DropPoolPolicy forgets a pool's policy: nobody keeps that pool any more.
+func (r *Records) DropPoolPolicy(ctx context.Context, key string) error {
+	return r.store.Update(ctx, func(st *state.State) error {
+		delete(st.Pools, key)
+		return nil
+	})
+}
+
 // PoolPolicies returns the pools' policies as the daemon last published them, by key.
 func (r *Records) PoolPolicies(ctx context.Context) (map[string]*state.PoolPolicy, error) {
 	var out map[string]*state.PoolPolicy
@@ -117,6 +125,9 @@ type PoolHome struct {
 	Pool   string            // the pool's key; "" when the attachment is no pool's interface in a container
 	Policy *state.PoolPolicy // as the daemon published it; nil when none did
 	Held   int               // the pool's interfaces, ready or on their way
+	// InVM: the interface's pair is whole in the VM (a Docker endpoint's, which Docker
+	// gave back), not in a container's namespace.
+	InVM bool
 }
 
 // PoolHome finds the pool of an attachment that is in a container.
@@ -124,10 +135,12 @@ func (r *Records) PoolHome(ctx context.Context, attID string) (PoolHome, error) 
 	var h PoolHome
 	err := r.store.View(ctx, func(st *state.State) error {
 		a := st.Attachments[attID]
-		if a == nil || a.Phase != state.PhaseAttached || a.NetNS == "" || a.Pool == "" {
+		inNS := a != nil && a.Phase == state.PhaseAttached && a.NetNS != ""
+		inVM := a != nil && a.Phase == state.PhaseReady && a.NetNS == "" && a.HostIf != ""
+		if a == nil || a.Pool == "" || !inNS && !inVM {
 			return nil
 		}
-		h.Pool, h.Policy = a.Pool, st.Pools[a.Pool]
+		h.Pool, h.Policy, h.InVM = a.Pool, st.Pools[a.Pool], inVM
 		for _, o := range st.Attachments {
 			if o.Pool == h.Pool && o.OwnerKind == state.OwnerPool {
 				h.Held++

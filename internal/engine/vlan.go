@@ -92,7 +92,7 @@ func (e *Engine) reserveN(ctx context.Context, req Request, trunk *neutron.Trunk
 			NetworkID: req.Network.ID, NetworkName: req.Network.Name, IfName: req.IfName, NetNS: req.NetNS,
 			// Written before the port is asked for: a crash from here on may leave one.
 			Mode: string(e.cfg.Mode), Phase: state.PhasePort, PID: os.Getpid(), Created: now, Updated: now,
-			MTU: req.Network.MTU, Pool: req.Pool,
+			MTU: req.Network.MTU, Pool: req.Pool, IPAMPool: req.IPAMPool, Secondary: req.Secondary,
 		}
 	}
 	err = e.cfg.Store.Update(ctx, func(st *state.State) error {

@@ -53,6 +53,17 @@ const (
 	OwnerSandbox  = "sandbox"  // a network sandbox container of the CLI's run
 	OwnerEndpoint = "endpoint" // a Docker network endpoint of the plugin
 	OwnerPool     = "pool"     // nobody yet: a pool's ready port
+	// OwnerReserved: a port the agent's run made or took for a container it is about to
+	// create on a Docker network (Owner is the run); Docker's IPAM then asks for it by
+	// its address.
+	OwnerReserved = "reserved"
+	// OwnerParked: the port of a container Docker stopped but did not remove (Owner is
+	// the container): it keeps its Neutron port, and so its MAC and addresses, for when
+	// the container starts again. Its removal releases it.
+	OwnerParked = "parked"
+	// OwnerReleasing: given up by Docker, being released off the container's critical
+	// path; an interrupted release is finished at the next start.
+	OwnerReleasing = "releasing"
 )
 
 // Attachment is one container interface and everything made for it.
@@ -83,6 +94,12 @@ type Attachment struct {
 	Created       time.Time `json:"created"`
 	Updated       time.Time `json:"updated"`
 	Error         string    `json:"error,omitempty"` // last failure, for gc and ps
+
+	IPAMPool string `json:"ipam_pool,omitempty"` // the Docker IPAM pool that handed it out
+	// Secondary: the interface does not carry the container's default route (eth1...).
+	Secondary bool `json:"secondary,omitempty"`
+	// Restarts: its container's restart policy has Docker start it again by itself.
+	Restarts bool `json:"restarts,omitempty"`
 }
 
 // State is the whole file.
@@ -122,6 +139,10 @@ type DockerNetwork struct {
 	NeutronNetwork string    `json:"neutron_network"`
 	SecurityGroups []string  `json:"security_groups,omitempty"` // IDs, for its ports; none: the project's default
 	Created        time.Time `json:"created"`
+
+	// PoolMin and PoolMax (-o pool.min, pool.max) keep interfaces ready for its containers.
+	PoolMin int `json:"pool_min,omitempty"`
+	PoolMax int `json:"pool_max,omitempty"`
 }
 
 // UsedVLANs returns the VLANs held by attachments.
