@@ -64,6 +64,7 @@ type Pools struct {
 
 type pool struct {
 	key     string
+	holders map[string]bool // who declared it: the daemon's --pool, Docker networks
 	spec    Spec
 	target  int       // Min, lowered when Neutron runs out
 	until   time.Time // no refill before this (after a refusal)
@@ -92,7 +93,11 @@ func New(eng *engine.Engine, cfg Config) *Pools {
 }
 
 // Add declares a pool and returns its key. Declaring it again updates its sizes.
-func (p *Pools) Add(s Spec) (string, error) {
+func (p *Pools) Add(s Spec) (string, error) { return p.AddFor("agent", s) }
+
+// AddFor declares a pool for holder (a Docker network that asked for one, say); the
+// pool lives until its last holder removes it (RemoveFor).
+func (p *Pools) AddFor(holder string, s Spec) (string, error) {
 	if s.Network == nil || s.Network.ID == "" {
 		return "", errors.New("pool: no network")
 	}
@@ -109,11 +114,51 @@ func (p *Pools) Add(s Spec) (string, error) {
 	defer p.mu.Unlock()
 	if old := p.pools[key]; old != nil {
 		old.spec, old.target = s, s.Min
+		old.holders[holder] = true
 	} else {
-		p.pools[key] = &pool{key: key, spec: s, target: s.Min}
+		p.pools[key] = &pool{key: key, spec: s, target: s.Min, holders: map[string]bool{holder: true}}
 	}
 	p.poke()
 	return key, nil
+}
+
+// RemoveFor says holder no longer wants the pool; once nobody does, the pool is no
+// longer refilled and its ready interfaces are released.
+func (p *Pools) RemoveFor(ctx context.Context, holder, key string) error {
+	p.mu.Lock()
+	pl := p.pools[key]
+	if pl == nil {
+		p.mu.Unlock()
+		return nil
+	}
+	delete(pl.holders, holder)
+	if len(pl.holders) > 0 {
+		p.mu.Unlock()
+		return nil
+	}
+	delete(p.pools, key)
+	p.mu.Unlock()
+	if err := p.eng.DropPoolPolicy(ctx, key); err != nil {
+		return err
+	}
+	atts, err := p.eng.AttachmentsOfKind(ctx, state.OwnerPool)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, a := range atts {
+		if a.Pool == key && a.Phase == state.PhaseReady && a.PID == 0 {
+			errs = append(errs, p.eng.Detach(ctx, a.ID))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Declared says whether a pool of that key is kept.
+func (p *Pools) Declared(key string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.pools[key] != nil
 }
 
 // Keys lists the declared pools.
@@ -269,6 +314,13 @@ func (p *Pools) grow(ctx context.Context, pl *pool, n int) error {
 			}
 		}
 	}
+	if !p.Declared(pl.key) {
+		// Removed while these were made: nobody will take them.
+		for _, a := range atts {
+			errs = append(errs, p.eng.Detach(context.WithoutCancel(ctx), a.ID))
+		}
+		return errors.Join(errs...)
+	}
 	if ready, err := p.Depth(ctx, pl.key); err == nil {
 		p.gauge(pl.key, ready)
 	}
@@ -380,7 +432,12 @@ func (p *Pools) Detach(ctx context.Context, attID string) error { return Release
 func Release(ctx context.Context, eng *engine.Engine, attID string) error {
 	home, _ := eng.PoolHome(ctx, attID)
 	if home.Policy != nil && home.Policy.Reuse && home.Held < home.Policy.Max {
-		err := eng.Return(ctx, attID, home.Pool)
+		var err error
+		if home.InVM {
+			err = eng.Shelve(ctx, attID, home.Pool)
+		} else {
+			err = eng.Return(ctx, attID, home.Pool)
+		}
 		if err == nil {
 			return nil
 		}
