@@ -107,15 +107,24 @@ func Run(ctx context.Context, cfg Config) error {
 		alog.Warn("Docker does not answer yet: the agent reconciles once it does", "err", err)
 	}
 	ecfg := eng.Config()
+	// Pools: their interfaces already in the state are theirs again. The plugin keeps
+	// the pools Docker networks ask for in them too.
+	pools := pool.New(eng, pool.Config{Batch: cfg.PoolBatch, MaxNeutron: cfg.PoolCalls, Refill: cfg.PoolRefill,
+		Reuse: cfg.PoolReuse, Log: log, Metrics: m})
+	svc.SetPools(pools)
 	p, err := dockerplugin.New(dockerplugin.Config{
 		Name: cfg.PluginName, Engine: eng, Neutron: dockerplugin.NeutronAPI{Client: nc},
 		Docker: serviceDocker{svc}, Host: dockerplugin.VMHost{Switch: sw, Bridge: ecfg.Bridge}, Log: log,
-		Timeout: cfg.Timeout, Grace: cfg.ReconcileGrace,
+		Timeout: cfg.Timeout, Grace: cfg.ReconcileGrace, Pools: pools,
+		Release: func(ctx context.Context, id string) error { return pool.Release(ctx, eng, id) },
 	})
 	if err != nil {
 		return err
 	}
 	defer p.Close()
+	if err := pools.Adopt(sctx); err != nil {
+		alog.Warn("pools: some interfaces could not be checked", "err", err)
+	}
 	if err := p.Start(sctx); err != nil {
 		alog.Warn("start: not everything was reconciled; the next pass tries again", "err", err)
 		svc.NoteError("reconcile at start", err)
@@ -154,27 +163,19 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	})
 
-	// Pools: their interfaces already in the state are theirs again.
-	pools := pool.New(eng, pool.Config{Batch: cfg.PoolBatch, MaxNeutron: cfg.PoolCalls, Refill: cfg.PoolRefill,
-		Reuse: cfg.PoolReuse, Log: log, Metrics: m})
-	svc.SetPools(pools)
-	if len(cfg.Pools) > 0 {
-		if err := pools.Adopt(sctx); err != nil {
-			alog.Warn("pools: some interfaces could not be checked", "err", err)
+	for _, sp := range cfg.Pools {
+		n, err := nc.FindNetwork(sctx, sp.Network)
+		if err != nil {
+			return fmt.Errorf("--pool %s: %w", sp.Network, err)
 		}
-		for _, sp := range cfg.Pools {
-			n, err := nc.FindNetwork(sctx, sp.Network)
-			if err != nil {
-				return fmt.Errorf("--pool %s: %w", sp.Network, err)
-			}
-			key, err := pools.Add(pool.Spec{Network: n, Min: sp.Min, Max: sp.Max})
-			if err != nil {
-				return err
-			}
-			alog.Info("pool", "network", n.Name, "min", sp.Min, "max", sp.Max, "key", key)
+		key, err := pools.Add(pool.Spec{Network: n, Min: sp.Min, Max: sp.Max})
+		if err != nil {
+			return err
 		}
-		goBackground(func() { pools.Run(mctx) })
+		alog.Info("pool", "network", n.Name, "min", sp.Min, "max", sp.Max, "key", key)
 	}
+	// Always: Docker networks may ask for pools at any time.
+	goBackground(func() { pools.Run(mctx) })
 	goBackground(func() {
 		t := time.NewTicker(5 * time.Second)
 		defer t.Stop()
@@ -231,6 +232,14 @@ func (d serviceDocker) Networks(ctx context.Context, driver string) ([]docker.Ne
 		return nil, err
 	}
 	return c.Networks(ctx, driver)
+}
+
+func (d serviceDocker) Inspect(ctx context.Context, ref string) (docker.Info, error) {
+	c, err := d.svc.Docker(ctx)
+	if err != nil {
+		return docker.Info{}, err
+	}
+	return c.Inspect(ctx, ref)
 }
 
 func (d serviceDocker) Network(ctx context.Context, ref string) (docker.Network, error) {

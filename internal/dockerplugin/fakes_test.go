@@ -87,7 +87,7 @@ func (f *fakeEngine) Prepare(ctx context.Context, req engine.Request) (*state.At
 		ID: fmt.Sprintf("att%d-%s", i, short(req.Network.ID)), Owner: req.Owner, OwnerKind: req.OwnerKind,
 		NetworkID: req.Network.ID, NetworkName: req.Network.Name, VLAN: 100 + i, Mode: "trunk",
 		PortID: fmt.Sprintf("port-%d-%s", i, req.Network.ID), MAC: fmt.Sprintf("fa:16:3e:00:00:%02x", i), IPs: ips,
-		MTU: 1442, Phase: state.PhasePrepared, Created: now, Updated: now,
+		MTU: 1442, Phase: state.PhasePrepared, Created: now, Updated: now, IPAMPool: req.IPAMPool, Secondary: req.Secondary,
 	}
 	err := f.store.Update(ctx, func(st *state.State) error {
 		st.Attachments[att.ID] = att
@@ -357,9 +357,37 @@ func (f *fakeNeutron) TagNetwork(_ context.Context, id string, tags []string) er
 
 // fakeDocker answers with the networks it holds.
 type fakeDocker struct {
-	mu   sync.Mutex
-	nets map[string]docker.Network
-	err  error
+	mu         sync.Mutex
+	nets       map[string]docker.Network
+	containers map[string]docker.Info // by ID
+	err        error
+}
+
+func (f *fakeDocker) setContainer(c docker.Info) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.containers == nil {
+		f.containers = map[string]docker.Info{}
+	}
+	f.containers[c.ID] = c
+}
+
+func (f *fakeDocker) removeContainer(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.containers, id)
+}
+
+func (f *fakeDocker) Inspect(_ context.Context, ref string) (docker.Info, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return docker.Info{}, f.err
+	}
+	if c, ok := f.containers[ref]; ok {
+		return c, nil
+	}
+	return docker.Info{}, fmt.Errorf("container %s: %w", ref, docker.ErrNotFound)
 }
 
 func (f *fakeDocker) set(n docker.Network) {

@@ -315,9 +315,6 @@ func (p *Plugin) requestAddress(ctx context.Context, r *requestAddressRequest) (
 	if r.Options[optAddressType] == addressGateway {
 		return p.gatewayAddress(ctx, pool, pfx, r.Address)
 	}
-	if r.Address != "" {
-		return nil, fmt.Errorf("a fixed address (%s) is not supported: Neutron allocates container addresses; leave out --ip", r.Address)
-	}
 	if pool.Network == "" || pool.NeutronNetwork == "" {
 		return nil, fmt.Errorf("pool %s serves no network of the %s driver: the %s IPAM driver works with its own network driver only (docker network create -d %s --ipam-driver %s)",
 			pool.ID, p.cfg.Name, p.cfg.Name, p.cfg.Name, p.cfg.Name)
@@ -326,16 +323,25 @@ func (p *Plugin) requestAddress(ctx context.Context, r *requestAddressRequest) (
 	if err != nil {
 		return nil, err
 	}
+	if r.Address != "" {
+		return p.reservedAddress(ctx, pool, pfx, r.Address)
+	}
 	var sgs []string
 	if d, err := p.cfg.Engine.DockerRecords(ctx); err == nil {
 		if dn := d.Networks[pool.Network]; dn != nil {
 			sgs = dn.SecurityGroups
 		}
 	}
-	att, err := p.cfg.Engine.Prepare(ctx, engine.Request{Owner: ipamOwner(pool.ID), OwnerKind: state.OwnerEndpoint, Network: n, AtRest: true,
-		SecurityGroups: sgs})
+	att, err := p.readyAddress(ctx, pool, sgs)
 	if err != nil {
 		return nil, err
+	}
+	if att == nil {
+		att, err = p.cfg.Engine.Prepare(ctx, engine.Request{Owner: ipamOwner(pool.ID), OwnerKind: state.OwnerEndpoint, Network: n, AtRest: true,
+			SecurityGroups: sgs, IPAMPool: pool.ID})
+		if err != nil {
+			return nil, err
+		}
 	}
 	addr, ok := addressIn(att.IPs, pfx)
 	if !ok {
@@ -453,10 +459,18 @@ func (p *Plugin) releaseAddress(ctx context.Context, r *releaseAddressRequest) (
 	if err != nil || att == nil {
 		return struct{}{}, err
 	}
-	if err := p.cfg.Engine.Detach(ctx, att.ID); err != nil {
+	if att.Owner != ipamOwner(pool.ID) || att.PID != 0 || !plumbed(att) {
+		// Not at rest with the IPAM (an endpoint that kept it, a call in progress, or
+		// never plumbed): released here and now, as before.
+		if err := p.cfg.Engine.Detach(ctx, att.ID); err != nil {
+			return nil, fmt.Errorf("release %s: %w", ip, err)
+		}
+		p.log.Info("released address", "pool", pool.ID, "address", ip, "attachment", att.ID, "port", att.PortID)
+		return struct{}{}, nil
+	}
+	if err := p.giveUp(ctx, att, pool.ID); err != nil {
 		return nil, fmt.Errorf("release %s: %w", ip, err)
 	}
-	p.log.Info("released address", "pool", pool.ID, "address", ip, "attachment", att.ID, "port", att.PortID)
 	return struct{}{}, nil
 }
 

@@ -69,6 +69,13 @@ func (p *Plugin) createNetwork(ctx context.Context, r *createNetworkRequest) (_ 
 	if err != nil {
 		return nil, err
 	}
+	poolMin, poolMax, err := parsePoolOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	if poolMin > 0 && p.cfg.Pools == nil {
+		return nil, fmt.Errorf("option %s: this plugin keeps no pools", OptPoolMin)
+	}
 	sgs, err := p.cfg.Neutron.SecurityGroupIDs(ctx, adopt.secGroups)
 	if err != nil {
 		return nil, err
@@ -138,7 +145,7 @@ func (p *Plugin) createNetwork(ctx context.Context, r *createNetworkRequest) (_ 
 		p.log.Info("created a Neutron network for a Docker network", "network", r.NetworkID, "neutron_network", n.ID, "range", note)
 	}
 	rec := &state.DockerNetwork{ID: r.NetworkID, Pool: pool.ID, NeutronNetwork: pool.NeutronNetwork, SecurityGroups: sgs,
-		Created: p.cfg.Now().UTC()}
+		Created: p.cfg.Now().UTC(), PoolMin: poolMin, PoolMax: poolMax}
 	err = p.cfg.Engine.EditDockerRecords(ctx, func(d *engine.DockerRecords) error {
 		pl := d.Pools[pool.ID]
 		if pl == nil || pl.Network != "" {
@@ -157,7 +164,11 @@ func (p *Plugin) createNetwork(ctx context.Context, r *createNetworkRequest) (_ 
 			p.log.Warn("could not tag the Neutron network with the Docker network", "neutron_network", pool.NeutronNetwork, "err", err)
 		}
 	}
-	p.log.Info("network", "network", r.NetworkID, "pool", pool.ID, "neutron_network", pool.NeutronNetwork, "created", pool.Created, "new", made != nil)
+	if err := p.keepPool(ctx, rec); err != nil {
+		p.log.Warn("the network's pool of ready interfaces could not be declared: its containers take the cold path", "network", r.NetworkID, "err", err)
+	}
+	p.log.Info("network", "network", r.NetworkID, "pool", pool.ID, "neutron_network", pool.NeutronNetwork, "created", pool.Created, "new", made != nil,
+		"pool_min", poolMin, "pool_max", poolMax)
 	p.background(func(ctx context.Context) { p.learnName(ctx, r.NetworkID) })
 	return struct{}{}, nil
 }
@@ -193,6 +204,9 @@ func (p *Plugin) deleteNetwork(ctx context.Context, r *networkRequest) (any, err
 	rec := recs.Networks[r.NetworkID]
 	if rec == nil {
 		return struct{}{}, nil
+	}
+	if err := p.dropPoolOf(ctx, rec); err != nil {
+		p.log.Warn("release the network's ready interfaces", "network", r.NetworkID, "err", err)
 	}
 	pool := recs.Pools[rec.Pool]
 	shared := false
@@ -315,6 +329,18 @@ func (p *Plugin) createEndpoint(ctx context.Context, r *createEndpointRequest) (
 		return nil, fmt.Errorf("MAC %s was asked for, but the port's MAC is Neutron's %s and port security drops any other: leave out --mac-address",
 			mac, att.MAC)
 	}
+	if plumbed(att) && att.PID == 0 && att.Owner != r.EndpointID {
+		// Warm: made ready before (a pool's, a parked one, or one the agent's run
+		// reserved): it changes hands, and Join checks its pair is whole.
+		att, err = p.cfg.Engine.Hand(ctx, att.ID, engine.Holder{Owner: att.Owner, Kind: att.OwnerKind},
+			engine.Holder{Owner: r.EndpointID, Kind: state.OwnerEndpoint}, nil)
+		if err != nil {
+			return nil, err
+		}
+		p.log.Info("endpoint", "endpoint", short(r.EndpointID), "network", short(r.NetworkID), "address", ip, "attachment", att.ID,
+			"vlan", att.VLAN, "veth", att.HostIf, "warm", true)
+		return createEndpointResponse{}, nil
+	}
 	// The container end stays in the VM, with Neutron's MAC and MTU: Docker moves it into
 	// the container at Join and gives it the address.
 	att, err = p.cfg.Engine.Plumb(ctx, att.ID, engine.Request{Owner: r.EndpointID, OwnerKind: state.OwnerEndpoint})
@@ -353,6 +379,17 @@ func (p *Plugin) deleteEndpoint(ctx context.Context, r *endpointRequest) (any, e
 	if att.HostIf == "" && att.Phase == state.PhasePrepared {
 		return struct{}{}, nil
 	}
+	if ipam := ipamPoolOf(att); ipam != "" && plumbed(att) && att.PID == 0 {
+		// Docker took the container end back (the kernel dropped its addresses on the
+		// way): the pair stays whole for the port's next use, and the IPAM, which
+		// releases the address next, decides what becomes of it.
+		if _, err := p.cfg.Engine.Hand(ctx, att.ID, engine.Holder{Owner: att.Owner, Kind: state.OwnerEndpoint},
+			engine.Holder{Owner: ipamOwner(ipam), Kind: state.OwnerEndpoint}, nil); err != nil {
+			return nil, err
+		}
+		p.log.Info("endpoint removed", "endpoint", short(r.EndpointID), "attachment", att.ID, "veth", att.HostIf, "kept", true)
+		return struct{}{}, nil
+	}
 	if err := p.cfg.Engine.Unplumb(ctx, att.ID); err != nil {
 		return nil, err
 	}
@@ -378,7 +415,11 @@ func (p *Plugin) join(ctx context.Context, r *joinRequest) (any, error) {
 	}
 	id, endpoint := att.ID, r.EndpointID
 	p.background(func(ctx context.Context) { p.labelEndpoint(ctx, r.NetworkID, endpoint, id) })
-	return joinResponse{InterfaceName: &interfaceName{SrcName: att.PeerIf, DstPrefix: "eth"}, Gateway: pool.Gateway}, nil
+	gw := pool.Gateway
+	if att.Secondary {
+		gw = "" // the container's default route is another interface's
+	}
+	return joinResponse{InterfaceName: &interfaceName{SrcName: att.PeerIf, DstPrefix: "eth"}, Gateway: gw}, nil
 }
 
 // ensurePair makes sure the endpoint's pair is plumbed with its container end in the VM,

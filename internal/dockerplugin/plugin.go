@@ -32,6 +32,7 @@ import (
 	"github.com/ovn-docker/ovn-docker/internal/engine"
 	"github.com/ovn-docker/ovn-docker/internal/neutron"
 	"github.com/ovn-docker/ovn-docker/internal/ovs"
+	"github.com/ovn-docker/ovn-docker/internal/pool"
 	"github.com/ovn-docker/ovn-docker/internal/state"
 )
 
@@ -46,6 +47,10 @@ type Engine interface {
 	// after its process died), once seen orphaned twice, grace apart.
 	GC(ctx context.Context, owners engine.Owners, grace time.Duration) (engine.GCReport, error)
 	Label(ctx context.Context, attID, container, containerName string) error
+	// Hand and ClaimReady move an attachment at rest from one holder to another in one
+	// state update (see engine/handover.go): the warm path's only steps.
+	Hand(ctx context.Context, attID string, from, to engine.Holder, change func(*state.Attachment)) (*state.Attachment, error)
+	ClaimReady(ctx context.Context, pool string, to engine.Holder, change func(*state.Attachment)) (*state.Attachment, error)
 	RestoreAccessPort(ctx context.Context, attID string) error
 	// DeleteOrphanPorts deletes this VM's ports on a network that no attachment records,
 	// for a network that is being deleted.
@@ -80,6 +85,17 @@ type Neutron interface {
 type Docker interface {
 	Networks(ctx context.Context, driver string) ([]docker.Network, error)
 	Network(ctx context.Context, ref string) (docker.Network, error)
+	// Inspect tells a container's restart policy, and whether it still exists
+	// (docker.ErrNotFound).
+	Inspect(ctx context.Context, ref string) (docker.Info, error)
+}
+
+// Pools are the agent's pools of ready interfaces (*pool.Pools): a Docker network made
+// with -o pool.min=N keeps one for its containers.
+type Pools interface {
+	AddFor(holder string, s pool.Spec) (string, error)
+	RemoveFor(ctx context.Context, holder, key string) error
+	Declared(key string) bool
 }
 
 // Host tells what exists in the VM; VMHost implements it.
@@ -97,6 +113,7 @@ var (
 	_ Docker     = (*docker.Client)(nil)
 	_ Host       = VMHost{}
 	_ PortLister = (*ovs.Client)(nil)
+	_ Pools      = (*pool.Pools)(nil)
 )
 
 // Config is a plugin's wiring.
@@ -115,6 +132,14 @@ type Config struct {
 	// minutes.
 	Grace time.Duration
 	Now   func() time.Time // default time.Now
+	// Pools, when set, keep interfaces ready for the networks that ask (-o pool.min);
+	// RequestAddress takes one of those, or of the agent's --pool of the same Neutron
+	// network and security groups, when there is one.
+	Pools Pools
+	// Release gives up an attachment Docker no longer wants: into its pool again when
+	// the pool's policy reuses interfaces, else deleted (pool.Release). Default
+	// Engine.Detach.
+	Release func(ctx context.Context, attID string) error
 }
 
 // Plugin answers Docker's network driver and IPAM calls.
@@ -148,6 +173,9 @@ func New(cfg Config) (*Plugin, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Release == nil {
+		cfg.Release = cfg.Engine.Detach
 	}
 	p := &Plugin{cfg: cfg, log: cfg.Log.With("plugin", cfg.Name)}
 	p.nets.get = cfg.Neutron.FindNetwork

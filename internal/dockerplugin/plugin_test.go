@@ -300,8 +300,12 @@ func TestLifecycle(t *testing.T) {
 		r.ok("NetworkDriver.Leave", endpointRequest{NetworkID: netA, EndpointID: ep})
 		r.ok("NetworkDriver.DeleteEndpoint", endpointRequest{NetworkID: netA, EndpointID: ep})
 	}
-	if u := r.eng.called("Unplumb "); len(u) != 1 {
-		t.Fatalf("DeleteEndpoint twice: Unplumb calls %v, want one", u)
+	// Docker took the container end back: the pair stays whole, held by the IPAM.
+	if u := r.eng.called("Unplumb "); len(u) != 0 {
+		t.Fatalf("DeleteEndpoint unplumbed: %v (the pair stays for the port's next use)", u)
+	}
+	if a := r.state().Attachments[att.ID]; a.Owner != "ipam:"+poolID || a.HostIf == "" {
+		t.Fatalf("after DeleteEndpoint: %+v, want the plumbed port held by the IPAM", a)
 	}
 	r.ok("NetworkDriver.DeleteEndpoint", endpointRequest{NetworkID: netA, EndpointID: "unknown"})
 	r.ok("NetworkDriver.Leave", endpointRequest{NetworkID: netA, EndpointID: "unknown"})
@@ -309,8 +313,19 @@ func TestLifecycle(t *testing.T) {
 		r.ok("IpamDriver.ReleaseAddress", releaseAddressRequest{PoolID: poolID, Address: strings.Split(addr, "/")[0]})
 	}
 	r.ok("IpamDriver.ReleaseAddress", releaseAddressRequest{PoolID: poolID, Address: strings.Split(gw, "/")[0]})
+	// The container only stopped, as far as the plugin knows: its port waits for it.
+	if a := r.state().Attachments[att.ID]; a.Owner != "c0ffee" || a.OwnerKind != state.OwnerParked || a.IPAMPool != poolID {
+		t.Fatalf("after ReleaseAddress: %+v, want parked for c0ffee", a)
+	}
+	if d := r.eng.called("Detach "); len(d) != 0 {
+		t.Fatalf("a stopped container's port was released: %v", d)
+	}
+	// Its removal releases it.
+	if err := r.p.ReleaseParked(context.Background(), "c0ffee"); err != nil {
+		t.Fatal(err)
+	}
 	if d := r.eng.called("Detach "); len(d) != 1 || d[0] != "Detach "+att.ID {
-		t.Fatalf("ReleaseAddress: Detach calls %v, want one of %s (the gateway is no port)", d, att.ID)
+		t.Fatalf("removal: Detach calls %v, want one of %s (the gateway is no port)", d, att.ID)
 	}
 
 	r.ok("NetworkDriver.DeleteNetwork", networkRequest{NetworkID: netA})
@@ -481,7 +496,7 @@ func TestRefusals(t *testing.T) {
 		req    any
 		want   string
 	}{
-		{"IpamDriver.RequestAddress", requestAddressRequest{PoolID: poolID, Address: "10.10.1.50"}, "leave out --ip"},
+		{"IpamDriver.RequestAddress", requestAddressRequest{PoolID: poolID, Address: "10.10.1.50"}, "is not one Neutron gave this VM"},
 		{"IpamDriver.RequestPool", requestPoolRequest{V6: true}, "without --ipv6"},
 		{"IpamDriver.RequestPool", requestPoolRequest{Pool: "10.9.0.0/24", SubPool: "10.9.0.0/25"}, "--ip-range"},
 		{"NetworkDriver.CreateNetwork", createNetworkRequest{NetworkID: "b", IPv4Data: []ipamData{{AddressSpace: "LocalDefault", Pool: "172.18.0.0/16", Gateway: "172.18.0.1/16"}}}, "--ipam-driver ovn"},

@@ -18,7 +18,16 @@ import (
 // before serving: Docker's retries of calls the previous process did not answer then
 // meet a consistent state.
 func (p *Plugin) Start(ctx context.Context) error {
-	return p.pass(ctx)
+	// The pools Docker networks asked for are kept again.
+	var errs []error
+	if recs, err := p.cfg.Engine.DockerRecords(ctx); err == nil {
+		for _, n := range recs.Networks {
+			if err := p.keepPool(ctx, n); err != nil {
+				errs = append(errs, fmt.Errorf("the pool of network %s: %w", short(n.ID), err))
+			}
+		}
+	}
+	return errors.Join(append(errs, p.pass(ctx))...)
 }
 
 // pass is one round of collection (engine.GC: interrupted work, failed releases, orphans
@@ -147,6 +156,9 @@ func (p *Plugin) Reconcile(ctx context.Context) error {
 		if err := p.forgetNetwork(ctx, n.ID); err != nil {
 			errs = append(errs, fmt.Errorf("network %s: %w", short(n.ID), err))
 		}
+	}
+	if err := p.reconcileParked(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("parked ports: %w", err))
 	}
 	for _, pl := range pools {
 		if pl.Network != "" || now.Sub(pl.Requested) < p.cfg.Grace {
@@ -338,7 +350,9 @@ func (p *Plugin) labelEndpoint(ctx context.Context, networkID, endpointID, attID
 				if e.ID == endpointID && e.Container != "" {
 					if err := p.label(ctx, endpointID, attID, e.Container, e.Name); err != nil {
 						p.log.Debug("label the endpoint's port", "endpoint", short(endpointID), "err", err)
+						return
 					}
+					p.noteRestarts(ctx, endpointID, attID, e.Container)
 					return
 				}
 			}
@@ -362,3 +376,19 @@ func (p *Plugin) label(ctx context.Context, endpointID, attID, container, name s
 	}
 	return p.cfg.Engine.Label(ctx, attID, container, name)
 }
+
+// noteRestarts records on an endpoint's attachment whether its container restarts by
+// itself: when dockerd starts again, such a container's parked port is the one its
+// IPAM request gets back (see unpark).
+func (p *Plugin) noteRestarts(ctx context.Context, endpointID, attID, container string) {
+	info, err := p.cfg.Docker.Inspect(ctx, container)
+	if err != nil || !restarts(info.RestartPolicy) {
+		return
+	}
+	defer p.locks.lock(epKey(endpointID))()
+	h := engine.Holder{Owner: endpointID, Kind: state.OwnerEndpoint}
+	if _, err := p.cfg.Engine.Hand(ctx, attID, h, h, func(a *state.Attachment) { a.Restarts = true }); err != nil {
+		p.log.Debug("note the container's restart policy", "attachment", attID, "err", err)
+	}
+}
+
