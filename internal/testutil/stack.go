@@ -14,6 +14,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ovn-docker/ovn-docker/internal/flock"
 )
 
 // DefaultStackDir is where hack/stack.sh keeps the sandbox stack unless
@@ -189,7 +193,10 @@ func (vm *VM) VSCtl(t testing.TB, args ...string) string {
 }
 
 // leases hands the stack's VMs to tests, one test at a time per VM, so that tests
-// marked parallel never share a VM (each asserts that nothing is left in its VMs).
+// marked parallel never share a VM (each asserts that nothing is left in its VMs). A
+// lease is also a lock file in the VM's folder, held while the test runs: test binaries
+// run at the same time on one stack (an engineer's and another's) do not share a VM
+// either.
 var leases = struct {
 	sync.Mutex
 	cond  *sync.Cond
@@ -197,6 +204,13 @@ var leases = struct {
 }{taken: map[string]bool{}}
 
 func init() { leases.cond = sync.NewCond(&leases.Mutex) }
+
+// vmLock opens the lock file of a VM.
+func vmLock(vm *VM) (*os.File, error) {
+	// The VM's folder holds its state directory.
+	dir := filepath.Dir(vm.Env["OVN_DOCKER_STATE_DIR"])
+	return os.OpenFile(filepath.Join(dir, "lease.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+}
 
 // lease waits until n of the candidate VMs are free, takes them until the test ends.
 func lease(t testing.TB, candidates []*VM, n int) []*VM {
@@ -210,22 +224,62 @@ func lease(t testing.TB, candidates []*VM, n int) []*VM {
 				free = append(free, vm)
 			}
 		}
-		if len(free) >= n {
-			for _, vm := range free[:n] {
-				leases.taken[vm.Name] = true
-			}
-			got := free[:n]
-			t.Cleanup(func() {
-				leases.Lock()
-				for _, vm := range got {
-					delete(leases.taken, vm.Name)
-				}
-				leases.cond.Broadcast()
-				leases.Unlock()
-			})
-			return got
+		if len(free) < n {
+			leases.cond.Wait()
+			continue
 		}
-		leases.cond.Wait()
+		// Of those this process does not use, the ones no other process holds.
+		var got []*VM
+		var locks []*os.File
+		for _, vm := range free {
+			if len(got) == n {
+				break
+			}
+			f, err := vmLock(vm)
+			if err != nil {
+				t.Fatalf("lease %s: %v", vm.Name, err)
+			}
+			ok, err := flock.TryLock(f, unix.LOCK_EX)
+			if err != nil {
+				t.Fatalf("lease %s: %v", vm.Name, err)
+			}
+			if !ok {
+				f.Close()
+				continue
+			}
+			got, locks = append(got, vm), append(locks, f)
+		}
+		if len(got) < n {
+			for _, f := range locks {
+				flock.Unlock(f)
+			}
+			// Another test binary holds some: wait in the kernel for one of them.
+			f, err := vmLock(free[0])
+			if err != nil {
+				t.Fatalf("lease %s: %v", free[0].Name, err)
+			}
+			leases.Unlock()
+			err = flock.Lock(context.Background(), f, unix.LOCK_EX)
+			leases.Lock()
+			if err != nil {
+				t.Fatalf("lease %s: %v", free[0].Name, err)
+			}
+			flock.Unlock(f)
+			continue
+		}
+		for _, vm := range got {
+			leases.taken[vm.Name] = true
+		}
+		t.Cleanup(func() {
+			leases.Lock()
+			for i, vm := range got {
+				delete(leases.taken, vm.Name)
+				flock.Unlock(locks[i])
+			}
+			leases.cond.Broadcast()
+			leases.Unlock()
+		})
+		return got
 	}
 }
 
