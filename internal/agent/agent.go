@@ -73,6 +73,7 @@ func Run(ctx context.Context, cfg Config) error {
 	alog := log.With("component", "agent")
 	m := metrics.New()
 	cfg.Service.Metrics = m
+	cfg.Service.DockerPlugin = cfg.PluginName
 	svc := service.New(cfg.Service)
 	defer svc.Close()
 	scfg := svc.Config()

@@ -29,6 +29,9 @@ import (
 // ErrNotFound is matched (errors.Is) by errors about containers that do not exist.
 var ErrNotFound = errors.New("not found")
 
+// ErrConflict says a name Docker has already (a network's, say).
+var ErrConflict = errors.New("already exists")
+
 // cleanupTimeout bounds rollback calls, which run even when the caller's context is done.
 const cleanupTimeout = 30 * time.Second
 
@@ -149,7 +152,13 @@ func infoFromInspect(r container.InspectResponse) Info {
 
 // Create creates a container without starting it. Nothing is left behind on error.
 func (c *Client) Create(ctx context.Context, name string, cfg *container.Config, hc *container.HostConfig) (string, []string, error) {
-	resp, err := c.api.ContainerCreate(ctx, cfg, hc, &network.NetworkingConfig{}, nil, name)
+	return c.CreateOn(ctx, name, cfg, hc, nil)
+}
+
+// CreateOn is Create with the endpoint settings of the container's network (its
+// HostConfig.NetworkMode): a fixed address, say.
+func (c *Client) CreateOn(ctx context.Context, name string, cfg *container.Config, hc *container.HostConfig, endpoints map[string]*network.EndpointSettings) (string, []string, error) {
+	resp, err := c.api.ContainerCreate(ctx, cfg, hc, &network.NetworkingConfig{EndpointsConfig: endpoints}, nil, name)
 	if err != nil {
 		return "", nil, fmt.Errorf("create container %s: %w", name, err)
 	}

@@ -94,3 +94,36 @@ func networkFromInspect(r network.Inspect) Network {
 	sort.Slice(n.Endpoints, func(i, j int) bool { return n.Endpoints[i].ID < n.Endpoints[j].ID })
 	return n
 }
+
+// NetworkSpec is a network to create with a plugin's driver and IPAM.
+type NetworkSpec struct {
+	Name           string
+	Driver         string // the network driver, also the IPAM driver
+	Options        map[string]string
+	IPAMOptions    map[string]string
+	Labels         map[string]string
+}
+
+// CreateNetwork creates a network and returns its ID.
+func (c *Client) CreateNetwork(ctx context.Context, s NetworkSpec) (string, error) {
+	resp, err := c.api.NetworkCreate(ctx, s.Name, network.CreateOptions{
+		Driver: s.Driver, Options: s.Options, Labels: s.Labels,
+		IPAM: &network.IPAM{Driver: s.Driver, Options: s.IPAMOptions},
+	})
+	if err != nil {
+		if cerrdefs.IsConflict(err) {
+			return "", fmt.Errorf("create network %s: %w: %w", s.Name, ErrConflict, err)
+		}
+		return "", fmt.Errorf("create network %s: %w", s.Name, err)
+	}
+	return resp.ID, nil
+}
+
+// Connect joins a created (not yet started) container to a network with the given
+// endpoint settings (a fixed address, say).
+func (c *Client) Connect(ctx context.Context, networkID, containerID string, es *network.EndpointSettings) error {
+	if err := c.api.NetworkConnect(ctx, networkID, containerID, es); err != nil {
+		return fmt.Errorf("connect container %s to network %s: %w", containerID, networkID, err)
+	}
+	return nil
+}

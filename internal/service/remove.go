@@ -9,6 +9,7 @@ import (
 	"github.com/ovn-docker/ovn-docker/internal/docker"
 	"github.com/ovn-docker/ovn-docker/internal/engine"
 	"github.com/ovn-docker/ovn-docker/internal/pool"
+	"github.com/ovn-docker/ovn-docker/internal/state"
 )
 
 // Remove releases a container's interfaces, then removes it and its sandbox. Given a
@@ -59,6 +60,14 @@ func (s *Service) Remove(ctx context.Context, r api.RemoveRequest) error {
 			return err
 		}
 		s.step("rm-container-removed")
+		if sandbox == "" {
+			// On the agent's Docker networks: Docker gave its ports up to the plugin,
+			// which parked them for the container; or, the agent away, they are still
+			// the endpoints'. Either way nobody else will use them.
+			if err := s.releaseContainer(ctx, eng, app.ID); err != nil {
+				return fmt.Errorf("release the ports of %s: %w", ref, err)
+			}
+		}
 	}
 	if sandbox != "" {
 		if err := dc.Remove(ctx, sandbox, true); err != nil {
@@ -83,4 +92,28 @@ func (s *Service) release(ctx context.Context, eng *engine.Engine, owner string)
 		}
 	}
 	return nil
+}
+
+// releaseContainer releases the ports of a removed container that was on the agent's
+// Docker networks: those parked for it, and (the agent away when Docker removed it)
+// those its endpoints still hold.
+func (s *Service) releaseContainer(ctx context.Context, eng *engine.Engine, container string) error {
+	parked, err := eng.TakeParked(ctx, container)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, a := range parked {
+		errs = append(errs, pool.Release(ctx, eng, a.ID))
+	}
+	atts, err := eng.Attachments(ctx)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	for _, a := range atts {
+		if a.Container == container && a.OwnerKind == state.OwnerEndpoint && a.PID == 0 {
+			errs = append(errs, pool.Release(ctx, eng, a.ID))
+		}
+	}
+	return errors.Join(errs...)
 }

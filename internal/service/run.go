@@ -50,9 +50,11 @@ func checkRun(r api.RunRequest) error {
 }
 
 // Run starts a container with an interface on each network, each ready before the
-// container is created. A small sandbox container (ovn-docker's pause process, no
-// network) holds the network namespace; each network is attached to it, and the user's
-// container then joins that namespace. On failure everything made is undone.
+// container is created. In the agent, which serves Docker's plugin, the container goes
+// on the plugin's Docker networks (see runOnDockerNetworks). Otherwise a small sandbox
+// container (ovn-docker's pause process, no network) holds the network namespace; each
+// network is attached to it, and the user's container then joins that namespace. On
+// failure everything made is undone.
 func (s *Service) Run(ctx context.Context, r api.RunRequest) (res *api.RunResult, err error) {
 	if err := checkRun(r); err != nil {
 		return nil, err
@@ -100,6 +102,9 @@ func (s *Service) Run(ctx context.Context, r api.RunRequest) (res *api.RunResult
 		return nil, err
 	}
 	lap("engine")
+	if s.useDockerNetworks(r) {
+		return s.runOnDockerNetworks(ctx, r, dc, nc, eng, nets, sgs)
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find ovn-docker's own executable for the sandbox image: %w", err)

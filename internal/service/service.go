@@ -67,6 +67,9 @@ type Config struct {
 	Fault func(step string)
 	// Transport, when set, wraps the OpenStack HTTP transport (bench counts calls).
 	Transport func(http.RoundTripper) http.RoundTripper
+	// DockerPlugin is the name of the Docker plugin the agent serves; with it, run puts
+	// containers on the plugin's Docker networks instead of in a sandbox (see Run).
+	DockerPlugin string
 }
 
 // Service runs a VM's container networking. Its methods may be called concurrently
@@ -86,6 +89,7 @@ type Service struct {
 	runs    map[string]bool // runs in progress in this process (the agent runs many)
 	pools   *pool.Pools     // the agent's pools, when it runs
 	health  health
+	netMu   sync.Mutex // one run at a time makes a Docker network
 }
 
 var _ api.Backend = (*Service)(nil)

@@ -1,0 +1,223 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/network"
+
+	"github.com/ovn-docker/ovn-docker/internal/api"
+	"github.com/ovn-docker/ovn-docker/internal/docker"
+	"github.com/ovn-docker/ovn-docker/internal/engine"
+	"github.com/ovn-docker/ovn-docker/internal/neutron"
+	"github.com/ovn-docker/ovn-docker/internal/pool"
+	"github.com/ovn-docker/ovn-docker/internal/state"
+)
+
+// maxDockerNetworks is the most networks a run puts on Docker networks: Docker connects
+// a container's networks after the first in no fixed order, so beyond two their
+// interfaces' names (eth1, eth2) would not follow --network's order; such a run takes
+// the sandbox's way, which names them exactly.
+const maxDockerNetworks = 2
+
+// LabelMadeBy marks the Docker networks ovn-docker run made for its containers.
+const LabelMadeBy = "org.ovn-docker.made-by"
+
+// useDockerNetworks says whether this run goes through the agent's Docker plugin: the
+// container is created on a Docker network of the plugin per Neutron network, and
+// Docker's own network hooks put its interfaces in place (from the pools, with the
+// ports reserved here), with no sandbox container: one container start, not two.
+func (s *Service) useDockerNetworks(r api.RunRequest) bool {
+	return s.cfg.DockerPlugin != "" && len(r.Networks) <= maxDockerNetworks
+}
+
+// runOnDockerNetworks is Run through the agent's Docker plugin. Each interface is made
+// ready first (a pool's, or made now and its data path proven) and reserved for the run;
+// the container is created with those addresses as fixed ones, so that Docker's IPAM
+// request gets exactly the reserved port, now and each time Docker starts the container
+// again (its removal releases it).
+func (s *Service) runOnDockerNetworks(ctx context.Context, r api.RunRequest, dc *docker.Client, nc *neutron.Client, eng *engine.Engine,
+	nets []*neutron.Network, sgs []string) (res *api.RunResult, err error) {
+	opts := r.Options
+	pending := fmt.Sprintf("run-%s", randHex(6))
+	var reserved []*state.Attachment
+	var app string
+	defer func() {
+		if err == nil {
+			return
+		}
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		defer cancel()
+		if app != "" {
+			// Docker gives its ports up to the plugin, which releases them: the
+			// container was never labelled, so nothing is parked for it.
+			if rerr := dc.Remove(uctx, app, true); rerr != nil {
+				err = fmt.Errorf("%w (and removing container %s failed: %v)", err, short(app), rerr)
+			}
+		}
+		for _, a := range reserved {
+			cur, rerr := eng.Attachment(uctx, a.ID)
+			if rerr == nil && cur != nil && cur.OwnerKind == state.OwnerReserved {
+				if rerr := eng.Detach(uctx, a.ID); rerr != nil {
+					err = fmt.Errorf("%w (and releasing %s failed: %v; run ovn-docker gc)", err, a.NetworkName, rerr)
+				}
+			}
+		}
+	}()
+
+	// The Docker networks, and an interface ready on each.
+	dnets := make([]string, len(nets))
+	for i, n := range nets {
+		if dnets[i], err = s.dockerNetworkFor(ctx, dc, eng, n, sgs); err != nil {
+			return nil, err
+		}
+		a, err := s.reserve(ctx, eng, pending, opts.Name, n, sgs, i > 0)
+		if err != nil {
+			return nil, fmt.Errorf("attach eth%d to network %s: %w", i, n.Name, err)
+		}
+		reserved = append(reserved, a)
+	}
+	s.step("prepared")
+
+	cfg, hc := opts.Config, opts.HostConfig
+	if cfg.Labels == nil {
+		cfg.Labels = map[string]string{}
+	}
+	cfg.Labels[LabelVM] = eng.Config().VIFID
+	cfg.Labels[LabelNets] = strings.Join(r.Networks, ",")
+	// What the sandbox would hold is the container's own here.
+	cfg.Hostname, cfg.Domainname = opts.Hostname, opts.Domainname
+	hc.DNS, hc.DNSSearch, hc.DNSOptions = dnsFor(opts.DNS, nets), opts.DNSSearch, opts.DNSOptions
+	hc.ExtraHosts = opts.ExtraHosts
+	if len(opts.NetworkSysctls) > 0 {
+		if hc.Sysctls == nil {
+			hc.Sysctls = map[string]string{}
+		}
+		maps.Copy(hc.Sysctls, opts.NetworkSysctls)
+	}
+	hc.NetworkMode = container.NetworkMode(dnets[0])
+	if !opts.Detach {
+		// In the foreground the front end removes the container after reading its exit
+		// code; Docker's auto-remove would race the read.
+		hc.AutoRemove = false
+	}
+	fixed := func(a *state.Attachment) *network.EndpointSettings {
+		return &network.EndpointSettings{IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: firstIPv4(a)}}
+	}
+	id, warnings, err := dc.CreateOn(ctx, opts.Name, cfg, hc, map[string]*network.EndpointSettings{dnets[0]: fixed(reserved[0])})
+	if err != nil {
+		return nil, err
+	}
+	app = id
+	s.step("container-created")
+	for i := 1; i < len(dnets); i++ {
+		if err := dc.Connect(ctx, dnets[i], id, fixed(reserved[i])); err != nil {
+			return nil, err
+		}
+	}
+	res = &api.RunResult{ID: id, Name: opts.Name}
+	for _, w := range warnings {
+		if strings.Contains(w, "IPv4 forwarding is disabled") {
+			continue
+		}
+		res.Warnings = append(res.Warnings, w)
+	}
+	if err := dc.Start(ctx, id); err != nil {
+		return nil, err
+	}
+	s.step("container-started")
+	if info, err := dc.Inspect(ctx, id); err == nil {
+		res.Name = info.Name
+	}
+	restarts := hc.RestartPolicy.Name != "" && hc.RestartPolicy.Name != container.RestartPolicyDisabled
+	for _, a := range reserved {
+		// Labelled, its port is parked for the container when Docker stops it.
+		if err := eng.Label(ctx, a.ID, id, res.Name); err != nil {
+			s.log.Warn("could not tag the Neutron port with the container", "port", a.PortID, "err", err)
+		}
+		if restarts {
+			_ = eng.SetRestarts(ctx, a.ID, true)
+		}
+		if cur, err := eng.Attachment(ctx, a.ID); err == nil && cur != nil {
+			a = cur
+		}
+		res.Interfaces = append(res.Interfaces, interfaceOf(a))
+	}
+	return res, nil
+}
+
+// reserve makes an interface on n ready for a run, held by it: a pool's ready one, else
+// one made now (port, subport, pair in the VM, access port, data path proven).
+func (s *Service) reserve(ctx context.Context, eng *engine.Engine, run, name string, n *neutron.Network, sgs []string, secondary bool) (*state.Attachment, error) {
+	to := engine.Holder{Owner: run, Kind: state.OwnerReserved}
+	a, err := eng.ClaimReady(ctx, pool.Key(n.ID, sgs), to, func(a *state.Attachment) {
+		a.Secondary, a.ContainerName = secondary, name
+	})
+	if err != nil || a != nil {
+		return a, err
+	}
+	return eng.Attach(ctx, engine.Request{Owner: run, OwnerKind: state.OwnerReserved, ContainerName: name, Network: n,
+		SecurityGroups: sgs, Secondary: secondary})
+}
+
+// dockerNetworkFor returns the Docker network of the plugin that carries n with these
+// security groups: one the plugin has, else one made for it, named after n.
+func (s *Service) dockerNetworkFor(ctx context.Context, dc *docker.Client, eng *engine.Engine, n *neutron.Network, sgs []string) (string, error) {
+	// One run at a time makes a network, so that two do not make two.
+	s.netMu.Lock()
+	defer s.netMu.Unlock()
+	recs, err := eng.DockerRecords(ctx)
+	if err != nil {
+		return "", err
+	}
+	want := slices.Sorted(slices.Values(sgs))
+	ids := slices.Sorted(maps.Keys(recs.Networks))
+	for _, id := range ids {
+		rec := recs.Networks[id]
+		if rec.NeutronNetwork != n.ID || !slices.Equal(slices.Sorted(slices.Values(rec.SecurityGroups)), want) {
+			continue
+		}
+		if _, err := dc.Network(ctx, id); err == nil {
+			return id, nil
+		}
+	}
+	opts := map[string]string{"neutron.net.id": n.ID}
+	if len(sgs) > 0 {
+		opts["neutron.security_groups"] = strings.Join(sgs, ",")
+	}
+	ipam := map[string]string{"neutron.net.id": n.ID}
+	names := []string{n.Name, n.Name + "-ovn", "ovn-" + short(n.ID)}
+	if len(sgs) > 0 {
+		names = []string{"ovn-" + short(n.ID) + "-" + randHex(3)}
+	}
+	var last error
+	for _, name := range names {
+		id, err := dc.CreateNetwork(ctx, docker.NetworkSpec{Name: name, Driver: s.cfg.DockerPlugin, Options: opts, IPAMOptions: ipam,
+			Labels: map[string]string{LabelMadeBy: "ovn-docker run"}})
+		if err == nil {
+			s.log.Info("made a Docker network for ovn-docker run", "network", name, "neutron_network", n.ID)
+			return id, nil
+		}
+		if !errors.Is(err, docker.ErrConflict) {
+			return "", err
+		}
+		last = err
+	}
+	return "", fmt.Errorf("no Docker network for Neutron network %s: %w", n.Name, last)
+}
+
+// firstIPv4 is an attachment's first IPv4 address, bare.
+func firstIPv4(a *state.Attachment) string {
+	for _, ip := range a.IPs {
+		if addr, _, ok := strings.Cut(ip, "/"); ok && !strings.Contains(addr, ":") {
+			return addr
+		}
+	}
+	return ""
+}
