@@ -97,11 +97,11 @@ func networkFromInspect(r network.Inspect) Network {
 
 // NetworkSpec is a network to create with a plugin's driver and IPAM.
 type NetworkSpec struct {
-	Name           string
-	Driver         string // the network driver, also the IPAM driver
-	Options        map[string]string
-	IPAMOptions    map[string]string
-	Labels         map[string]string
+	Name        string
+	Driver      string // the network driver, also the IPAM driver
+	Options     map[string]string
+	IPAMOptions map[string]string
+	Labels      map[string]string
 }
 
 // CreateNetwork creates a network and returns its ID.

@@ -391,4 +391,3 @@ func (p *Plugin) noteRestarts(ctx context.Context, endpointID, attID, container 
 		p.log.Debug("note the container's restart policy", "attachment", attID, "err", err)
 	}
 }
-
