@@ -51,6 +51,7 @@ type Engine interface {
 	// state update (see engine/handover.go): the warm path's only steps.
 	Hand(ctx context.Context, attID string, from, to engine.Holder, change func(*state.Attachment)) (*state.Attachment, error)
 	ClaimReady(ctx context.Context, pool string, to engine.Holder, change func(*state.Attachment)) (*state.Attachment, error)
+	TakeParked(ctx context.Context, container string) ([]*state.Attachment, error)
 	RestoreAccessPort(ctx context.Context, attID string) error
 	// DeleteOrphanPorts deletes this VM's ports on a network that no attachment records,
 	// for a network that is being deleted.

@@ -208,22 +208,12 @@ func (p *Plugin) release(ctx context.Context, id string) {
 // ReleaseParked releases the ports parked for a container that is gone (its removal):
 // the agent calls it when Docker says so.
 func (p *Plugin) ReleaseParked(ctx context.Context, container string) error {
-	atts, err := p.cfg.Engine.AttachmentsOf(ctx, container)
+	atts, err := p.cfg.Engine.TakeParked(ctx, container)
 	if err != nil {
 		return err
 	}
 	var errs []error
 	for _, a := range atts {
-		if a.OwnerKind != state.OwnerParked {
-			continue
-		}
-		if _, err := p.cfg.Engine.Hand(ctx, a.ID, engine.Holder{Owner: a.Owner, Kind: state.OwnerParked},
-			engine.Holder{Owner: a.ID, Kind: state.OwnerReleasing}, nil); err != nil {
-			if !errors.Is(err, engine.ErrNotHeld) {
-				errs = append(errs, err)
-			}
-			continue
-		}
 		if err := p.cfg.Release(ctx, a.ID); err != nil {
 			errs = append(errs, err)
 			continue

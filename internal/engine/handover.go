@@ -83,3 +83,31 @@ func (r *Records) Shelve(ctx context.Context, attID, pool string) error {
 		return nil
 	})
 }
+
+// TakeParked hands every port parked for a container to the release (OwnerReleasing), in
+// one update, and returns them for the caller to release: of two callers (the agent
+// seeing the container go, ovn-docker rm), each port goes to one only.
+func (r *Records) TakeParked(ctx context.Context, container string) ([]*state.Attachment, error) {
+	var out []*state.Attachment
+	err := r.store.Update(ctx, func(st *state.State) error {
+		for _, a := range st.Sorted() {
+			if a.Owner == container && a.OwnerKind == state.OwnerParked && a.PID == 0 {
+				a.Owner, a.OwnerKind, a.Updated = a.ID, state.OwnerReleasing, time.Now().UTC()
+				c := *a
+				out = append(out, &c)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// SetRestarts records whether an attachment's container restarts by itself.
+func (r *Records) SetRestarts(ctx context.Context, attID string, restarts bool) error {
+	return r.store.Update(ctx, func(st *state.State) error {
+		if a := st.Attachments[attID]; a != nil {
+			a.Restarts = restarts
+		}
+		return nil
+	})
+}
