@@ -102,13 +102,16 @@ type NetworkSpec struct {
 	Options     map[string]string
 	IPAMOptions map[string]string
 	Labels      map[string]string
+	// Subnet and Gateway, when set, are the IPAM configuration's: Docker lets its
+	// containers have fixed addresses only on a network with a subnet of its own.
+	Subnet, Gateway string
 }
 
 // CreateNetwork creates a network and returns its ID.
 func (c *Client) CreateNetwork(ctx context.Context, s NetworkSpec) (string, error) {
 	resp, err := c.api.NetworkCreate(ctx, s.Name, network.CreateOptions{
 		Driver: s.Driver, Options: s.Options, Labels: s.Labels,
-		IPAM: &network.IPAM{Driver: s.Driver, Options: s.IPAMOptions},
+		IPAM: ipamOf(s),
 	})
 	if err != nil {
 		if cerrdefs.IsConflict(err) {
@@ -126,4 +129,12 @@ func (c *Client) Connect(ctx context.Context, networkID, containerID string, es 
 		return fmt.Errorf("connect container %s to network %s: %w", containerID, networkID, err)
 	}
 	return nil
+}
+
+func ipamOf(s NetworkSpec) *network.IPAM {
+	ipam := &network.IPAM{Driver: s.Driver, Options: s.IPAMOptions}
+	if s.Subnet != "" {
+		ipam.Config = []network.IPAMConfig{{Subnet: s.Subnet, Gateway: s.Gateway}}
+	}
+	return ipam
 }

@@ -297,6 +297,22 @@ func (p *Plugin) releaseUnplumbed(ctx context.Context, pool *state.DockerPool) e
 			return fmt.Errorf("release address of pool %s: %w", pool.ID, err)
 		}
 	}
+	// Ports parked for containers of the network: Docker removes a network only once
+	// no container is on it, so those containers are gone.
+	for _, kind := range []string{state.OwnerParked, state.OwnerReleasing} {
+		atts, err := p.cfg.Engine.AttachmentsOfKind(ctx, kind)
+		if err != nil {
+			return err
+		}
+		for _, a := range atts {
+			if a.IPAMPool != pool.ID || a.PID != 0 {
+				continue
+			}
+			if err := p.cfg.Engine.Detach(ctx, a.ID); err != nil {
+				return fmt.Errorf("release the port of a removed container: %w", err)
+			}
+		}
+	}
 	return nil
 }
 

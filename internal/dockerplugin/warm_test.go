@@ -362,3 +362,29 @@ func TestPoolOptions(t *testing.T) {
 		}
 	}
 }
+
+// Docker removes a network only once no container is on it: ports still parked for its
+// containers go with it, and the Neutron network the plugin made can be deleted.
+func TestNetworkRemovalReleasesParkedPorts(t *testing.T) {
+	w := newWarmRig(t)
+	poolID, _, _ := w.network(netA, "10.30.0.0/24", "", nil, nil)
+	addr, _ := w.start(netA, poolID, ep1, "")
+	var id string
+	for k := range w.state().Attachments {
+		id = k
+	}
+	if err := w.eng.Label(context.Background(), id, "c1", "c1"); err != nil {
+		t.Fatal(err)
+	}
+	w.stop(netA, poolID, ep1, addr)
+	if a := w.att(id); a.OwnerKind != state.OwnerParked {
+		t.Fatalf("not parked: %+v", a)
+	}
+	w.ok("NetworkDriver.DeleteNetwork", networkRequest{NetworkID: netA})
+	if d := w.eng.called("Detach "); len(d) != 1 || d[0] != "Detach "+id {
+		t.Fatalf("Detach calls %v, want the parked port's", d)
+	}
+	if len(w.state().Attachments) != 0 {
+		t.Fatalf("left: %+v", w.state().Attachments)
+	}
+}

@@ -43,7 +43,17 @@ func (n *Network) CIDRs() []string {
 	return out
 }
 
-// SubnetByID returns the subnet with that ID.
+// FirstIPv4 returns the network's first IPv4 subnet.
+func (n *Network) FirstIPv4() (Subnet, bool) {
+	for _, s := range n.Subnets {
+		if s.IPVersion == 4 {
+			return s, true
+		}
+	}
+	return Subnet{}, false
+}
+
+// SubnetByID returns the network's subnet of that ID.
 func (n *Network) SubnetByID(id string) (Subnet, bool) {
 	for _, s := range n.Subnets {
 		if s.ID == id {

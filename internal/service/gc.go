@@ -97,6 +97,17 @@ var _ engine.Owners = (*sandboxOwners)(nil)
 func (o *sandboxOwners) reset() { o.used = nil }
 
 func (o *sandboxOwners) Alive(ctx context.Context, a *state.Attachment) (bool, bool) {
+	if a.OwnerKind == state.OwnerParked {
+		// Kept for a stopped container: as long as Docker has it.
+		_, err := o.dc.Inspect(ctx, a.Owner)
+		switch {
+		case err == nil:
+			return true, true
+		case errors.Is(err, docker.ErrNotFound):
+			return false, true
+		}
+		return false, false
+	}
 	if a.OwnerKind != state.OwnerSandbox && a.OwnerKind != "" {
 		return false, false // a Docker endpoint: the daemon's to judge
 	}

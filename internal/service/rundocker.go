@@ -183,9 +183,18 @@ func (s *Service) dockerNetworkFor(ctx context.Context, dc *docker.Client, eng *
 		if rec.NeutronNetwork != n.ID || !slices.Equal(slices.Sorted(slices.Values(rec.SecurityGroups)), want) {
 			continue
 		}
-		if _, err := dc.Network(ctx, id); err == nil {
+		// Docker gives fixed addresses only on networks with a subnet of their own.
+		if dn, err := dc.Network(ctx, id); err == nil && len(dn.Subnets) > 0 {
 			return id, nil
 		}
+	}
+	sub, ok := n.FirstIPv4()
+	if !ok {
+		return "", api.Invalid(fmt.Errorf("neutron network %s has no IPv4 subnet", n.Name))
+	}
+	var gw string
+	if sub.Gateway.IsValid() {
+		gw = sub.Gateway.String()
 	}
 	opts := map[string]string{"neutron.net.id": n.ID}
 	if len(sgs) > 0 {
@@ -199,7 +208,7 @@ func (s *Service) dockerNetworkFor(ctx context.Context, dc *docker.Client, eng *
 	var last error
 	for _, name := range names {
 		id, err := dc.CreateNetwork(ctx, docker.NetworkSpec{Name: name, Driver: s.cfg.DockerPlugin, Options: opts, IPAMOptions: ipam,
-			Labels: map[string]string{LabelMadeBy: "ovn-docker run"}})
+			Subnet: sub.CIDR.String(), Gateway: gw, Labels: map[string]string{LabelMadeBy: "ovn-docker run"}})
 		if err == nil {
 			s.log.Info("made a Docker network for ovn-docker run", "network", name, "neutron_network", n.ID)
 			return id, nil
