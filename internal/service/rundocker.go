@@ -77,7 +77,8 @@ func (s *Service) runOnDockerNetworks(ctx context.Context, r api.RunRequest, dc 
 		if dnets[i], err = s.dockerNetworkFor(ctx, dc, eng, n, sgs); err != nil {
 			return nil, err
 		}
-		a, err := s.reserve(ctx, eng, pending, opts.Name, n, sgs, i > 0)
+		// Docker names the interface of the container's own network eth0, the other eth1.
+		a, err := s.reserve(ctx, eng, pending, opts.Name, fmt.Sprintf("eth%d", i), n, sgs, i > 0)
 		if err != nil {
 			return nil, fmt.Errorf("attach eth%d to network %s: %w", i, n.Name, err)
 		}
@@ -154,16 +155,16 @@ func (s *Service) runOnDockerNetworks(ctx context.Context, r api.RunRequest, dc 
 
 // reserve makes an interface on n ready for a run, held by it: a pool's ready one, else
 // one made now (port, subport, pair in the VM, access port, data path proven).
-func (s *Service) reserve(ctx context.Context, eng *engine.Engine, run, name string, n *neutron.Network, sgs []string, secondary bool) (*state.Attachment, error) {
+func (s *Service) reserve(ctx context.Context, eng *engine.Engine, run, name, ifName string, n *neutron.Network, sgs []string, secondary bool) (*state.Attachment, error) {
 	to := engine.Holder{Owner: run, Kind: state.OwnerReserved}
 	a, err := eng.ClaimReady(ctx, pool.Key(n.ID, sgs), to, func(a *state.Attachment) {
-		a.Secondary, a.ContainerName = secondary, name
+		a.Secondary, a.ContainerName, a.IfName = secondary, name, ifName
 	})
 	if err != nil || a != nil {
 		return a, err
 	}
 	return eng.Attach(ctx, engine.Request{Owner: run, OwnerKind: state.OwnerReserved, ContainerName: name, Network: n,
-		SecurityGroups: sgs, Secondary: secondary})
+		SecurityGroups: sgs, Secondary: secondary, IfName: ifName})
 }
 
 // dockerNetworkFor returns the Docker network of the plugin that carries n with these

@@ -94,7 +94,7 @@ func (s *Service) Status(ctx context.Context) (*api.Status, error) {
 	} else {
 		check("ovsdb", nil, s.cfg.OVSDB)
 		ports, err := sw.Ports(ctx, s.cfg.Bridge)
-		check("bridge", err, fmt.Sprintf("%s, %d port(s) of ovn-docker", s.cfg.Bridge, len(ports)))
+		check("bridge", err, fmt.Sprintf("%s, %d port(s)", s.cfg.Bridge, len(ports)))
 	}
 	if dc, err := s.Docker(ctx); err != nil {
 		check("docker", err, "")
