@@ -28,6 +28,8 @@ type Metrics struct {
 	Attach       *prometheus.HistogramVec // seconds per whole attach, by path (cold, warm)
 	APIRequests  *prometheus.CounterVec   // OpenStack requests by service, method, code
 	APILatency   *prometheus.HistogramVec // seconds per OpenStack request, by service and method
+	APICalls     *prometheus.HistogramVec // seconds per OpenStack request, by service and call (see Call)
+	APIInFlight  *prometheus.GaugeVec     // OpenStack requests in flight, by service
 	PoolDepth    *prometheus.GaugeVec     // ready interfaces per pool
 	PoolHits     *prometheus.CounterVec   // attaches served warm, per pool
 	PoolMisses   *prometheus.CounterVec   // attaches that found the pool empty, per pool
@@ -49,6 +51,11 @@ func New() *Metrics {
 			Help: "OpenStack API requests, by service, method and HTTP status."}, []string{"service", "method", "code"}),
 		APILatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "ovn_docker_openstack_request_seconds",
 			Help: "Time of OpenStack API requests, by service and method.", Buckets: buckets}, []string{"service", "method"}),
+		APICalls: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "ovn_docker_openstack_call_seconds",
+			Help: "Time of OpenStack API requests, by service and call (method and path, IDs left out: \"POST ports\", \"PUT trunks/{id}/add_subports\").",
+			Buckets: buckets}, []string{"service", "call"}),
+		APIInFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ovn_docker_openstack_requests_in_flight",
+			Help: "OpenStack API requests sent and not yet answered, by service."}, []string{"service"}),
 		PoolDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ovn_docker_pool_ready",
 			Help: "Interfaces ready in a pool (port, subport, veth and access port made, data path proven)."}, []string{"pool"}),
 		PoolHits: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ovn_docker_pool_hits_total",
@@ -62,7 +69,7 @@ func New() *Metrics {
 		AttachErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ovn_docker_attach_errors_total",
 			Help: "Attaches that failed, by path."}, []string{"path"}),
 	}
-	m.Registry.MustRegister(m.AttachPhase, m.Attach, m.APIRequests, m.APILatency, m.PoolDepth, m.PoolHits,
+	m.Registry.MustRegister(m.AttachPhase, m.Attach, m.APIRequests, m.APILatency, m.APICalls, m.APIInFlight, m.PoolDepth, m.PoolHits,
 		m.PoolMisses, m.PoolShrinks, m.VLANsInUse, m.AttachErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -73,18 +80,24 @@ func (m *Metrics) Observe(phase string, d time.Duration) {
 	m.AttachPhase.WithLabelValues(phase).Observe(d.Seconds())
 }
 
-// Transport counts and times OpenStack requests (osauth.Options.Transport).
+// Transport counts and times OpenStack requests (osauth.Options.Transport). A request's
+// time is until its answer's headers: what the service took to answer.
 func (m *Metrics) Transport(next http.RoundTripper) http.RoundTripper {
 	return roundTripper(func(r *http.Request) (*http.Response, error) {
+		service := Service(r.URL)
+		inFlight := m.APIInFlight.WithLabelValues(service)
+		inFlight.Inc()
 		t0 := time.Now()
 		resp, err := next.RoundTrip(r)
-		service := Service(r.URL)
+		d := time.Since(t0).Seconds()
+		inFlight.Dec()
 		code := "error"
 		if err == nil {
 			code = strconv.Itoa(resp.StatusCode)
 		}
 		m.APIRequests.WithLabelValues(service, r.Method, code).Inc()
-		m.APILatency.WithLabelValues(service, r.Method).Observe(time.Since(t0).Seconds())
+		m.APILatency.WithLabelValues(service, r.Method).Observe(d)
+		m.APICalls.WithLabelValues(service, Call(r.Method, r.URL)).Observe(d)
 		return resp, err
 	})
 }
@@ -103,6 +116,37 @@ func Service(u *url.URL) string {
 		return "keystone"
 	}
 	return "other"
+}
+
+// Call names an OpenStack request by its method and path with the IDs left out, so
+// that a call's kind is a label of bounded variety: Neutron's paths alternate resource
+// and ID ("PUT trunks/{id}/add_subports", "DELETE ports/{id}", "PUT ports/{id}/tags/{id}");
+// Keystone's and others' keep their first words only ("POST auth/tokens").
+func Call(method string, u *url.URL) string {
+	path := u.Path
+	switch Service(u) {
+	case "neutron":
+		_, rest, _ := strings.Cut(path, "/v2.0")
+		segs := strings.Split(strings.Trim(rest, "/"), "/")
+		if len(segs) > 4 {
+			segs = append(segs[:4], "...")
+		}
+		for i := range segs {
+			if i%2 == 1 && segs[i] != "..." {
+				segs[i] = "{id}"
+			}
+		}
+		segs[0] = strings.TrimSuffix(segs[0], ".json")
+		return method + " " + strings.Join(segs, "/")
+	case "keystone":
+		_, rest, _ := strings.Cut(path, "/v3")
+		segs := strings.Split(strings.Trim(rest, "/"), "/")
+		if segs[0] == "auth" && len(segs) > 1 {
+			return method + " auth/" + segs[1]
+		}
+		return method + " " + segs[0]
+	}
+	return method + " other"
 }
 
 // Listen opens where metrics are served: "unix:/path" (made 0600) or a loopback
