@@ -52,7 +52,7 @@ func New() *Metrics {
 		APILatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "ovn_docker_openstack_request_seconds",
 			Help: "Time of OpenStack API requests, by service and method.", Buckets: buckets}, []string{"service", "method"}),
 		APICalls: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "ovn_docker_openstack_call_seconds",
-			Help: "Time of OpenStack API requests, by service and call (method and path, IDs left out: \"POST ports\", \"PUT trunks/{id}/add_subports\").",
+			Help:    "Time of OpenStack API requests, by service and call (method and path, IDs left out: \"POST ports\", \"PUT trunks/{id}/add_subports\").",
 			Buckets: buckets}, []string{"service", "call"}),
 		APIInFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ovn_docker_openstack_requests_in_flight",
 			Help: "OpenStack API requests sent and not yet answered, by service."}, []string{"service"}),
