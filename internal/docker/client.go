@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -60,6 +61,8 @@ type Info struct {
 	// RestartPolicy is its restart policy's name ("no", "always", "unless-stopped",
 	// "on-failure"); "" when none was set.
 	RestartPolicy string
+	// Networks are the IDs of the networks it is connected to.
+	Networks []string
 }
 
 // Event is a container lifecycle event.
@@ -146,6 +149,14 @@ func infoFromInspect(r container.InspectResponse) Info {
 	if r.HostConfig != nil {
 		info.NetworkMode = string(r.HostConfig.NetworkMode)
 		info.RestartPolicy = string(r.HostConfig.RestartPolicy.Name)
+	}
+	if r.NetworkSettings != nil {
+		for _, n := range r.NetworkSettings.Networks {
+			if n != nil && n.NetworkID != "" {
+				info.Networks = append(info.Networks, n.NetworkID)
+			}
+		}
+		sort.Strings(info.Networks)
 	}
 	return info
 }

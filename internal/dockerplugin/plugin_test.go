@@ -296,6 +296,8 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("labels %v, want the container's", l)
 	}
 
+	// The container stops (it still exists, it runs no more).
+	r.dk.setContainer(docker.Info{ID: "c0ffee"})
 	for i := 0; i < 2; i++ {
 		r.ok("NetworkDriver.Leave", endpointRequest{NetworkID: netA, EndpointID: ep})
 		r.ok("NetworkDriver.DeleteEndpoint", endpointRequest{NetworkID: netA, EndpointID: ep})
@@ -314,7 +316,8 @@ func TestLifecycle(t *testing.T) {
 	}
 	r.ok("IpamDriver.ReleaseAddress", releaseAddressRequest{PoolID: poolID, Address: strings.Split(gw, "/")[0]})
 	// The container only stopped, as far as the plugin knows: its port waits for it.
-	if a := r.state().Attachments[att.ID]; a.Owner != "c0ffee" || a.OwnerKind != state.OwnerParked || a.IPAMPool != poolID {
+	r.settle() // the plugin asks Docker whether the container stopped or left the network
+	if a := r.state().Attachments[att.ID]; a == nil || a.Owner != "c0ffee" || a.OwnerKind != state.OwnerParked || a.IPAMPool != poolID {
 		t.Fatalf("after ReleaseAddress: %+v, want parked for c0ffee", a)
 	}
 	if d := r.eng.called("Detach "); len(d) != 0 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -183,10 +184,16 @@ func (p *Plugin) giveUp(ctx context.Context, a *state.Attachment, ipamPoolID str
 	if a.Container != "" {
 		_, err := p.cfg.Engine.Hand(ctx, a.ID, from, engine.Holder{Owner: a.Container, Kind: state.OwnerParked},
 			func(x *state.Attachment) { x.IPAMPool = ipamPoolID })
-		if err == nil {
-			p.log.Info("parked a stopped container's port", "attachment", a.ID, "container", short(a.Container), "port", a.PortID)
+		if err != nil {
+			return err
 		}
-		return err
+		p.log.Info("parked a stopped container's port", "attachment", a.ID, "container", short(a.Container), "port", a.PortID)
+		// Docker releases an address alike when the container stops and when it is
+		// disconnected from the network while it runs. Which one it was is asked of
+		// Docker once this call has returned: Docker holds the container while it stops.
+		id, container, netID := a.ID, a.Container, p.networkOfPool(ctx, ipamPoolID)
+		p.background(func(ctx context.Context) { p.checkParked(ctx, id, container, netID) })
+		return nil
 	}
 	if _, err := p.cfg.Engine.Hand(ctx, a.ID, from, engine.Holder{Owner: a.ID, Kind: state.OwnerReleasing}, nil); err != nil {
 		return err
@@ -194,6 +201,36 @@ func (p *Plugin) giveUp(ctx context.Context, a *state.Attachment, ipamPoolID str
 	id := a.ID
 	p.background(func(ctx context.Context) { p.release(ctx, id) })
 	return nil
+}
+
+// checkParked releases a parked port at once when its container runs without the
+// network (it was disconnected, not stopped) or is gone; a stopped container keeps it.
+func (p *Plugin) checkParked(ctx context.Context, attID, container, networkID string) {
+	info, err := p.cfg.Docker.Inspect(ctx, container)
+	switch {
+	case errors.Is(err, docker.ErrNotFound):
+	case err != nil:
+		p.log.Debug("check a parked port's container", "attachment", attID, "err", err)
+		return // kept; reconciliation looks again
+	case !info.Running || networkID == "" || slices.Contains(info.Networks, networkID):
+		return // stopped (or started again on the network): kept for it
+	}
+	a, err := p.cfg.Engine.Hand(ctx, attID, engine.Holder{Owner: container, Kind: state.OwnerParked},
+		engine.Holder{Owner: attID, Kind: state.OwnerReleasing}, nil)
+	if err != nil {
+		return // taken meanwhile: started again
+	}
+	p.log.Info("the container left the network: releasing its port", "attachment", attID, "container", short(container), "port", a.PortID)
+	p.release(ctx, attID)
+}
+
+// networkOfPool is the Docker network an IPAM pool serves ("" when none).
+func (p *Plugin) networkOfPool(ctx context.Context, poolID string) string {
+	recs, err := p.cfg.Engine.DockerRecords(ctx)
+	if err != nil || recs.Pools[poolID] == nil {
+		return ""
+	}
+	return recs.Pools[poolID].Network
 }
 
 // release gives up an attachment that Docker no longer wants (in the background).

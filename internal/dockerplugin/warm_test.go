@@ -376,7 +376,10 @@ func TestNetworkRemovalReleasesParkedPorts(t *testing.T) {
 	if err := w.eng.Label(context.Background(), id, "c1", "c1"); err != nil {
 		t.Fatal(err)
 	}
+	w.dk.setContainer(docker.Info{ID: "c1"})
+	w.dk.set(docker.Network{ID: netA, Name: "LS1", Driver: "ovn", Endpoints: []docker.Endpoint{{ID: ep1, Container: "c1", Name: "c1", IPv4: addr}}})
 	w.stop(netA, poolID, ep1, addr)
+	w.settle()
 	if a := w.att(id); a.OwnerKind != state.OwnerParked {
 		t.Fatalf("not parked: %+v", a)
 	}
@@ -386,5 +389,53 @@ func TestNetworkRemovalReleasesParkedPorts(t *testing.T) {
 	}
 	if len(w.state().Attachments) != 0 {
 		t.Fatalf("left: %+v", w.state().Attachments)
+	}
+}
+
+// Docker releases an address alike when a container stops and when it is disconnected
+// from the network while it runs: the port is kept for a stopped container only.
+func TestDisconnectReleasesThePort(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		info *docker.Info // nil: the container is gone
+		kept bool
+	}{
+		{"stopped", &docker.Info{ID: "c1"}, true},
+		{"running, disconnected", &docker.Info{ID: "c1", Running: true}, false},
+		{"running, connected again", &docker.Info{ID: "c1", Running: true, Networks: []string{netA}}, true},
+		{"removed", nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWarmRig(t)
+			poolID, _, _ := w.network(netA, "10.30.0.0/24", "", nil, nil)
+			addr, _ := w.start(netA, poolID, ep1, "")
+			var id string
+			for k := range w.state().Attachments {
+				id = k
+			}
+			// Docker shows the container on the network: the plugin learns it.
+			w.dk.set(docker.Network{ID: netA, Name: "LS1", Driver: "ovn", Endpoints: []docker.Endpoint{{ID: ep1, Container: "c1", Name: "c1", IPv4: addr}}})
+			w.settle()
+			if tc.info != nil {
+				w.dk.setContainer(*tc.info)
+			}
+			w.stop(netA, poolID, ep1, addr)
+			w.settle()
+			a := w.state().Attachments[id]
+			if tc.kept && (a == nil || a.OwnerKind != state.OwnerParked) {
+				t.Fatalf("not kept: %+v", a)
+			}
+			if !tc.kept {
+				// settle waited for the plugin's background work, the release with it.
+				select {
+				case got := <-w.released:
+					if got != id {
+						t.Fatalf("released %s, want %s", got, id)
+					}
+				default:
+					t.Fatalf("not released: %+v", a)
+				}
+			}
+		})
 	}
 }
