@@ -15,7 +15,8 @@
 // change attachments only by asking the engine. Files by concern: attach.go (Attach,
 // Prepare, Plumb, Label), detach.go, trunk.go, vlan.go (the one decision of which VLANs
 // are in use), convert.go (Neutron's port to the state's attachment and netdev's spec),
-// batch.go (pools' bulk work), gc.go, recover.go, repair.go, records.go.
+// batch.go (pools' bulk work), gc.go, recover.go, repair.go, records.go, replug.go (an
+// attached interface into its owner's new namespace, same port).
 package engine
 
 import (

@@ -14,11 +14,18 @@ import (
 
 // Recover undoes the attachments an interrupted process left half made (or half
 // released): those whose process is gone while they are still in an intermediate phase.
-// It returns how many it released.
+// It returns how many it released. An interrupted replug is not released but put back at
+// rest (see Replug): its Neutron port is its container's address.
 func (e *Engine) Recover(ctx context.Context) (int, error) {
 	var stale []*state.Attachment
+	var rested []string
 	err := e.cfg.Store.Update(ctx, func(st *state.State) error {
+		rested = nil
 		for _, a := range st.Sorted() {
+			if restInterruptedReplug(a) {
+				rested = append(rested, a.ID)
+				continue
+			}
 			if !interrupted(a) {
 				continue
 			}
@@ -30,6 +37,9 @@ func (e *Engine) Recover(ctx context.Context) (int, error) {
 	})
 	if err != nil {
 		return 0, err
+	}
+	for _, id := range rested {
+		e.log.Info("an interrupted re-plumb is left at rest, its port kept, for its owner's next start", "attachment", id)
 	}
 	var errs []error
 	n := 0

@@ -36,6 +36,7 @@ const (
 	PhasePrepared  Phase = "prepared"  // Neutron port (and subport) ready, nothing local yet
 	PhasePlumb     Phase = "plumb"     // veth pair and OVS access port being made
 	PhasePlace     Phase = "place"     // container end being moved and configured
+	PhaseReplug    Phase = "replug"    // attached, being plumbed again into its owner's new netns (same port)
 	PhaseReady     Phase = "ready"     // plumbed, not in a container (pool, or handed to Docker)
 	PhaseAttached  Phase = "attached"  // complete
 	PhaseDetaching Phase = "detaching" // being released
@@ -94,6 +95,7 @@ type Attachment struct {
 	Created       time.Time `json:"created"`
 	Updated       time.Time `json:"updated"`
 	Error         string    `json:"error,omitempty"` // last failure, for gc and ps
+	Note          string    `json:"note,omitempty"`  // what the agent could not do for it, for ps
 
 	IPAMPool string `json:"ipam_pool,omitempty"` // the Docker IPAM pool that handed it out
 	// Secondary: the interface does not carry the container's default route (eth1...).
