@@ -32,12 +32,20 @@ type SandboxSpec struct {
 	DNSOptions []string
 	ExtraHosts []string          // "host:ip"
 	Sysctls    map[string]string // net.* sysctls: they belong to the network namespace
+	// RestartPolicy is the sandbox's; none is unless-stopped. Its container's, or one that
+	// brings the sandbox back whenever Docker would bring back the container.
+	RestartPolicy container.RestartPolicy
 }
 
 // sandboxConfig keeps the sandbox small and unprivileged; it gets no network of its
 // own (NetworkMode none) since ovn-docker plumbs its namespace, and is restarted with
-// the daemon so that the namespace outlives daemon restarts where possible.
+// the daemon (unless-stopped, unless told otherwise) so that its container finds it when
+// Docker starts that again.
 func sandboxConfig(s SandboxSpec) (*container.Config, *container.HostConfig) {
+	restart := s.RestartPolicy
+	if restart.Name == "" {
+		restart = container.RestartPolicy{Name: container.RestartPolicyUnlessStopped}
+	}
 	cfg := &container.Config{
 		Image: s.Image,
 		// As the entrypoint, Cmd replaces the image's entrypoint and command alike.
@@ -49,7 +57,7 @@ func sandboxConfig(s SandboxSpec) (*container.Config, *container.HostConfig) {
 	pids := int64(sandboxPidsLimit)
 	hc := &container.HostConfig{
 		NetworkMode:    "none",
-		RestartPolicy:  container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
+		RestartPolicy:  restart,
 		DNS:            s.DNS,
 		DNSSearch:      s.DNSSearch,
 		DNSOptions:     s.DNSOptions,

@@ -225,6 +225,10 @@ func TestSandboxConfig(t *testing.T) {
 	if cfg, _ := sandboxConfig(SandboxSpec{Image: "img:1"}); cfg.Cmd != nil || cfg.Entrypoint != nil {
 		t.Errorf("empty Cmd became %q %q; the image default must apply", cfg.Entrypoint, cfg.Cmd)
 	}
+	always := container.RestartPolicy{Name: container.RestartPolicyAlways}
+	if _, hc := sandboxConfig(SandboxSpec{Image: "img:1", RestartPolicy: always}); hc.RestartPolicy != always {
+		t.Errorf("restart policy %+v, want the spec's %+v", hc.RestartPolicy, always)
+	}
 }
 
 func TestEventFromMessage(t *testing.T) {
