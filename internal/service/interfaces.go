@@ -30,7 +30,7 @@ func interfaceOf(a *state.Attachment) api.Interface {
 		Container: a.Container, Name: a.ContainerName, Sandbox: a.Owner, Network: a.NetworkName,
 		NetworkID: a.NetworkID, Interface: a.IfName, VLAN: a.VLAN, MAC: a.MAC, IPs: a.IPs, Gateways: a.Gateways,
 		MTU: a.MTU, Port: a.PortID, HostIf: a.HostIf, State: stateOf(a), Mode: a.Mode, Pool: a.Pool,
-		Created: a.Created, Error: a.Error,
+		Created: a.Created, Error: a.Error, Note: a.Note,
 	}
 }
 

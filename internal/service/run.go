@@ -134,6 +134,8 @@ func (s *Service) Run(ctx context.Context, r api.RunRequest) (res *api.RunResult
 			Hostname: opts.Hostname, Domainname: opts.Domainname,
 			DNS: dnsFor(opts.DNS, nets), DNSSearch: opts.DNSSearch, DNSOptions: opts.DNSOptions,
 			ExtraHosts: opts.ExtraHosts, Sysctls: opts.NetworkSysctls,
+			// Back whenever Docker brings the container back, for it to start in.
+			RestartPolicy: sandboxRestartPolicy(opts.HostConfig.RestartPolicy),
 		})
 		sbc <- started{info, err}
 	}()

@@ -90,6 +90,7 @@ type Service struct {
 	pools   *pool.Pools     // the agent's pools, when it runs
 	health  health
 	netMu   sync.Mutex // one run at a time makes a Docker network
+	lc      lifecycle  // what the agent follows of Docker's containers (lifecycle.go)
 }
 
 var _ api.Backend = (*Service)(nil)
