@@ -192,6 +192,10 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	})
 	goBackground(func() { p.Maintain(mctx, cfg.ReconcileEvery) })
+	// Docker's events: a container removed releases its ports at once, a sandbox Docker
+	// started again gets its ports back in its new namespace (see lifecycle.go).
+	lw := &watcher{src: serviceDocker{svc}, h: svc, log: alog, now: time.Now, after: time.After, noteError: svc.NoteError}
+	goBackground(func() { lw.run(mctx) })
 
 	svc.SetAgent(api.AgentInfo{Running: true, Version: cfg.Version, PID: os.Getpid(), Since: time.Now().UTC(),
 		VIFID: ecfg.VIFID, Bridge: ecfg.Bridge})
