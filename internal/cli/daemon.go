@@ -42,6 +42,11 @@ On start it finishes what an interrupted daemon left and reconciles with Docker:
 Docker still has keeps its plumbing, what it no longer knows is released. SIGTERM or
 SIGINT stop it gracefully.
 
+It also follows the containers of "ovn-docker run" through Docker's events: one that is
+removed (docker rm, --rm) has its ports released at once; a sandbox that Docker starts
+again (dockerd restarted, the VM rebooted) gets its interfaces back in its new namespace,
+with the same ports, MACs and addresses.
+
 Pools (--pool NETWORK[:MIN[:MAX]], repeatable) keep interfaces ready on a network:
 Neutron ports made in bulk, already subports of the VM's trunk, their veths and access
 ports made and their data path proven. "ovn-docker run" in this VM takes one when it
