@@ -155,6 +155,11 @@ func (s *Service) ContainerRemoved(ctx context.Context, id string, labels map[st
 	if err != nil {
 		return err
 	}
+	// A container of the agent's Docker networks: the ports parked for it since it
+	// stopped (or still its endpoints', the agent away when Docker let them go).
+	if err := s.releaseContainer(ctx, eng, id); err != nil {
+		return err
+	}
 	atts, err := eng.Attachments(ctx)
 	if err != nil {
 		return err
