@@ -53,9 +53,10 @@ const (
 	metricCallN    = "ovn_docker_openstack_call_seconds_count"
 )
 
-// releaseCalls are the Neutron calls of a port's release, which the plugin makes in the
-// background once Docker has given the port up: not the run's to wait for.
-var releaseCalls = []string{"DELETE ports/{id}", "PUT trunks/{id}/remove_subports"}
+// backgroundCalls are the Neutron calls the plugin makes in the background of a docker
+// run, which Docker does not wait for: the port's tags naming the container (once
+// Docker shows which container joined) and its release once Docker gave it up.
+var backgroundCalls = []string{"PUT ports/{id}/tags", "DELETE ports/{id}", "PUT trunks/{id}/remove_subports"}
 
 // DockerOptions shape a Docker bench.
 type DockerOptions struct {
@@ -254,7 +255,7 @@ func (b *dockerBench) coldRounds(ctx context.Context, stamp string) (*ColdLine, 
 	if _, err := cold(ctx); err != nil {
 		return nil, err
 	}
-	var calls, release float64
+	var calls, background float64
 	var rounds []ColdRound
 	for i := 0; i < b.o.Pairs; i++ {
 		var r ColdRound
@@ -265,7 +266,7 @@ func (b *dockerBench) coldRounds(ctx context.Context, stamp string) (*ColdLine, 
 					return nil, err
 				}
 				r.Total, r.Neutron = res.d, res.own
-				calls, release = calls+res.ownCalls, release+res.release
+				calls, background = calls+res.ownCalls, background+res.background
 				continue
 			}
 			res, err := b.measured(ctx, p, mv)
@@ -277,7 +278,7 @@ func (b *dockerBench) coldRounds(ctx context.Context, stamp string) (*ColdLine, 
 		rounds = append(rounds, r)
 		b.progress(i, "cold runs paired with macvlan runs")
 	}
-	c := Cold(rounds, calls/float64(len(rounds)), release/float64(len(rounds)), TargetCold)
+	c := Cold(rounds, calls/float64(len(rounds)), background/float64(len(rounds)), TargetCold)
 	return &c, nil
 }
 
@@ -285,24 +286,25 @@ func (b *dockerBench) coldRounds(ctx context.Context, stamp string) (*ColdLine, 
 type runResult struct {
 	d   time.Duration
 	all NeutronSeen // every Neutron request
-	// own is the time of those that are not a release's, ownCalls their count, release
-	// the count of a release's.
-	own               time.Duration
-	ownCalls, release float64
+	// own is the time of those the run waits for (not backgroundCalls), ownCalls their
+	// count, background the count of the others.
+	own                  time.Duration
+	ownCalls, background float64
 }
 
-// neutronDelta is what the agent asked of Neutron between two scrapes of its metrics.
+// neutronDelta is what the agent asked of Neutron between two scrapes of its metrics
+// (its requests' times are summed: two at once count twice).
 func neutronDelta(s0, s1 metrics.Samples) runResult {
 	diff := func(name string, m map[string]string) float64 { return s1.Sum(name, m) - s0.Sum(name, m) }
 	neutron := map[string]string{"service": "neutron"}
 	calls, secs := diff(metricCallN, neutron), diff(metricCallSum, neutron)
 	r := runResult{all: NeutronSeen{Calls: calls, Time: seconds(secs)}}
-	for _, c := range releaseCalls {
+	for _, c := range backgroundCalls {
 		m := map[string]string{"service": "neutron", "call": c}
 		secs -= diff(metricCallSum, m)
 		n := diff(metricCallN, m)
 		calls -= n
-		r.release += n
+		r.background += n
 	}
 	r.own, r.ownCalls = seconds(secs), calls
 	return r

@@ -136,22 +136,22 @@ func (c ColdRound) Own() time.Duration { return c.Total - c.Neutron - c.Floor }
 
 // ColdLine sums up the cold rounds.
 type ColdLine struct {
-	N                           int
-	Total, Neutron, Floor, Own  time.Duration // medians; Own is the median of the per-round differences
-	TotalP95, OwnP95            time.Duration
-	Target                      time.Duration
-	NeutronCalls, ReleaseInside float64 // per run: the run's Neutron requests; the background release's seen during it
+	N                          int
+	Total, Neutron, Floor, Own time.Duration // medians; Own is the median of the per-round differences
+	TotalP95, OwnP95           time.Duration
+	Target                     time.Duration
+	NeutronCalls, Background   float64 // per run: the run's own Neutron requests; the background's seen during it
 }
 
-// Cold sums up cold rounds; calls and release are the per-run means of the run's own
-// Neutron requests and of the release requests that fell inside a run.
-func Cold(rounds []ColdRound, calls, release float64, target time.Duration) ColdLine {
+// Cold sums up cold rounds; calls and background are the per-run means of the run's own
+// Neutron requests and of the background's requests that fell inside a run.
+func Cold(rounds []ColdRound, calls, background float64, target time.Duration) ColdLine {
 	var tot, neu, flo, own []time.Duration
 	for _, r := range rounds {
 		tot, neu, flo, own = append(tot, r.Total), append(neu, r.Neutron), append(flo, r.Floor), append(own, r.Own())
 	}
 	return ColdLine{N: len(rounds), Total: medianD(tot), Neutron: medianD(neu), Floor: medianD(flo), Own: medianD(own),
-		TotalP95: pct(tot, 95), OwnP95: pct(own, 95), Target: target, NeutronCalls: calls, ReleaseInside: release}
+		TotalP95: pct(tot, 95), OwnP95: pct(own, 95), Target: target, NeutronCalls: calls, Background: background}
 }
 
 // Target is a ratio the issue asks for, checked on the table.
@@ -184,8 +184,8 @@ func PrintDocker(w io.Writer, rows []DockerRow, cold *ColdLine, targets []Target
 			ms(cold.Total), ms(cold.TotalP95), ms(cold.Neutron), cold.NeutronCalls, ms(cold.Floor))
 		fmt.Fprintf(w, "  cold - Neutron - macvlan, per run: median %s, p95 %s; target <= %s: %s\n",
 			ms(cold.Own), ms(cold.OwnP95), ms(cold.Target), verdict(cold.Own <= cold.Target))
-		if cold.ReleaseInside > 0 {
-			fmt.Fprintf(w, "  (the background release of a run's port was seen during it %.1f requests a run: left out of Neutron's time)\n", cold.ReleaseInside)
+		if cold.Background > 0 {
+			fmt.Fprintf(w, "  (the plugin's background requests, the port's tags and its release, which the run does not wait for: %.1f a run, left out)\n", cold.Background)
 		}
 	}
 	if len(targets) > 0 {

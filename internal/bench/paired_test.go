@@ -103,8 +103,8 @@ func TestColdIsPerRound(t *testing.T) {
 	if c.N != 3 || c.Own != 40*ms1 || c.OwnP95 != 100*ms1 || c.Total != 1500*ms1 || c.Neutron != 1000*ms1 || c.Floor != 470*ms1 {
 		t.Errorf("%+v", c)
 	}
-	if c.NeutronCalls != 3 || c.ReleaseInside != 0.5 {
-		t.Errorf("calls %v, release %v", c.NeutronCalls, c.ReleaseInside)
+	if c.NeutronCalls != 3 || c.Background != 0.5 {
+		t.Errorf("calls %v, background %v", c.NeutronCalls, c.Background)
 	}
 }
 
@@ -140,8 +140,8 @@ func TestPrintDocker(t *testing.T) {
 	if strings.Contains(out, "target: ovn-docker run") {
 		t.Errorf("a target of a path not measured is printed:\n%s", out)
 	}
-	if strings.Contains(out, "release") {
-		t.Errorf("no release seen, yet a note about it:\n%s", out)
+	if strings.Contains(out, "background") {
+		t.Errorf("no background request seen, yet a note about it:\n%s", out)
 	}
 	// Columns line up: every table line has its ratio columns at the same place.
 	lines := strings.Split(out, "\n")
