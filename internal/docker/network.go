@@ -19,6 +19,7 @@ type Network struct {
 	Driver     string
 	IPAMDriver string
 	Subnets    []string // the IPAM configuration's subnets
+	Labels     map[string]string
 	Endpoints  []Endpoint
 }
 
@@ -77,7 +78,7 @@ func (c *Client) Network(ctx context.Context, ref string) (Network, error) {
 }
 
 func networkFromInspect(r network.Inspect) Network {
-	n := Network{ID: r.ID, Name: r.Name, Driver: r.Driver, IPAMDriver: r.IPAM.Driver}
+	n := Network{ID: r.ID, Name: r.Name, Driver: r.Driver, IPAMDriver: r.IPAM.Driver, Labels: r.Labels}
 	for _, c := range r.IPAM.Config {
 		if c.Subnet != "" {
 			n.Subnets = append(n.Subnets, c.Subnet)

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/ovn-docker/ovn-docker/internal/api"
+	"github.com/ovn-docker/ovn-docker/internal/engine"
 	"github.com/ovn-docker/ovn-docker/internal/neutron"
 )
 
@@ -115,6 +116,9 @@ func (s *Service) DeleteNetwork(ctx context.Context, name string) (*api.Network,
 	if err := s.networkInUse(ctx, nc, n); err != nil {
 		return nil, api.Conflict(err)
 	}
+	if err := s.removeRunNetworks(ctx, n.ID); err != nil {
+		return nil, err
+	}
 	if err := nc.DeleteNetwork(ctx, n.ID); err != nil {
 		return nil, err
 	}
@@ -177,4 +181,34 @@ func firstNonEmpty(vals ...string) string {
 		}
 	}
 	return ""
+}
+
+// removeRunNetworks removes the Docker networks ovn-docker run made for a Neutron
+// network that is being deleted: they would carry a network that no longer exists.
+func (s *Service) removeRunNetworks(ctx context.Context, neutronID string) error {
+	st, err := s.Store()
+	if err != nil {
+		return err
+	}
+	recs, err := engine.NewRecords(st).DockerRecords(ctx)
+	if err != nil || len(recs.Networks) == 0 {
+		return err
+	}
+	dc, err := s.Docker(ctx)
+	if err != nil {
+		return err
+	}
+	for id, rec := range recs.Networks {
+		if rec.NeutronNetwork != neutronID {
+			continue
+		}
+		dn, err := dc.Network(ctx, id)
+		if err != nil || dn.Labels[LabelMadeBy] == "" {
+			continue // gone, or the user's own: theirs to remove
+		}
+		if err := dc.RemoveNetwork(ctx, id); err != nil {
+			return fmt.Errorf("remove Docker network %s, which ovn-docker run made for it: %w", dn.Name, err)
+		}
+	}
+	return nil
 }
