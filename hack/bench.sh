@@ -1,16 +1,111 @@
 #!/usr/bin/env bash
 # hack/bench.sh: the measurements of BENCHMARKS.md, on the sandbox stack, in one command.
-# Brings the stack up, then inside vm1: ovn-docker bench (floor, cold and warm attach at
-# concurrency 1, 10, 50; 200 attaches at 50), and the Docker plugin's cost on docker run.
+# Brings the stack up, then inside one VM (vm1): ovn-docker bench (floor, cold and warm
+# attach at concurrency 1, 10, 50; 200 attaches at 50); the Docker plugin's cost on
+# docker run (TestPluginRunOverhead); and ovn-docker bench --docker with the VM's agent
+# running, whose table it writes into BENCHMARKS.md.
+#
+#   OVN_DOCKER_REUSE_STACK=1      measure on a stack that is already up (no stack.sh up)
+#   OVN_DOCKER_BENCH_VM=vm7       the VM to measure in (default vm1); its lease lock is held
+#                                 throughout (OVN_DOCKER_BENCH_LEASE_HELD=1: the caller holds it)
+#   OVN_DOCKER_BENCH_ONLY=docker  only the --docker bench (attach: only the attach bench)
+#   OVN_DOCKER_BIN=/path          the ovn-docker binary to run (default: make build, bin/ovn-docker)
+#   OVN_DOCKER_BENCH_DOCKER_ARGS  more flags of bench --docker (e.g. "--pairs 10")
+# Arguments are flags of the attach bench.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=/usr/local/go/bin:$PATH
 RUN=${OVN_DOCKER_STACK_DIR:-/var/lib/ovn-docker-stack}
-hack/stack.sh up --docker
-make -s build
-echo "# ovn-docker bench in vm1 ($(nproc) cores, $(uname -r))"
-(set -a && . "$RUN/vm1/env" && set +a && ip netns exec vm1 bin/ovn-docker bench "$@")
-echo
-echo "# docker run --network (the plugin) against --net=none, median of 20 each"
-OVN_DOCKER_E2E_BENCH=1 OVN_DOCKER_E2E_VMS=vm1 go test -count=1 -tags integration -run TestPluginRunOverhead -v ./test/e2e/ |
-	grep -E "median of|--- "
+VM=${OVN_DOCKER_BENCH_VM:-vm1}
+ONLY=${OVN_DOCKER_BENCH_ONLY:-}
+if [ "${OVN_DOCKER_REUSE_STACK:-}" != 1 ]; then
+	hack/stack.sh up --docker
+fi
+if [ -n "${OVN_DOCKER_BIN:-}" ]; then
+	BIN=$OVN_DOCKER_BIN
+else
+	make -s build
+	BIN=$PWD/bin/ovn-docker
+fi
+[ -f "$RUN/$VM/env" ] || { echo "no VM $VM in $RUN" >&2; exit 1; }
+if [ "${OVN_DOCKER_BENCH_LEASE_HELD:-}" != 1 ]; then
+	# End-to-end tests on a shared stack leave a leased VM alone.
+	exec 9>"$RUN/$VM/lease.lock"
+	echo "waiting for the lease of $VM..."
+	flock 9
+fi
+invm() { (set -a && . "$RUN/$VM/env" && set +a && ip netns exec "$VM" "$@"); }
+
+if [ "$ONLY" != docker ]; then
+	echo "# ovn-docker bench in $VM ($(nproc) cores, $(uname -r))"
+	invm "$BIN" bench "$@"
+	echo
+fi
+if [ -z "$ONLY" ]; then
+	echo "# docker run --network (the plugin) against --net=none, median of 20 each"
+	OVN_DOCKER_E2E_BENCH=1 OVN_DOCKER_E2E_VMS=$VM go test -count=1 -tags integration -run TestPluginRunOverhead -v ./test/e2e/ |
+		grep -E "median of|--- "
+	echo
+fi
+[ "$ONLY" = attach ] && exit 0
+
+# The --docker bench measures through the VM's agent: start it as the end-to-end tests do.
+echo "# ovn-docker bench --docker in $VM, with its agent ($(nproc) cores, $(uname -r))"
+STATE=$(set -a && . "$RUN/$VM/env" && echo "$OVN_DOCKER_STATE_DIR")
+PLUGINS=$(set -a && . "$RUN/$VM/env" && echo "$STACK_VM_PLUGIN_DIR")
+LOG=$(mktemp /tmp/ovn-docker-bench-agent.XXXXXX)
+OUT=$(mktemp /tmp/ovn-docker-bench-docker.XXXXXX)
+if [ -S "$STATE/agent.sock" ] && invm "$BIN" status 2>/dev/null | grep -Eq '^agent +ok'; then
+	echo "an agent already runs in $VM: the bench needs one started with this build; stop it first" >&2
+	exit 1
+fi
+(set -a && . "$RUN/$VM/env" && set +a &&
+	exec ip netns exec "$VM" "$BIN" --log-level debug daemon --plugin-dir "$PLUGINS") >"$LOG" 2>&1 &
+AGENT=$!
+stop_agent() {
+	if kill -0 "$AGENT" 2>/dev/null; then
+		kill -TERM "$AGENT"
+		wait "$AGENT" || true
+	fi
+}
+trap stop_agent EXIT
+for _ in $(seq 1 450); do
+	invm "$BIN" status 2>/dev/null | grep -Eq '^agent +ok' && break
+	kill -0 "$AGENT" 2>/dev/null || { cat "$LOG" >&2; exit 1; }
+	sleep 0.2
+done
+echo "agent pid $AGENT, its log: $LOG"
+# shellcheck disable=SC2086 # the extra flags are words
+invm "$BIN" bench --docker ${OVN_DOCKER_BENCH_DOCKER_ARGS:-} | tee "$OUT" || rc=$?
+stop_agent
+trap - EXIT
+# What the agent may have left: the plugin keeps the pool of a removed Docker network
+# (see BENCHMARKS.md); with no agent, gc releases its ready interfaces, and the scratch
+# networks can go.
+invm "$BIN" gc --drain-pools --grace 1s >/dev/null || true
+for n in $(invm "$BIN" list networks | awk '$1 ~ /^ovn-docker-bench-/ {print $1}'); do
+	invm "$BIN" delete network "$n" || true
+done
+
+# The table goes into BENCHMARKS.md, between its markers (also when the bench's own
+# cleanup failed after it printed it).
+grep -q '^ *path  *n  *median' "$OUT" || exit "${rc:-1}"
+{
+	echo '```'
+	sed -n '/^ *path  *n  *median/,$p' "$OUT" | grep -v '^ovn-docker: '
+	echo '```'
+	echo
+	echo "Measured $(date -u +%Y-%m-%d) in $VM by hack/bench.sh ($(nproc) cores, $(uname -r))."
+} >"$OUT.md"
+awk -v table="$OUT.md" '
+	/<!-- bench-docker:begin -->/ { print; while ((getline l < table) > 0) print l; skip = 1; next }
+	/<!-- bench-docker:end -->/ { skip = 0 }
+	!skip { print }
+' BENCHMARKS.md >"$OUT.new"
+if grep -q '<!-- bench-docker:end -->' "$OUT.new"; then
+	mv "$OUT.new" BENCHMARKS.md
+	echo "the table is in BENCHMARKS.md"
+else
+	echo "BENCHMARKS.md has no <!-- bench-docker:begin/end --> markers: the table is in $OUT.md" >&2
+fi
+exit "${rc:-0}"

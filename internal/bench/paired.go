@@ -176,7 +176,8 @@ func PrintDocker(w io.Writer, rows []DockerRow, cold *ColdLine, targets []Target
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "(vs: the median over the rounds of the per-round ratio of the two paths' times;")
-	fmt.Fprintln(w, " neutron: the agent's requests during a run, their time summed: mean count, median time)")
+	fmt.Fprintln(w, " neutron: all the agent's requests during a run, its background work's included (a pool's refill,")
+	fmt.Fprintln(w, " a release), their times summed: mean count, median time)")
 	if cold != nil && cold.N > 0 {
 		fmt.Fprintln(w)
 		fmt.Fprintf(w, "cold plugin path (no pool), %d runs each paired with a macvlan run:\n", cold.N)

@@ -140,7 +140,7 @@ func TestPrintDocker(t *testing.T) {
 	if strings.Contains(out, "target: ovn-docker run") {
 		t.Errorf("a target of a path not measured is printed:\n%s", out)
 	}
-	if strings.Contains(out, "background") {
+	if strings.Contains(out, "background requests") {
 		t.Errorf("no background request seen, yet a note about it:\n%s", out)
 	}
 	// Columns line up: every table line has its ratio columns at the same place.
