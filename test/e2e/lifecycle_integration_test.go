@@ -113,11 +113,12 @@ func TestLifecycleRemovedReleases(t *testing.T) {
 	s := testutil.LoadStack(t)
 	vm := s.TenantVMs(t, 1)[0]
 	d := startPlugin(t, vm)
-	t.Cleanup(func() { cleanVM(t, vm) })
 	nc := s.Network(t, "tenant-a")
 	ls := uniq("LSR")
 	standalone(t, vm, "create", "network", ls)
 	t.Cleanup(func() { ovnDocker(t, vm, nil, "--standalone", "delete", "network", ls) })
+	// Cleanups run last first: the containers go before their network.
+	t.Cleanup(func() { cleanVM(t, vm) })
 
 	// (a) run -d --rm of a container that exits: Docker removes it, the agent releases.
 	a1 := uniq("rm1")
@@ -175,11 +176,12 @@ func TestLifecycleDockerdRestart(t *testing.T) {
 	vms := s.TenantVMs(t, 2)
 	vm1, vm2 := vms[0], vms[1]
 	d := startPlugin(t, vm1)
-	t.Cleanup(func() { cleanVM(t, vm1); cleanVM(t, vm2) })
 	nc := s.Network(t, "tenant-a")
 	ls := uniq("LSD")
 	standalone(t, vm1, "create", "network", ls)
 	t.Cleanup(func() { ovnDocker(t, vm1, nil, "--standalone", "delete", "network", ls) })
+	// Cleanups run last first: the containers go before their network.
+	t.Cleanup(func() { cleanVM(t, vm1); cleanVM(t, vm2) })
 
 	c1, c2 := uniq("rs1"), uniq("rs2")
 	standalone(t, vm1, "--network", ls, "run", "-d", "--restart=always", "--name", c1, "busybox:local", "sleep", "3600")
@@ -246,11 +248,12 @@ func TestLifecycleAgentKilled(t *testing.T) {
 	s := testutil.LoadStack(t)
 	vm := s.TenantVMs(t, 1)[0]
 	d := startPlugin(t, vm)
-	t.Cleanup(func() { cleanVM(t, vm) })
 	nc := s.Network(t, "tenant-a")
 	ls := uniq("LSK")
 	standalone(t, vm, "create", "network", ls)
 	t.Cleanup(func() { ovnDocker(t, vm, nil, "--standalone", "delete", "network", ls) })
+	// Cleanups run last first: the containers go before their network.
+	t.Cleanup(func() { cleanVM(t, vm) })
 
 	k1, k2, k3 := uniq("kl1"), uniq("kl2"), uniq("kl3")
 	for _, c := range []string{k1, k2, k3} {
