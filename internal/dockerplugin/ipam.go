@@ -262,6 +262,17 @@ func (p *Plugin) releasePool(ctx context.Context, r *releasePoolRequest) (any, e
 // is left, deleting the Neutron network when ovn-docker made it. Addresses of the pool
 // that were never given to an endpoint are released first.
 func (p *Plugin) dropPool(ctx context.Context, pool *state.DockerPool) error {
+	// Docker releases a network's IPAM pool before it deletes the network itself: the
+	// interfaces kept ready for it go first.
+	if recs, err := p.cfg.Engine.DockerRecords(ctx); err == nil {
+		for _, n := range recs.Networks {
+			if n.Pool == pool.ID {
+				if err := p.dropPoolOf(ctx, n); err != nil {
+					p.log.Warn("release the network's ready interfaces", "network", n.ID, "err", err)
+				}
+			}
+		}
+	}
 	if err := p.releaseUnplumbed(ctx, pool); err != nil {
 		return err
 	}

@@ -153,11 +153,14 @@ func TestWarmStartFromThePool(t *testing.T) {
 	if len(w.state().Attachments) != 0 {
 		t.Fatalf("left: %+v", w.state().Attachments)
 	}
-	// The network's removal gives its pool up.
-	w.ok("NetworkDriver.DeleteNetwork", networkRequest{NetworkID: netA})
+	// The network's removal gives its pool up. Docker releases the IPAM pool first,
+	// then deletes the network.
+	w.ok("IpamDriver.ReleaseAddress", releaseAddressRequest{PoolID: poolID, Address: strings.Split(gw, "/")[0]})
+	w.ok("IpamDriver.ReleasePool", releasePoolRequest{PoolID: poolID})
 	if w.pools.Declared(key) {
-		t.Fatal("the pool outlived its network")
+		t.Fatal("the pool outlived its network's IPAM pool")
 	}
+	w.ok("NetworkDriver.DeleteNetwork", networkRequest{NetworkID: netA})
 }
 
 // Without a ready interface the start is cold (a port prepared, then plumbed).
