@@ -47,10 +47,9 @@ type Engine interface {
 	// after its process died), once seen orphaned twice, grace apart.
 	GC(ctx context.Context, owners engine.Owners, grace time.Duration) (engine.GCReport, error)
 	Label(ctx context.Context, attID, container, containerName string) error
-	// Hand and ClaimReady move an attachment at rest from one holder to another in one
-	// state update (see engine/handover.go): the warm path's only steps.
+	// Hand moves an attachment at rest from one holder to another in one state update
+	// (see engine/handover.go).
 	Hand(ctx context.Context, attID string, from, to engine.Holder, change func(*state.Attachment)) (*state.Attachment, error)
-	ClaimReady(ctx context.Context, pool string, to engine.Holder, change func(*state.Attachment)) (*state.Attachment, error)
 	TakeParked(ctx context.Context, container string) ([]*state.Attachment, error)
 	RestoreAccessPort(ctx context.Context, attID string) error
 	// DeleteOrphanPorts deletes this VM's ports on a network that no attachment records,
@@ -97,6 +96,8 @@ type Pools interface {
 	AddFor(holder string, s pool.Spec) (string, error)
 	RemoveFor(ctx context.Context, holder, key string) error
 	Declared(key string) bool
+	// Reserve hands a ready interface of a declared pool to to (nil when none).
+	Reserve(ctx context.Context, key string, to engine.Holder, change func(*state.Attachment)) (*state.Attachment, error)
 }
 
 // Host tells what exists in the VM; VMHost implements it.

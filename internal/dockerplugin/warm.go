@@ -86,11 +86,7 @@ func (p *Plugin) readyAddress(ctx context.Context, ipam *state.DockerPool, sgs [
 	if p.cfg.Pools == nil {
 		return nil, nil
 	}
-	key := pool.Key(ipam.NeutronNetwork, sgs)
-	if !p.cfg.Pools.Declared(key) {
-		return nil, nil
-	}
-	return p.cfg.Engine.ClaimReady(ctx, key, to, func(a *state.Attachment) { a.IPAMPool = ipam.ID })
+	return p.cfg.Pools.Reserve(ctx, pool.Key(ipam.NeutronNetwork, sgs), to, func(a *state.Attachment) { a.IPAMPool = ipam.ID })
 }
 
 // unpark gives back the port of a stopped container of this network that Docker starts

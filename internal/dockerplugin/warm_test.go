@@ -9,12 +9,14 @@ import (
 	"time"
 
 	"github.com/ovn-docker/ovn-docker/internal/docker"
+	"github.com/ovn-docker/ovn-docker/internal/engine"
 	"github.com/ovn-docker/ovn-docker/internal/pool"
 	"github.com/ovn-docker/ovn-docker/internal/state"
 )
 
 // fakePools records which pools are declared, by whom.
 type fakePools struct {
+	records *engine.Records
 	mu      sync.Mutex
 	holders map[string]map[string]bool // key -> holders
 	specs   map[string]pool.Spec
@@ -42,6 +44,14 @@ func (f *fakePools) RemoveFor(_ context.Context, holder, key string) error {
 	return nil
 }
 
+// Reserve takes from the state, as the pools do (engine.Records.ClaimReady).
+func (f *fakePools) Reserve(ctx context.Context, key string, to engine.Holder, change func(*state.Attachment)) (*state.Attachment, error) {
+	if !f.Declared(key) {
+		return nil, nil
+	}
+	return f.records.ClaimReady(ctx, key, to, change)
+}
+
 func (f *fakePools) Declared(key string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -57,7 +67,7 @@ type warmRig struct {
 
 func newWarmRig(t *testing.T) *warmRig {
 	r := newRig(t)
-	w := &warmRig{rig: r, pools: &fakePools{holders: map[string]map[string]bool{}, specs: map[string]pool.Spec{}},
+	w := &warmRig{rig: r, pools: &fakePools{records: engine.NewRecords(r.store), holders: map[string]map[string]bool{}, specs: map[string]pool.Spec{}},
 		released: make(chan string, 16)}
 	r.p.cfg.Pools = w.pools
 	r.p.cfg.Release = func(ctx context.Context, id string) error {

@@ -382,12 +382,12 @@ func (p *Pools) Attach(ctx context.Context, req engine.Request) (*state.Attachme
 	_, declared := p.pools[key]
 	p.mu.Unlock()
 	if declared {
-		att, err := p.eng.Claim(ctx, key, req)
+		att, err := Claim(ctx, p.eng, req)
 		if err != nil {
 			return nil, false, err
 		}
 		if att != nil {
-			att, err := p.eng.Take(ctx, att.ID, req)
+			att, err := Take(ctx, p.eng, att.ID, req)
 			if err == nil {
 				p.count(key, true, "warm", t0)
 				p.poke()

@@ -57,19 +57,9 @@ func (s *Service) Attach(ctx context.Context, r api.AttachRequest) (*api.Attachm
 	}
 	req := engine.Request{Owner: r.Owner, OwnerKind: state.OwnerSandbox, Container: r.Container, ContainerName: r.ContainerName,
 		Network: n, IfName: r.IfName, NetNS: r.NetNS, DefaultRoute: r.DefaultRoute, SecurityGroups: sgs}
-	att, err := eng.Claim(ctx, pool.Key(n.ID, sgs), req)
+	att, _, err := pool.Attach(ctx, eng, req)
 	if err != nil {
-		return nil, err
-	}
-	if att != nil {
-		if att, err = eng.Take(ctx, att.ID, req); err != nil {
-			s.log.Warn("a pool's interface could not be taken; attaching the cold way", "network", n.Name, "err", err)
-		}
-	}
-	if att == nil {
-		if att, err = eng.Attach(ctx, req); err != nil {
-			return nil, fmt.Errorf("attach %s to network %s: %w", r.IfName, n.Name, err)
-		}
+		return nil, fmt.Errorf("attach %s to network %s: %w", r.IfName, n.Name, err)
 	}
 	if r.Container != "" {
 		if err := eng.Label(ctx, att.ID, r.Container, r.ContainerName); err != nil {

@@ -170,7 +170,7 @@ func (s *Service) Run(ctx context.Context, r api.RunRequest) (res *api.RunResult
 	for i, n := range nets {
 		req := engine.Request{Owner: pending, OwnerKind: state.OwnerSandbox, ContainerName: opts.Name, Network: n,
 			IfName: fmt.Sprintf("eth%d", i), SecurityGroups: sgs}
-		att, err := eng.Claim(ctx, pool.Key(n.ID, sgs), req)
+		att, err := pool.Claim(ctx, eng, req)
 		if err == nil && att == nil {
 			att, err = eng.Prepare(ctx, req)
 			if errors.Is(err, neutron.ErrNotFound) && cached[i] {
@@ -210,7 +210,7 @@ func (s *Service) Run(ctx context.Context, r api.RunRequest) (res *api.RunResult
 		var got *state.Attachment
 		var err error
 		if warm[att.ID] {
-			got, err = eng.Take(ctx, att.ID, req)
+			got, err = pool.Take(ctx, eng, att.ID, req)
 		} else {
 			got, err = eng.Plumb(ctx, att.ID, req)
 		}

@@ -157,7 +157,7 @@ func (s *Service) runOnDockerNetworks(ctx context.Context, r api.RunRequest, dc 
 // one made now (port, subport, pair in the VM, access port, data path proven).
 func (s *Service) reserve(ctx context.Context, eng *engine.Engine, run, name, ifName string, n *neutron.Network, sgs []string, secondary bool) (*state.Attachment, error) {
 	to := engine.Holder{Owner: run, Kind: state.OwnerReserved}
-	a, err := eng.ClaimReady(ctx, pool.Key(n.ID, sgs), to, func(a *state.Attachment) {
+	a, err := pool.Reserve(ctx, eng, pool.Key(n.ID, sgs), to, func(a *state.Attachment) {
 		a.Secondary, a.ContainerName, a.IfName = secondary, name, ifName
 	})
 	if err != nil || a != nil {
