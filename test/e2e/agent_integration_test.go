@@ -258,3 +258,120 @@ func TestAgentAndStandaloneInTurn(t *testing.T) {
 	mustOVNDocker(t, vm, "rm", "-f", viaCLI, whileAway)
 	assertClean(t, s, vm)
 }
+
+// TestAgentDockerdRestart: containers with --restart=always of both front ends, on the
+// agent's Docker networks (docker run --network, and ovn-docker run through the agent),
+// come back after their VM's dockerd restarts with the same port, MAC and address, and
+// their very first command reaches a container of another VM.
+func TestAgentDockerdRestart(t *testing.T) {
+	t.Parallel()
+	s := testutil.LoadStack(t)
+	vms := s.TenantVMs(t, 2)
+	vm1, vm2 := vms[0], vms[1]
+	startPlugin(t, vm1)
+	nc := s.Network(t, "tenant-a")
+	ls := uniq("LSR")
+	mustOVNDocker(t, vm1, "--standalone", "create", "network", ls)
+	t.Cleanup(func() { ovnDocker(t, vm1, nil, "--standalone", "delete", "network", ls) })
+	t.Cleanup(func() { cleanAgentVM(t, vm1); cleanVM(t, vm2) })
+
+	peer := uniq("peer")
+	mustOVNDocker(t, vm2, "--standalone", "--network", ls, "run", "-d", "--name", peer, "busybox:local", "sleep", "3600")
+	target := ipOf(entryOf(t, vm2, peer, "eth0"))
+	// Each start of the container pings first, once, and writes down whether it answered.
+	first := fmt.Sprintf("if ping -c 1 -W 5 %s >/dev/null; then echo ok >> /first; else echo lost >> /first; fi; exec sleep 3600", target)
+
+	opt := "neutron.net.name=" + ls
+	pluginNetwork(t, vm1, ls, "-o", opt, "--ipam-opt", opt)
+	viaDocker, viaCLI := uniq("rd"), uniq("rc")
+	runIn(t, vm1, viaDocker, "--network", ls, "--restart=always", "busybox:local", "sh", "-c", first)
+	mustOVNDocker(t, vm1, "--network", ls, "run", "-d", "--restart=always", "--name", viaCLI, "busybox:local", "sh", "-c", first)
+	before := map[string]psEntry{viaDocker: entryNamed(t, vm1, viaDocker), viaCLI: entryNamed(t, vm1, viaCLI)}
+	firsts := func(c string) string {
+		out, _ := dockerIn(vm1, "exec", c, "cat", "/first")
+		return strings.Join(strings.Fields(out), " ")
+	}
+	for c := range before {
+		c := c
+		waitUntil(t, c+"'s first ping", func() (bool, string) { f := firsts(c); return f != "", f })
+		if f := firsts(c); f != "ok" {
+			t.Fatalf("%s's first command: %q", c, f)
+		}
+	}
+
+	restartDockerd(t, s, vm1)
+	for c, e := range before {
+		c, e := c, e
+		took := waitUntil(t, c+" runs again", func() (bool, string) {
+			f := firsts(c)
+			return strings.Count(f, " ")+1 == 2, f
+		})
+		if f := firsts(c); f != "ok ok" {
+			t.Fatalf("%s's first command after dockerd restarted: %q (its first ping did not go through)", c, f)
+		}
+		if mac, addr := ifaceIn(t, vm1, c, "eth0"); mac != e.MAC || addr != e.IPs[0] {
+			t.Fatalf("%s came back with %s %s, want %s %s", c, mac, addr, e.MAC, e.IPs[0])
+		}
+		if now := entryNamed(t, vm1, c); now.Port != e.Port || now.VLAN != e.VLAN {
+			t.Fatalf("%s came back on %+v, before %+v", c, now, e)
+		}
+		t.Logf("after dockerd restarted, %s ran again with its port %s, MAC and address in %s, its first ping through", c, e.Port, fmtMS(took))
+	}
+	if f := measure(t, s, vm1); len(f.neutronPorts) != 2 || len(f.subports) != 2 {
+		t.Fatalf("after the restart %s holds %+v, want the two ports only", vm1.Name, f)
+	}
+	mustOVNDocker(t, vm1, "rm", "-f", viaDocker, viaCLI)
+	for _, e := range before {
+		if l := leftOf(t, vm1, nc, e); l != "" {
+			t.Fatalf("left of %s: %s", e.Name, l)
+		}
+	}
+}
+
+// TestAgentKilledDockerPath: the agent killed (SIGKILL) while Docker removes containers of
+// its networks (docker rm -f of a running one, docker rm of a stopped one, the end of a
+// docker run --rm): once it is back nothing is lost (the others keep their ports) and
+// nothing is left.
+func TestAgentKilledDockerPath(t *testing.T) {
+	t.Parallel()
+	s := testutil.LoadStack(t)
+	vm := s.TenantVMs(t, 1)[0]
+	// A short grace: what Docker forgot while the agent was dead goes at the first pass.
+	d := startPlugin(t, vm, "--reconcile-grace", "2s", "--reconcile-every", "2s")
+	t.Cleanup(func() { cleanAgentVM(t, vm) })
+	nc := s.Network(t, "tenant-a")
+	ls := uniq("LSK")
+	mustOVNDocker(t, vm, "--standalone", "create", "network", ls)
+	t.Cleanup(func() { ovnDocker(t, vm, nil, "--standalone", "delete", "network", ls) })
+	opt := "neutron.net.name=" + ls
+	pluginNetwork(t, vm, ls, "-o", opt, "--ipam-opt", opt)
+
+	running, stopped, keep := uniq("kr"), uniq("ks"), uniq("kk")
+	for _, c := range []string{running, stopped, keep} {
+		runIn(t, vm, c, "--network", ls, "busybox:local", "sleep", "600")
+	}
+	er, es, ek := entryNamed(t, vm, running), entryNamed(t, vm, stopped), entryNamed(t, vm, keep)
+	mustDocker(t, vm, "stop", "-t", "0", stopped)
+
+	d.kill9(t)
+	// Docker cannot reach the plugin: it removes the containers all the same.
+	_, _ = dockerIn(vm, "rm", "-f", running)
+	_, _ = dockerIn(vm, "rm", stopped)
+	if l := leftOf(t, vm, nc, er); !strings.Contains(l, "neutron port") {
+		t.Fatalf("%s's port went while no agent ran: %s", running, l)
+	}
+	d.start(t)
+	took := waitUntil(t, "the agent back releases what Docker removed meanwhile", func() (bool, string) {
+		l1, l2 := leftOf(t, vm, nc, er), leftOf(t, vm, nc, es)
+		return l1 == "" && l2 == "", running + ": " + l1 + "; " + stopped + ": " + l2
+	})
+	t.Logf("the agent back released the containers Docker removed while it was dead %s after it answered", fmtMS(took))
+	if l := leftOf(t, vm, nc, ek); !strings.Contains(l, "neutron port") || !strings.Contains(l, "subport") {
+		t.Fatalf("%s, which runs, lost its port: it holds %q", keep, l)
+	}
+	if ok, out := pingFrom(vm, keep, strings.SplitN(ek.IPs[0], "/", 2)[0], 10*time.Second); !ok {
+		t.Fatalf("%s does not answer itself: %s", keep, out)
+	}
+	mustDocker(t, vm, "rm", "-f", keep)
+	waitUntil(t, keep+" released", func() (bool, string) { l := leftOf(t, vm, nc, ek); return l == "", l })
+}
