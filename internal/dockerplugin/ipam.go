@@ -309,14 +309,17 @@ func (p *Plugin) releaseUnplumbed(ctx context.Context, pool *state.DockerPool) e
 		}
 	}
 	// Ports parked for containers of the network: Docker removes a network only once
-	// no container is on it, so those containers are gone.
+	// no container is on it, so those containers are gone. Those being released already
+	// (the agent saw their container go) are released here too, and waited for: the
+	// Neutron network goes next, and refuses while a port is left. A release done twice
+	// is harmless (each step takes what is gone as done).
 	for _, kind := range []string{state.OwnerParked, state.OwnerReleasing} {
 		atts, err := p.cfg.Engine.AttachmentsOfKind(ctx, kind)
 		if err != nil {
 			return err
 		}
 		for _, a := range atts {
-			if a.IPAMPool != pool.ID || a.PID != 0 {
+			if a.IPAMPool != pool.ID {
 				continue
 			}
 			if err := p.cfg.Engine.Detach(ctx, a.ID); err != nil {
