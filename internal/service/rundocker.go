@@ -184,8 +184,9 @@ func (s *Service) dockerNetworkFor(ctx context.Context, dc *docker.Client, eng *
 		if rec.NeutronNetwork != n.ID || !slices.Equal(slices.Sorted(slices.Values(rec.SecurityGroups)), want) {
 			continue
 		}
-		// Docker gives fixed addresses only on networks with a subnet of their own.
-		if dn, err := dc.Network(ctx, id); err == nil && len(dn.Subnets) > 0 {
+		// Docker gives fixed addresses only on networks created with a subnet (inspect
+		// shows one for any network): the ones made here are.
+		if dn, err := dc.Network(ctx, id); err == nil && dn.Labels[LabelMadeBy] != "" {
 			return id, nil
 		}
 	}
