@@ -74,9 +74,10 @@ for _ in $(seq 1 450); do
 	kill -0 "$AGENT" 2>/dev/null || { cat "$LOG" >&2; exit 1; }
 	sleep 0.2
 done
-echo "agent pid $AGENT, its log: $LOG"
+echo "agent pid $AGENT, its log: $LOG; each run's time: $OUT.log"
 # shellcheck disable=SC2086 # the extra flags are words
-invm "$BIN" bench --docker ${OVN_DOCKER_BENCH_DOCKER_ARGS:-} | tee "$OUT" || rc=$?
+invm "$BIN" --log-level debug bench --docker ${OVN_DOCKER_BENCH_DOCKER_ARGS:-} \
+	2> >(tee "$OUT.log" | grep -v 'level=DEBUG' >&2) | tee "$OUT" || rc=$?
 stop_agent
 trap - EXIT
 # What the agent may have left: the plugin keeps the pool of a removed Docker network
