@@ -58,8 +58,9 @@ type Pools struct {
 	sem  chan struct{}
 	kick chan struct{}
 
-	mu    sync.Mutex
-	pools map[string]*pool
+	mu      sync.Mutex
+	pools   map[string]*pool
+	growing sync.WaitGroup // refills under way
 }
 
 type pool struct {
@@ -209,6 +210,9 @@ func (p *Pools) countOf(ctx context.Context, key string, match func(*state.Attac
 func (p *Pools) Run(ctx context.Context) {
 	t := time.NewTicker(p.cfg.Refill)
 	defer t.Stop()
+	// The batches under way finish (or undo what they made) before Run returns: an
+	// agent that stops leaves no interface half made.
+	defer p.growing.Wait()
 	for {
 		for _, key := range p.Keys() {
 			p.refill(ctx, key)
@@ -272,7 +276,9 @@ func (p *Pools) refill(ctx context.Context, key string) {
 	n := min(want, p.cfg.Batch)
 	pl.filling += n
 	p.mu.Unlock()
+	p.growing.Add(1)
 	go func() {
+		defer p.growing.Done()
 		defer func() {
 			p.mu.Lock()
 			pl.filling -= n

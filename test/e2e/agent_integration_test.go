@@ -169,6 +169,11 @@ func TestAgentCLIRun(t *testing.T) {
 	mustOVNDocker(t, vm, "--standalone", "create", "network", ls)
 	t.Cleanup(func() { ovnDocker(t, vm, nil, "--standalone", "delete", "network", ls) })
 	d := startPlugin(t, vm, "--pool", ls+":1:2")
+	// Last first: the containers go, then the agent, then what its pool keeps ready.
+	t.Cleanup(func() {
+		d.stop(t)
+		mustOVNDocker(t, vm, "--standalone", "gc", "--drain-pools")
+	})
 	t.Cleanup(func() { cleanAgentVM(t, vm) })
 	ready := readyIn(t, vm, 1)
 
