@@ -104,6 +104,21 @@ type dockerBench struct {
 	macvlan  string
 	made     []string // every Docker network the bench made, to remove
 	idleWait time.Duration
+	errors   map[string]int // failed runs, by path
+}
+
+// failed notes a run that failed: the round goes on without it, unless too many did.
+func (b *dockerBench) failed(path string, err error) error {
+	b.errors[path]++
+	n := 0
+	for _, c := range b.errors {
+		n += c
+	}
+	fmt.Fprintf(b.out, "a run failed (%s), left out: %v\n", path, err)
+	if limit := max(3, b.o.Pairs/5); n > limit {
+		return fmt.Errorf("%d runs failed, more than %d: the last: %w", n, limit, err)
+	}
+	return nil
 }
 
 // RunDocker runs the Docker bench and prints its table to out. Everything it makes is
@@ -118,7 +133,7 @@ func RunDocker(ctx context.Context, d DockerDeps, o DockerOptions, out io.Writer
 	if o.Quiet <= 0 {
 		o.Quiet = 3 * time.Minute
 	}
-	b := &dockerBench{d: d, o: o, out: out}
+	b := &dockerBench{d: d, o: o, out: out, errors: map[string]int{}}
 	ss, err := d.Metrics(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("the agent's metrics: %w", err)
@@ -202,7 +217,10 @@ func RunDocker(ctx context.Context, d DockerDeps, o DockerOptions, out io.Writer
 		for _, p := range order(i, paths) {
 			res, err := b.measured(ctx, p, run[p])
 			if err != nil {
-				return nil, err
+				if err := b.failed(p, err); err != nil {
+					return nil, err
+				}
+				continue
 			}
 			r[p] = res.d
 			seen[p] = append(seen[p], res.all)
@@ -213,6 +231,7 @@ func RunDocker(ctx context.Context, d DockerDeps, o DockerOptions, out io.Writer
 	rep = &DockerReport{Rows: DockerRows(rounds, paths, PathMacvlan, PathNone)}
 	for i := range rep.Rows {
 		rep.Rows[i].SetNeutron(seen[rep.Rows[i].Path])
+		rep.Rows[i].Errors = b.errors[rep.Rows[i].Path]
 	}
 
 	if !o.SkipCold {
@@ -226,6 +245,13 @@ func RunDocker(ctx context.Context, d DockerDeps, o DockerOptions, out io.Writer
 		{Path: PathOVNDocker, Max: TargetRatio, Label: "ovn-docker run (agent)"},
 	})
 	fmt.Fprintf(out, "each run started once the agent had been idle %s (waited %s in all)\n", o.Settle, b.idleWait.Round(time.Second))
+	failed := 0
+	for _, n := range b.errors {
+		failed += n
+	}
+	if failed > 0 {
+		return rep, fmt.Errorf("%d runs failed (see above); the table leaves them out", failed)
+	}
 	return rep, nil
 }
 
@@ -259,26 +285,39 @@ func (b *dockerBench) coldRounds(ctx context.Context, stamp string) (*ColdLine, 
 	var rounds []ColdRound
 	for i := 0; i < b.o.Pairs; i++ {
 		var r ColdRound
+		ok := true
 		for _, p := range order(i, []string{pathCold, PathMacvlan}) {
+			var res runResult
+			var err error
 			if p == pathCold {
-				res, err := cold(ctx)
-				if err != nil {
+				res, err = cold(ctx)
+			} else {
+				res, err = b.measured(ctx, p, mv)
+			}
+			if err != nil {
+				ok = false
+				if err := b.failed(p, err); err != nil {
 					return nil, err
 				}
-				r.Total, r.Neutron = res.d, res.own
-				calls, background = calls+res.ownCalls, background+res.background
 				continue
 			}
-			res, err := b.measured(ctx, p, mv)
-			if err != nil {
-				return nil, err
+			if p == pathCold {
+				r.Total, r.Neutron = res.d, res.own
+				calls, background = calls+res.ownCalls, background+res.background
+			} else {
+				r.Floor = res.d
 			}
-			r.Floor = res.d
 		}
-		rounds = append(rounds, r)
+		if ok {
+			rounds = append(rounds, r)
+		}
 		b.progress(i, "cold runs paired with macvlan runs")
 	}
+	if len(rounds) == 0 {
+		return nil, errors.New("no cold round succeeded")
+	}
 	c := Cold(rounds, calls/float64(len(rounds)), background/float64(len(rounds)), TargetCold)
+	c.Errors = b.errors[pathCold]
 	return &c, nil
 }
 

@@ -83,7 +83,7 @@ func medianF(xs []float64) float64 {
 // DockerRow is one path of the Docker bench's table.
 type DockerRow struct {
 	Path              string
-	N                 int
+	N, Errors         int // runs measured; runs that failed (left out)
 	Median, P95       time.Duration
 	VsMacvlan, VsNone float64 // median of the per-round ratios; NaN: not measured
 	// NeutronCalls is the mean count of the agent's Neutron requests during a run, and
@@ -136,7 +136,7 @@ func (c ColdRound) Own() time.Duration { return c.Total - c.Neutron - c.Floor }
 
 // ColdLine sums up the cold rounds.
 type ColdLine struct {
-	N                          int
+	N, Errors                  int           // rounds measured; cold runs that failed (left out)
 	Total, Neutron, Floor, Own time.Duration // medians; Own is the median of the per-round differences
 	TotalP95, OwnP95           time.Duration
 	Target                     time.Duration
@@ -164,7 +164,7 @@ type Target struct {
 // PrintDocker writes the table, the cold line and the targets.
 func PrintDocker(w io.Writer, rows []DockerRow, cold *ColdLine, targets []Target) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "path\tn\tmedian\tp95\tvs macvlan\tvs none\tneutron calls/run\tneutron time/run\t")
+	fmt.Fprintln(tw, "path\tn\terrors\tmedian\tp95\tvs macvlan\tvs none\tneutron calls/run\tneutron time/run\t")
 	byPath := map[string]DockerRow{}
 	for _, r := range rows {
 		byPath[r.Path] = r
@@ -172,7 +172,7 @@ func PrintDocker(w io.Writer, rows []DockerRow, cold *ColdLine, targets []Target
 		if !math.IsNaN(r.NeutronCalls) {
 			calls, t = fmt.Sprintf("%.1f", r.NeutronCalls), ms(r.NeutronTime)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Path, r.N, ms(r.Median), ms(r.P95), ratio(r.VsMacvlan), ratio(r.VsNone), calls, t)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Path, r.N, r.Errors, ms(r.Median), ms(r.P95), ratio(r.VsMacvlan), ratio(r.VsNone), calls, t)
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "(vs: the median over the rounds of the per-round ratio of the two paths' times;")
@@ -181,6 +181,9 @@ func PrintDocker(w io.Writer, rows []DockerRow, cold *ColdLine, targets []Target
 	if cold != nil && cold.N > 0 {
 		fmt.Fprintln(w)
 		fmt.Fprintf(w, "cold plugin path (no pool), %d runs each paired with a macvlan run:\n", cold.N)
+		if cold.Errors > 0 {
+			fmt.Fprintf(w, "  (%d cold runs failed, left out)\n", cold.Errors)
+		}
 		fmt.Fprintf(w, "  docker run median %s (p95 %s); Neutron answering its requests median %s (%.1f requests a run); macvlan median %s\n",
 			ms(cold.Total), ms(cold.TotalP95), ms(cold.Neutron), cold.NeutronCalls, ms(cold.Floor))
 		fmt.Fprintf(w, "  cold - Neutron - macvlan, per run: median %s, p95 %s; target <= %s: %s\n",

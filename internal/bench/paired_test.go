@@ -111,12 +111,12 @@ func TestColdIsPerRound(t *testing.T) {
 func TestPrintDocker(t *testing.T) {
 	rows := []DockerRow{
 		{Path: "docker run --network ovn (warm)", N: 20, Median: 512300 * time.Microsecond, P95: 600 * ms1, VsMacvlan: 1.04, VsNone: 1.31},
-		{Path: "docker run --network macvlan", N: 20, Median: 490 * ms1, P95: 550 * ms1, VsMacvlan: 1, VsNone: 1.25},
+		{Path: "docker run --network macvlan", N: 20, Errors: 1, Median: 490 * ms1, P95: 550 * ms1, VsMacvlan: 1, VsNone: 1.25},
 		{Path: "ovn-docker run (agent)", N: 0, VsMacvlan: math.NaN(), VsNone: math.NaN(), NeutronCalls: math.NaN()},
 	}
 	rows[0].SetNeutron([]NeutronSeen{{Calls: 0, Time: 0}, {Calls: 1, Time: 120 * ms1}, {Calls: 0, Time: 0}})
 	rows[1].SetNeutron(nil)
-	cold := &ColdLine{N: 20, Total: 1500 * ms1, TotalP95: 1800 * ms1, Neutron: 1000 * ms1, Floor: 470 * ms1, Own: 30 * ms1, OwnP95: 60 * ms1,
+	cold := &ColdLine{N: 20, Errors: 2, Total: 1500 * ms1, TotalP95: 1800 * ms1, Neutron: 1000 * ms1, Floor: 470 * ms1, Own: 30 * ms1, OwnP95: 60 * ms1,
 		Target: 50 * ms1, NeutronCalls: 3}
 	var b bytes.Buffer
 	PrintDocker(&b, rows, cold, []Target{
@@ -125,13 +125,14 @@ func TestPrintDocker(t *testing.T) {
 	})
 	out := b.String()
 	for _, want := range []string{
-		"path  n  median  p95  vs macvlan  vs none  neutron calls/run  neutron time/run",
-		"docker run --network ovn (warm)  20  512.3ms  600.0ms        1.04     1.31  0.3  0.0ms",
-		"docker run --network macvlan  20  490.0ms  550.0ms  1.00  1.25  -  -",
-		"ovn-docker run (agent)   0    0.0ms    0.0ms           -        -  -  -",
+		"path  n  errors  median  p95  vs macvlan  vs none  neutron calls/run  neutron time/run",
+		"docker run --network ovn (warm)  20  0  512.3ms  600.0ms        1.04     1.31  0.3  0.0ms",
+		"docker run --network macvlan  20  1  490.0ms  550.0ms  1.00  1.25  -  -",
+		"ovn-docker run (agent)   0  0    0.0ms    0.0ms           -        -  -  -",
 		"cold - Neutron - macvlan, per run: median 30.0ms, p95 60.0ms; target <= 50.0ms: met",
 		"Neutron answering its requests median 1000.0ms (3.0 requests a run)",
 		"target: warm docker run / macvlan <= 1.10: 1.04 met",
+		"(2 cold runs failed, left out)",
 	} {
 		if !strings.Contains(strings.Join(strings.Fields(out), " "), strings.Join(strings.Fields(want), " ")) {
 			t.Errorf("output lacks %q:\n%s", want, out)
