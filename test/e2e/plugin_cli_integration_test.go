@@ -15,10 +15,10 @@ import (
 )
 
 // TestPluginAndCLISideBySide runs containers through the daemon (docker run --network)
-// and through the command line (ovn-docker run) in one VM at the same time, on one
-// Neutron network: they share the state and so the VLAN allocator, and no VLAN is
-// handed out twice, in the state, on the trunk or on the bridge. The two kinds of
-// containers talk to each other.
+// and through the command line in its own process (ovn-docker --standalone run: a
+// sandbox, as without the agent) in one VM at the same time, on one Neutron network: they
+// share the state and so the VLAN allocator, and no VLAN is handed out twice, in the
+// state, on the trunk or on the bridge. The two kinds of containers talk to each other.
 func TestPluginAndCLISideBySide(t *testing.T) {
 	t.Parallel()
 	s := testutil.LoadStack(t)
@@ -37,7 +37,7 @@ func TestPluginAndCLISideBySide(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		for _, c := range viaCLI {
-			ovnDocker(t, vm, nil, "rm", "-f", c)
+			ovnDocker(t, vm, nil, "--standalone", "rm", "-f", c)
 		}
 		for _, c := range viaDocker {
 			_, _ = dockerIn(vm, "rm", "-f", c)
@@ -55,7 +55,7 @@ func TestPluginAndCLISideBySide(t *testing.T) {
 		}(viaDocker[i])
 		go func(name string) {
 			defer wg.Done()
-			if out, err := cliIn(vm, "--network", ls, "run", "-d", "--name", name, "busybox:local", "sleep", "600"); err != nil {
+			if out, err := cliIn(vm, "--standalone", "--network", ls, "run", "-d", "--name", name, "busybox:local", "sleep", "600"); err != nil {
 				errs <- fmt.Sprintf("ovn-docker run %s: %v\n%s", name, err, out)
 			}
 		}(viaCLI[i])
@@ -108,7 +108,7 @@ func TestPluginAndCLISideBySide(t *testing.T) {
 	}
 
 	for _, c := range viaCLI {
-		mustOVNDocker(t, vm, "rm", "-f", c)
+		mustOVNDocker(t, vm, "--standalone", "rm", "-f", c)
 	}
 	for _, c := range viaDocker {
 		mustDocker(t, vm, "rm", "-f", c)

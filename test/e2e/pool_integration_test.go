@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -19,26 +20,23 @@ func readyPorts(t *testing.T, vm *testutil.VM) map[string]bool {
 	t.Helper()
 	out := map[string]bool{}
 	for _, e := range ps(t, vm) {
-		if e.State == "ready" {
+		if e.State == "ready (pool)" {
 			out[e.Port] = true
 		}
 	}
 	return out
 }
 
+// waitReady waits until the pool holds n ready interfaces: the test's own time bounds it.
 func waitReady(t *testing.T, vm *testutil.VM, n int) map[string]bool {
 	t.Helper()
-	end := time.Now().Add(3 * time.Minute)
-	for {
-		got := readyPorts(t, vm)
-		if len(got) >= n {
-			return got
-		}
-		if time.Now().After(end) {
-			t.Fatalf("the pool holds %d ready interfaces after 3 minutes, want %d", len(got), n)
-		}
-		time.Sleep(time.Second)
-	}
+	var got map[string]bool
+	took := waitUntil(t, fmt.Sprintf("%d ready interfaces in the pool", n), func() (bool, string) {
+		got = readyPorts(t, vm)
+		return len(got) >= n, fmt.Sprintf("%d ready", len(got))
+	})
+	t.Logf("the pool held %d ready interfaces after %s", len(got), fmtMS(took))
+	return got
 }
 
 // TestPoolWarmRuns: with the daemon keeping a pool on the network, runs take ready
