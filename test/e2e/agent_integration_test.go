@@ -284,7 +284,12 @@ func TestAgentDockerdRestart(t *testing.T) {
 	mustOVNDocker(t, vm2, "--standalone", "--network", ls, "run", "-d", "--name", peer, "busybox:local", "sleep", "3600")
 	target := ipOf(entryOf(t, vm2, peer, "eth0"))
 	// Each start of the container pings first, once, and writes down whether it answered.
-	first := fmt.Sprintf("if ping -c 1 -W 5 %s >/dev/null; then echo ok >> /first; else echo lost >> /first; fi; exec sleep 3600", target)
+	// Its ping is not the first process of the start: busybox uses its PID as the echo's
+	// ID, and an echo that reuses the tuple of the start before (still tracked) makes the
+	// stack's hypervisor abort (OVS 3.1's userspace conntrack, under OVN's ct(nat):
+	// conntrack.c conn_update_state), which is the sandbox's fault, not the container's.
+	first := fmt.Sprintf("for i in $(seq $((RANDOM %% 200 + 1))); do /bin/true; done; "+
+		"if ping -c 1 -W 5 %s >/dev/null; then echo ok >> /first; else echo lost >> /first; fi; exec sleep 3600", target)
 
 	opt := "neutron.net.name=" + ls
 	pluginNetwork(t, vm1, ls, "-o", opt, "--ipam-opt", opt)
