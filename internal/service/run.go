@@ -241,29 +241,36 @@ func (s *Service) Run(ctx context.Context, r api.RunRequest) (res *api.RunResult
 	}
 	app = id
 	s.step("container-created")
-	res = &api.RunResult{ID: id}
-	for _, w := range warnings {
-		// Docker judges forwarding by its own networks; the container uses the sandbox's.
-		if strings.Contains(w, "IPv4 forwarding is disabled") {
-			continue
-		}
-		res.Warnings = append(res.Warnings, w)
-	}
-	if err := dc.Start(ctx, id); err != nil {
+	res, err = s.start(ctx, dc, id, opts.Name, warnings)
+	if err != nil {
 		return nil, err
 	}
-	s.step("container-started")
 	lap("container")
-	res.Name = opts.Name
-	if info, err := dc.Inspect(ctx, id); err == nil {
-		res.Name = info.Name
-	}
 	for _, att := range atts {
 		if err := eng.Label(ctx, att.ID, id, res.Name); err != nil {
 			s.log.Warn("could not tag the Neutron port with the container", "port", att.PortID, "err", err)
 		}
 		att.Container, att.ContainerName = id, res.Name
 		res.Interfaces = append(res.Interfaces, interfaceOf(att))
+	}
+	return res, nil
+}
+
+// start starts the created container and says what Docker said of it: its name, and
+// its warnings but the one about forwarding (Docker judges it by its own networks).
+func (s *Service) start(ctx context.Context, dc *docker.Client, id, name string, warnings []string) (*api.RunResult, error) {
+	res := &api.RunResult{ID: id, Name: name}
+	for _, w := range warnings {
+		if !strings.Contains(w, "IPv4 forwarding is disabled") {
+			res.Warnings = append(res.Warnings, w)
+		}
+	}
+	if err := dc.Start(ctx, id); err != nil {
+		return nil, err
+	}
+	s.step("container-started")
+	if info, err := dc.Inspect(ctx, id); err == nil {
+		res.Name = info.Name
 	}
 	return res, nil
 }

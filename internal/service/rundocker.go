@@ -122,19 +122,8 @@ func (s *Service) runOnDockerNetworks(ctx context.Context, r api.RunRequest, dc 
 			return nil, err
 		}
 	}
-	res = &api.RunResult{ID: id, Name: opts.Name}
-	for _, w := range warnings {
-		if strings.Contains(w, "IPv4 forwarding is disabled") {
-			continue
-		}
-		res.Warnings = append(res.Warnings, w)
-	}
-	if err := dc.Start(ctx, id); err != nil {
+	if res, err = s.start(ctx, dc, id, opts.Name, warnings); err != nil {
 		return nil, err
-	}
-	s.step("container-started")
-	if info, err := dc.Inspect(ctx, id); err == nil {
-		res.Name = info.Name
 	}
 	restarts := hc.RestartPolicy.Name != "" && hc.RestartPolicy.Name != container.RestartPolicyDisabled
 	for _, a := range reserved {
