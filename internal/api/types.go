@@ -49,13 +49,19 @@ type RunRequest struct {
 	Options        *runargs.Options `json:"options"`
 }
 
-// RunResult is the container that runs.
+// RunResult is the container made, started when it runs detached. A foreground run's
+// container is left created, for the front end to attach to its output and wait for
+// its end before it starts it (as docker run does).
 type RunResult struct {
 	ID         string      `json:"id"`
 	Name       string      `json:"name"`
 	Interfaces []Interface `json:"interfaces"`
 	// Warnings are Docker's, for the user.
 	Warnings []string `json:"warnings,omitempty"`
+	Started  bool     `json:"started"`
+	// AutoRemove: Docker removes the container when it ends (a foreground --rm on the
+	// agent's Docker networks), and the agent releases its ports then.
+	AutoRemove bool `json:"auto_remove,omitempty"`
 }
 
 // RemoveRequest is ovn-docker rm of one container.

@@ -67,35 +67,38 @@ func (a *app) run(parent context.Context, opts *runargs.Options) error {
 		fmt.Fprintln(a.stdout, res.ID)
 		return nil
 	}
-	return a.foreground(parent, b, res.ID, opts.Remove)
+	return a.foreground(parent, b, res, opts.Remove)
 }
 
-// foreground streams the container's output until it exits and returns its exit code;
-// with --rm it then releases the ports and removes the container.
-func (a *app) foreground(ctx context.Context, b api.Backend, id string, remove bool) error {
+// foreground starts the container made for it with its output attached and its end
+// awaited, as docker run does, and returns its exit code; with --rm it then releases
+// the ports and removes the container, or, when Docker removes it (on the agent's
+// Docker networks), waits for that.
+func (a *app) foreground(ctx context.Context, b api.Backend, res *api.RunResult, remove bool) error {
 	dc, err := docker.New(ctx, "")
 	if err != nil {
 		return err
 	}
 	defer dc.Close()
-	streamErr := make(chan error, 1)
-	go func() { streamErr <- dc.Stream(ctx, id, a.stdout, a.stderr) }()
-	code, err := dc.Wait(ctx, id)
-	if err != nil {
-		return err
-	}
-	// The output ends with the container; a stream that lingers (a detached writer
-	// still holding it) is not waited for long.
-	select {
-	case <-streamErr:
-	case <-time.After(2 * time.Second):
-	}
-	if remove {
+	code, err := dc.Foreground(ctx, res.ID, res.AutoRemove, a.stdout, a.stderr)
+	if err != nil || remove && !res.AutoRemove {
+		// Ours to remove: after its end with --rm, or after a start that failed (nothing
+		// is left of a run that failed).
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 		defer cancel()
-		if err := b.Remove(rctx, api.RemoveRequest{Container: id, Force: true}); err != nil {
+		rerr := b.Remove(rctx, api.RemoveRequest{Container: res.ID, Force: true})
+		if err != nil {
+			if rerr != nil && api.KindOf(rerr) != api.KindNotFound {
+				return fmt.Errorf("%w (and removing it failed: %v)", err, rerr)
+			}
 			return err
 		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+	if err != nil {
+		return err
 	}
 	if code != 0 {
 		return &exitError{code: code}

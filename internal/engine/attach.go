@@ -427,8 +427,17 @@ func (e *Engine) waitReady(ctx context.Context, att *state.Attachment, nsPath, i
 // port's tags. Tags cost a call of their own, so front-ends call this once the
 // container runs; a failure only leaves the tags out.
 func (e *Engine) Label(ctx context.Context, attID, container, containerName string) error {
-	var portID string
-	err := e.cfg.Store.Update(ctx, func(st *state.State) error {
+	portID, err := e.Name(ctx, attID, container, containerName)
+	if err != nil || portID == "" {
+		return err
+	}
+	return e.TagPort(ctx, portID, container)
+}
+
+// Name records the user's container on an attachment, in the state only, and returns
+// its port: what ovn-docker needs at once (its port is then kept for that container).
+func (e *Engine) Name(ctx context.Context, attID, container, containerName string) (portID string, err error) {
+	err = e.cfg.Store.Update(ctx, func(st *state.State) error {
 		a := st.Attachments[attID]
 		if a == nil {
 			return fmt.Errorf("no attachment %s", attID)
@@ -437,9 +446,12 @@ func (e *Engine) Label(ctx context.Context, attID, container, containerName stri
 		portID = a.PortID
 		return nil
 	})
-	if err != nil || portID == "" {
-		return err
-	}
+	return portID, err
+}
+
+// TagPort tags a Neutron port with the VM and the container: what an operator reads in
+// Neutron, which nothing waits for (the agent does it in the background).
+func (e *Engine) TagPort(ctx context.Context, portID, container string) error {
 	tags := []string{neutron.Tag, neutron.TagVM + e.cfg.VIFID}
 	if container != "" {
 		tags = append(tags, neutron.TagContainer+short(container))

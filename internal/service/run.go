@@ -241,38 +241,51 @@ func (s *Service) Run(ctx context.Context, r api.RunRequest) (res *api.RunResult
 	}
 	app = id
 	s.step("container-created")
-	res, err = s.start(ctx, dc, id, opts.Name, warnings)
+	name := nameOf(ctx, dc, id, opts.Name)
+	for _, att := range atts {
+		if err := eng.Label(ctx, att.ID, id, name); err != nil {
+			s.log.Warn("could not tag the Neutron port with the container", "port", att.PortID, "err", err)
+		}
+	}
+	res, err = s.start(ctx, dc, id, name, warnings, opts.Detach)
 	if err != nil {
 		return nil, err
 	}
 	lap("container")
 	for _, att := range atts {
-		if err := eng.Label(ctx, att.ID, id, res.Name); err != nil {
-			s.log.Warn("could not tag the Neutron port with the container", "port", att.PortID, "err", err)
-		}
 		att.Container, att.ContainerName = id, res.Name
 		res.Interfaces = append(res.Interfaces, interfaceOf(att))
 	}
 	return res, nil
 }
 
-// start starts the created container and says what Docker said of it: its name, and
-// its warnings but the one about forwarding (Docker judges it by its own networks).
-func (s *Service) start(ctx context.Context, dc *docker.Client, id, name string, warnings []string) (*api.RunResult, error) {
+// start starts the created container when it runs detached (a foreground one is the
+// front end's to start, once it waits for its output and its end) and says what Docker
+// said of it: its name, and its warnings but the one about forwarding (Docker judges it
+// by its own networks).
+func (s *Service) start(ctx context.Context, dc *docker.Client, id, name string, warnings []string, detach bool) (*api.RunResult, error) {
 	res := &api.RunResult{ID: id, Name: name}
 	for _, w := range warnings {
 		if !strings.Contains(w, "IPv4 forwarding is disabled") {
 			res.Warnings = append(res.Warnings, w)
 		}
 	}
-	if err := dc.Start(ctx, id); err != nil {
-		return nil, err
-	}
-	s.step("container-started")
-	if info, err := dc.Inspect(ctx, id); err == nil {
-		res.Name = info.Name
+	if detach {
+		if err := dc.Start(ctx, id); err != nil {
+			return nil, err
+		}
+		res.Started = true
+		s.step("container-started")
 	}
 	return res, nil
+}
+
+// nameOf is the name Docker gave a created container (the one asked for, or its own).
+func nameOf(ctx context.Context, dc *docker.Client, id, asked string) string {
+	if info, err := dc.Inspect(ctx, id); err == nil {
+		return info.Name
+	}
+	return asked
 }
 
 // running records a run in progress in this process until the returned func is called.

@@ -104,9 +104,10 @@ func (s *Service) runOnDockerNetworks(ctx context.Context, r api.RunRequest, dc 
 	}
 	hc.NetworkMode = container.NetworkMode(dnets[0])
 	if !opts.Detach {
-		// In the foreground the front end removes the container after reading its exit
-		// code; Docker's auto-remove would race the read.
-		hc.AutoRemove = false
+		// In the foreground the front end waits for the container's end, then for its
+		// removal with --rm: Docker removes it, and the agent releases its ports then,
+		// off the user's critical path.
+		hc.AutoRemove = opts.Remove
 	}
 	fixed := func(a *state.Attachment) *network.EndpointSettings {
 		return &network.EndpointSettings{IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: firstIPv4(a)}}
@@ -122,18 +123,31 @@ func (s *Service) runOnDockerNetworks(ctx context.Context, r api.RunRequest, dc 
 			return nil, err
 		}
 	}
-	if res, err = s.start(ctx, dc, id, opts.Name, warnings); err != nil {
-		return nil, err
-	}
+	// Named before the start: its ports are kept for it when Docker stops it. The tags
+	// in Neutron (for operators) wait for no one.
 	restarts := hc.RestartPolicy.Name != "" && hc.RestartPolicy.Name != container.RestartPolicyDisabled
+	name := nameOf(ctx, dc, id, opts.Name)
 	for _, a := range reserved {
-		// Labelled, its port is parked for the container when Docker stops it.
-		if err := eng.Label(ctx, a.ID, id, res.Name); err != nil {
-			s.log.Warn("could not tag the Neutron port with the container", "port", a.PortID, "err", err)
+		portID, err := eng.Name(ctx, a.ID, id, name)
+		if err != nil {
+			return nil, err
 		}
 		if restarts {
-			_ = eng.SetRestarts(ctx, a.ID, true)
+			if err := eng.SetRestarts(ctx, a.ID, true); err != nil {
+				return nil, err
+			}
 		}
+		s.later(func(ctx context.Context) {
+			if err := eng.TagPort(ctx, portID, id); err != nil {
+				s.log.Warn("could not tag the Neutron port with the container", "port", portID, "err", err)
+			}
+		})
+	}
+	if res, err = s.start(ctx, dc, id, name, warnings, opts.Detach); err != nil {
+		return nil, err
+	}
+	res.AutoRemove = hc.AutoRemove
+	for _, a := range reserved {
 		if cur, err := eng.Attachment(ctx, a.ID); err == nil && cur != nil {
 			a = cur
 		}

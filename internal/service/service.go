@@ -91,6 +91,11 @@ type Service struct {
 	health  health
 	netMu   sync.Mutex // one run at a time makes a Docker network
 	lc      lifecycle  // what the agent follows of Docker's containers (lifecycle.go)
+
+	// later is work off the caller's critical path (a port's tags); Close waits for it.
+	laterCtx    context.Context
+	laterCancel context.CancelFunc
+	laterWG     sync.WaitGroup
 }
 
 var _ api.Backend = (*Service)(nil)
@@ -118,14 +123,27 @@ func New(cfg Config) *Service {
 	if cfg.Uplink == "" {
 		cfg.Uplink = DefaultUplink
 	}
-	return &Service{cfg: cfg, log: cfg.Log}
+	s := &Service{cfg: cfg, log: cfg.Log}
+	s.laterCtx, s.laterCancel = context.WithCancel(context.Background())
+	return s
+}
+
+// later runs fn in the background, off the caller's critical path; Close waits for it.
+func (s *Service) later(fn func(ctx context.Context)) {
+	s.laterWG.Add(1)
+	go func() {
+		defer s.laterWG.Done()
+		fn(s.laterCtx)
+	}()
 }
 
 // Config is the service's configuration.
 func (s *Service) Config() Config { return s.cfg }
 
-// Close releases the clients it made.
+// Close waits for the work it left in the background, then releases the clients it made.
 func (s *Service) Close() {
+	s.laterWG.Wait()
+	s.laterCancel()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.sw != nil {

@@ -1,0 +1,71 @@
+package docker
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/pkg/stdcopy"
+)
+
+// Foreground starts a created container and runs it as docker run does in the
+// foreground: its output attached before the start, its end asked for before the start
+// (a container that ends at once is not missed), its exit code once it has ended, or,
+// with removed, once Docker has removed it (auto-remove: docker run --rm). stdout and
+// stderr may be nil (io.Discard).
+func (c *Client) Foreground(ctx context.Context, id string, removed bool, stdout, stderr io.Writer) (int, error) {
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	if stderr == nil {
+		stderr = io.Discard
+	}
+	info, err := c.api.ContainerInspect(ctx, id)
+	if err != nil {
+		return 0, fmt.Errorf("container %s: %w", id, err)
+	}
+	tty := info.Config != nil && info.Config.Tty
+	att, err := c.api.ContainerAttach(ctx, id, container.AttachOptions{Stream: true, Stdout: true, Stderr: true})
+	if err != nil {
+		return 0, fmt.Errorf("attach to container %s: %w", id, err)
+	}
+	defer att.Close()
+	copied := make(chan error, 1)
+	go func() {
+		var err error
+		if tty {
+			_, err = io.Copy(stdout, att.Reader)
+		} else {
+			_, err = stdcopy.StdCopy(stdout, stderr, att.Reader)
+		}
+		copied <- err
+	}()
+	cond := container.WaitConditionNextExit
+	if removed {
+		cond = container.WaitConditionRemoved
+	}
+	resC, errC := c.api.ContainerWait(ctx, id, cond)
+	if err := c.api.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+		return 0, fmt.Errorf("start container %s: %w", id, err)
+	}
+	var code int
+	select {
+	case res := <-resC:
+		if res.Error != nil && res.Error.Message != "" {
+			return int(res.StatusCode), fmt.Errorf("wait for container %s: %s", id, res.Error.Message)
+		}
+		code = int(res.StatusCode)
+	case err := <-errC:
+		return 0, fmt.Errorf("wait for container %s: %w", id, err)
+	}
+	select {
+	case err := <-copied:
+		if err != nil {
+			return code, fmt.Errorf("output of container %s: %w", id, err)
+		}
+	case <-ctx.Done():
+		return code, ctx.Err()
+	}
+	return code, nil
+}
