@@ -80,9 +80,10 @@ invm "$BIN" --log-level debug bench --docker ${OVN_DOCKER_BENCH_DOCKER_ARGS:-} \
 	2> >(tee "$OUT.log" | grep -v 'level=DEBUG' >&2) | tee "$OUT" || rc=$?
 stop_agent
 trap - EXIT
-# What the agent may have left: the plugin keeps the pool of a removed Docker network
-# (see BENCHMARKS.md); with no agent, gc releases its ready interfaces, and the scratch
-# networks can go.
+# Whatever the bench's own cleanup could not release (a pool the agent kept after its
+# Docker network went, as it once did): with no agent, gc releases the pools' ready
+# interfaces (this VM's other pools' too: the agent refills them when it starts again),
+# and the scratch networks can go.
 invm "$BIN" gc --drain-pools --grace 1s >/dev/null || true
 for n in $(invm "$BIN" list networks | awk '$1 ~ /^ovn-docker-bench-/ {print $1}'); do
 	invm "$BIN" delete network "$n" || true
@@ -96,7 +97,7 @@ grep -q '^ *path  *n  *median' "$OUT" || exit "${rc:-1}"
 	sed -n '/^ *path  *n  *median/,$p' "$OUT" | grep -v '^ovn-docker: '
 	echo '```'
 	echo
-	echo "Measured $(date -u +%Y-%m-%d) in $VM by hack/bench.sh ($(nproc) cores, $(uname -r))."
+	echo "Measured $(date -u +%Y-%m-%d) in $VM by hack/bench.sh ($(nproc) cores, $(uname -r)), $("$BIN" version), checkout $(git describe --always --dirty)."
 } >"$OUT.md"
 awk -v table="$OUT.md" '
 	/<!-- bench-docker:begin -->/ { print; while ((getline l < table) > 0) print l; skip = 1; next }

@@ -657,9 +657,8 @@ func (b *dockerBench) cleanup(ctx context.Context, before []docker.Network, scra
 			if pools, perr := b.d.Agent.Pools(ctx); perr == nil {
 				for _, p := range pools {
 					if p.NetworkID == n.ID {
-						err = fmt.Errorf("%w: the agent still keeps the pool of the removed Docker network (%s, %d ready); "+
-							"the plugin drops it on DeleteNetwork, which Docker calls after ReleasePool, which already forgot the network; "+
-							"restart the agent, then ovn-docker gc --drain-pools and ovn-docker delete network %s", err, p.Key, p.Ready, n.Name)
+						err = fmt.Errorf("%w: the agent still keeps a pool on it (%s, %d ready) after its Docker network went; "+
+							"stop the agent, then ovn-docker gc --drain-pools and ovn-docker delete network %s", err, p.Key, p.Ready, n.Name)
 					}
 				}
 			}
