@@ -91,10 +91,10 @@ done
 
 # The table goes into BENCHMARKS.md, between its markers (also when the bench's own
 # cleanup failed after it printed it).
-grep -q '^ *path  *n  *median' "$OUT" || exit "${rc:-1}"
+grep -q '^ *path  *n  .*median' "$OUT" || exit "${rc:-1}"
 {
 	echo '```'
-	sed -n '/^ *path  *n  *median/,$p' "$OUT" | grep -v '^ovn-docker: '
+	sed -n '/^ *path  *n  .*median/,$p' "$OUT" | grep -v '^ovn-docker: '
 	echo '```'
 	echo
 	echo "Measured $(date -u +%Y-%m-%d) in $VM by hack/bench.sh ($(nproc) cores, $(uname -r)), $("$BIN" version), checkout $(git describe --always --dirty)."
