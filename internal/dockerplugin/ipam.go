@@ -349,10 +349,6 @@ func (p *Plugin) requestAddress(ctx context.Context, r *requestAddressRequest) (
 		return nil, fmt.Errorf("pool %s serves no network of the %s driver: the %s IPAM driver works with its own network driver only (docker network create -d %s --ipam-driver %s)",
 			pool.ID, p.cfg.Name, p.cfg.Name, p.cfg.Name, p.cfg.Name)
 	}
-	n, err := p.nets.network(ctx, pool.NeutronNetwork)
-	if err != nil {
-		return nil, err
-	}
 	if r.Address != "" {
 		return p.reservedAddress(ctx, pool, pfx, r.Address)
 	}
@@ -367,6 +363,11 @@ func (p *Plugin) requestAddress(ctx context.Context, r *requestAddressRequest) (
 		return nil, err
 	}
 	if att == nil {
+		// Cold: only now is the network itself needed (its subnets, for the port).
+		n, err := p.nets.network(ctx, pool.NeutronNetwork)
+		if err != nil {
+			return nil, err
+		}
 		att, err = p.cfg.Engine.Prepare(ctx, engine.Request{Owner: ipamOwner(pool.ID), OwnerKind: state.OwnerEndpoint, Network: n, AtRest: true,
 			SecurityGroups: sgs, IPAMPool: pool.ID})
 		if err != nil {

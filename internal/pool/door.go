@@ -56,7 +56,7 @@ func (p *Pools) Reserve(ctx context.Context, key string, to engine.Holder, chang
 	}
 	a, err := Reserve(ctx, p.eng, key, to, change)
 	if a != nil {
-		p.poke() // one fewer: the refill sees it now
+		p.took()
 	}
 	return a, err
 }

@@ -46,8 +46,13 @@ type Config struct {
 	MaxNeutron int           // batches in flight at once (default 2)
 	Reuse      bool          // a detach returns the interface to its pool instead of deleting it
 	Backoff    time.Duration // wait after Neutron refused more (default 1 min)
-	Log        *slog.Logger
-	Metrics    *metrics.Metrics // optional
+	// Quiet is how long after a pool's interface was taken its refill waits, while the
+	// pool still holds one: the refill's Neutron and OVN work on the VM's and the cloud's
+	// CPUs would otherwise slow the very container start that took it (default 1 s;
+	// negative: none). An empty pool is refilled at once.
+	Quiet   time.Duration
+	Log     *slog.Logger
+	Metrics *metrics.Metrics // optional
 }
 
 // Pools holds the pools of one engine.
@@ -58,9 +63,10 @@ type Pools struct {
 	sem  chan struct{}
 	kick chan struct{}
 
-	mu      sync.Mutex
-	pools   map[string]*pool
-	growing sync.WaitGroup // refills under way
+	mu       sync.Mutex
+	pools    map[string]*pool
+	growing  sync.WaitGroup // refills under way
+	lastTake time.Time      // when an interface was last taken (see Config.Quiet)
 }
 
 type pool struct {
@@ -85,6 +91,9 @@ func New(eng *engine.Engine, cfg Config) *Pools {
 	}
 	if cfg.Backoff <= 0 {
 		cfg.Backoff = time.Minute
+	}
+	if cfg.Quiet == 0 {
+		cfg.Quiet = time.Second
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
@@ -172,6 +181,24 @@ func (p *Pools) Keys() []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// took notes that an interface was taken, and has the refill come (see Config.Quiet).
+func (p *Pools) took() {
+	p.mu.Lock()
+	p.lastTake = time.Now()
+	p.mu.Unlock()
+	p.poke()
+}
+
+// quiet is how long the refill still waits after the last take.
+func (p *Pools) quiet() time.Duration {
+	if p.cfg.Quiet < 0 {
+		return 0
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return time.Until(p.lastTake.Add(p.cfg.Quiet))
 }
 
 func (p *Pools) poke() {
@@ -264,6 +291,11 @@ func (p *Pools) refill(ctx context.Context, key string) {
 	}
 	ready, _ := p.Depth(ctx, key)
 	p.gauge(key, ready)
+	if wait := p.quiet(); ready > 0 && wait > 0 {
+		// A container is starting with what it took: refill once it is done.
+		time.AfterFunc(wait, p.poke)
+		return
+	}
 	p.mu.Lock()
 	want := pl.target - held - pl.filling
 	if room := pl.spec.Max - held - pl.filling; want > room {
@@ -396,7 +428,7 @@ func (p *Pools) Attach(ctx context.Context, req engine.Request) (*state.Attachme
 			att, err := Take(ctx, p.eng, att.ID, req)
 			if err == nil {
 				p.count(key, true, "warm", t0)
-				p.poke()
+				p.took()
 				return att, true, nil
 			}
 			p.log.Warn("pool: warm attach failed; going the cold way", "pool", key, "err", err)
