@@ -5,7 +5,10 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -176,6 +179,13 @@ func TestAgentCLIRun(t *testing.T) {
 	})
 	t.Cleanup(func() { cleanAgentVM(t, vm) })
 	ready := readyIn(t, vm, 1)
+	// The local API acts with the agent's credentials: root only.
+	sock := filepath.Join(vm.Env["OVN_DOCKER_STATE_DIR"], "agent.sock")
+	if fi, err := os.Stat(sock); err != nil || fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("the agent's socket %s: %v %v, want a socket of mode 0600", sock, fi.Mode(), err)
+	} else if st, ok := fi.Sys().(*syscall.Stat_t); !ok || st.Uid != 0 {
+		t.Fatalf("the agent's socket %s is not root's", sock)
+	}
 
 	c1, c2 := uniq("ca"), uniq("cb")
 	id := strings.TrimSpace(mustOVNDocker(t, vm, "--network", ls, "run", "-d", "--name", c1, "busybox:local", "sleep", "600"))
