@@ -1,4 +1,5 @@
-# ovn-docker must be static: it is also the pause process of the network sandboxes.
+# Static by choice: the pause image of the network sandboxes is then the binary alone
+# (a cgo build works too; its image carries the libraries it needs).
 GO ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 

@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -84,7 +85,7 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if env.helper, err = buildHelper(dir); err != nil {
+	if env.helper, err = buildHelper(dir, false); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -264,10 +265,14 @@ func goTool() string {
 	return filepath.Join(runtime.GOROOT(), "bin", "go")
 }
 
-func buildHelper(dir string) (string, error) {
-	out := filepath.Join(dir, "pausehelper")
+// buildHelper builds the pause helper, statically linked unless cgo is true.
+func buildHelper(dir string, cgo bool) (string, error) {
+	out, setting := filepath.Join(dir, "pausehelper"), "CGO_ENABLED=0"
+	if cgo {
+		out, setting = filepath.Join(dir, "pausehelper-cgo"), "CGO_ENABLED=1"
+	}
 	cmd := exec.Command(goTool(), "build", "-o", out, "./testdata/pausehelper")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	cmd.Env = append(os.Environ(), setting)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("build pause helper: %v\n%s", err, b)
 	}
@@ -479,28 +484,45 @@ func TestPauseImageConcurrentWithoutLock(t *testing.T) {
 	t.Logf("%d images carry the label; untagged duplicates are possible without the lock", len(imagesWithLabel(t, c, PauseLabel+"="+sum)))
 }
 
-func TestPauseImageRefusesDynamicExe(t *testing.T) {
-	c := newClient(t)
-	dyn := "/bin/true"
-	ef, err := elf.Open(dyn)
+// dynamicHelper builds the pause helper as plain "go build" does where a C compiler
+// exists: cgo on, so dynamically linked against the host's libc.
+func dynamicHelper(t *testing.T) string {
+	t.Helper()
+	exe, err := buildHelper(t.TempDir(), true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dynamic := false
-	for _, p := range ef.Progs {
-		dynamic = dynamic || p.Type == elf.PT_INTERP
+	ef, err := elf.Open(exe)
+	if err != nil {
+		t.Fatal(err)
 	}
-	ef.Close()
-	if !dynamic {
-		t.Fatalf("%s is not dynamically linked on this machine; the test needs a dynamic executable", dyn)
+	defer ef.Close()
+	if interpreter(ef) == "" {
+		t.Fatalf("%s built with CGO_ENABLED=1 is static: no C compiler on this machine? The test needs a dynamically linked helper", exe)
 	}
-	before := imagesWithLabel(t, c, PauseLabel)
-	_, err = c.EnsurePauseImage(testCtx(t), dyn)
-	if err == nil || !strings.Contains(err.Error(), "dynamically linked") || !strings.Contains(err.Error(), dyn) {
-		t.Fatalf("EnsurePauseImage(%s) = %v, want a dynamically linked error", dyn, err)
+	return exe
+}
+
+func TestPauseImageOfDynamicExe(t *testing.T) {
+	c := newClient(t)
+	exe := dynamicHelper(t)
+	ref, err := c.EnsurePauseImage(testCtx(t), exe)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if after := imagesWithLabel(t, c, PauseLabel); len(after) != len(before) {
-		t.Fatalf("pause images went from %d to %d", len(before), len(after))
+	if sum := fileSum(t, exe); ref == PauseRepo+":"+sum[:12] {
+		t.Errorf("tag %s is the executable's alone; it must cover its libraries too", ref)
+	}
+	insp, err := c.api.ImageInspect(testCtx(t), ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(insp.Config.Env, "LD_LIBRARY_PATH="+pauseLibDir) {
+		t.Errorf("image environment %q lacks LD_LIBRARY_PATH=%s", insp.Config.Env, pauseLibDir)
+	}
+	again, err := c.EnsurePauseImage(testCtx(t), exe)
+	if err != nil || again != ref {
+		t.Fatalf("second EnsurePauseImage = %q, %v; want %q", again, err, ref)
 	}
 }
 
@@ -603,10 +625,20 @@ func TestSandboxSharesNetworkWithJoinedContainer(t *testing.T) {
 
 // TestSandboxReapsOrphansAndStopsCleanly checks the pause process as PID 1: orphans
 // handed to it are reaped, and a stop ends it with exit code 0.
+// Both builds of the binary: static, and dynamic with its libraries in the image.
 func TestSandboxReapsOrphansAndStopsCleanly(t *testing.T) {
+	t.Run("static", func(t *testing.T) { sandboxReapsAndStops(t, env.helper) })
+	t.Run("dynamic", func(t *testing.T) { sandboxReapsAndStops(t, dynamicHelper(t)) })
+}
+
+func sandboxReapsAndStops(t *testing.T, exe string) {
 	c := newClient(t)
 	ctx := testCtx(t)
-	sb, err := c.StartSandbox(ctx, SandboxSpec{Name: uniqueName(t, c, "sandbox"), Image: pauseImage(t, c)})
+	img, err := c.EnsurePauseImage(ctx, exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := c.StartSandbox(ctx, SandboxSpec{Name: uniqueName(t, c, "sandbox"), Image: img})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,10 +4,9 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"debug/elf"
 	"encoding/binary"
-	"encoding/hex"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -65,30 +64,51 @@ func fakeELF(t *testing.T, typ elf.Type, interp string) []byte {
 	return buf.Bytes()
 }
 
-func TestCheckStatic(t *testing.T) {
-	const loader = "/lib64/ld-linux-x86-64.so.2"
+func TestRuntimeOf(t *testing.T) {
+	dir := t.TempDir()
+	loader := filepath.Join(dir, "ld.so")
+	if err := os.WriteFile(loader, []byte("loader"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "lib64-ld.so")
+	if err := os.Symlink(loader, link); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
-		name    string
-		data    []byte
-		wantErr []string // substrings; none means accepted
+		name      string
+		data      []byte
+		wantFiles []string // name in the image <- file on the host
+		wantErr   []string // substrings; none means accepted
 	}{
 		{name: "static executable", data: fakeELF(t, elf.ET_EXEC, "")},
 		{name: "static pie", data: fakeELF(t, elf.ET_DYN, "")},
-		{name: "dynamic executable", data: fakeELF(t, elf.ET_EXEC, loader), wantErr: []string{"dynamically linked", loader, "CGO_ENABLED=0"}},
+		{name: "dynamic executable", data: fakeELF(t, elf.ET_EXEC, link), wantFiles: []string{link[1:] + " <- " + loader}},
+		{name: "loader missing", data: fakeELF(t, elf.ET_EXEC, "/nonexistent/ld.so"), wantErr: []string{"dynamically linked", "/nonexistent/ld.so", "not on this host", "CGO_ENABLED=0"}},
+		{name: "relative loader", data: fakeELF(t, elf.ET_EXEC, "ld.so"), wantErr: []string{"relative loader"}},
 		{name: "relocatable object", data: fakeELF(t, elf.ET_REL, ""), wantErr: []string{"not an executable"}},
 		{name: "script", data: []byte("#!/bin/sh\nexit 0\n"), wantErr: []string{"not an ELF executable"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := checkStatic("/x/exe", bytes.NewReader(tc.data))
+			rt, err := runtimeOf("/x/exe", bytes.NewReader(tc.data))
 			if len(tc.wantErr) == 0 {
 				if err != nil {
-					t.Fatalf("checkStatic: %v", err)
+					t.Fatalf("runtimeOf: %v", err)
+				}
+				var got []string
+				for _, f := range rt.files {
+					got = append(got, f.name+" <- "+f.host)
+				}
+				if strings.Join(got, "; ") != strings.Join(tc.wantFiles, "; ") {
+					t.Errorf("files = %q, want %q", got, tc.wantFiles)
+				}
+				if (rt.libDir != "") != (len(tc.wantFiles) > 0) {
+					t.Errorf("library directory %q with %d files", rt.libDir, len(rt.files))
 				}
 				return
 			}
 			if err == nil {
-				t.Fatal("checkStatic accepted it")
+				t.Fatal("runtimeOf accepted it")
 			}
 			for _, s := range append(tc.wantErr, "/x/exe") {
 				if !strings.Contains(err.Error(), s) {
@@ -96,6 +116,45 @@ func TestCheckStatic(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRuntimeOfHostExecutable resolves what a real dynamically linked executable of
+// this host needs: its loader where the kernel looks for it and libc, for the image's
+// library directory.
+func TestRuntimeOfHostExecutable(t *testing.T) {
+	const exe = "/bin/true"
+	f, err := os.Open(exe)
+	if err != nil {
+		t.Skipf("no %s: %v", exe, err)
+	}
+	defer f.Close()
+	ef, err := elf.NewFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	interp := interpreter(ef)
+	if interp == "" {
+		t.Skipf("%s is static on this host", exe)
+	}
+	rt, err := runtimeOf(exe, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]string{}
+	for _, pf := range rt.files {
+		byName[pf.name] = pf.host
+	}
+	if host := byName[interp[1:]]; host == "" || !filepath.IsAbs(host) {
+		t.Errorf("loader %s missing from %v", interp, byName)
+	}
+	if host := byName[pauseLibDir[1:]+"/libc.so.6"]; host == "" {
+		t.Errorf("libc.so.6 missing from %v", byName)
+	} else if fi, err := os.Lstat(host); err != nil || !fi.Mode().IsRegular() {
+		t.Errorf("libc.so.6 from %s: %v, %v; want a regular file (links resolved)", host, fi, err)
+	}
+	if rt.libDir != pauseLibDir {
+		t.Errorf("library directory %q, want %q", rt.libDir, pauseLibDir)
 	}
 }
 
@@ -108,7 +167,7 @@ func TestEnsurePauseImageRefusesBeforeTalkingToDocker(t *testing.T) {
 	// A nil API client would panic if the checks let the call through to Docker.
 	c := &Client{}
 	for exe, want := range map[string]string{
-		dyn:                          "dynamically linked",
+		dyn:                          "not on this host",
 		dir:                          "not a regular file",
 		filepath.Join(dir, "absent"): "no such file",
 	} {
@@ -171,34 +230,68 @@ func TestReadProgress(t *testing.T) {
 }
 
 func TestWritePauseTar(t *testing.T) {
-	exe := []byte("\x7fELF pretend binary")
-	h := sha256.New()
+	dir := t.TempDir()
+	write := func(name, content string) pauseFile {
+		host := filepath.Join(dir, name)
+		if err := os.WriteFile(host, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		pf := pauseFile{host: host, mode: 0o755}
+		if err := pf.hash(); err != nil {
+			t.Fatal(err)
+		}
+		return pf
+	}
+	exe, lib := write("exe", "\x7fELF pretend binary"), write("libc", "pretend libc")
+	exe.name, lib.name = "ovn-docker", "lib/ovn-docker/libc.so.6"
 	var buf bytes.Buffer
-	sum := sha256.Sum256(exe)
-	if err := writePauseTar(&buf, io.TeeReader(bytes.NewReader(exe), h), int64(len(exe)), h, hex.EncodeToString(sum[:])); err != nil {
+	if err := writePauseTar(&buf, []pauseFile{exe, lib}); err != nil {
 		t.Fatalf("writePauseTar: %v", err)
 	}
 	tr := tar.NewReader(&buf)
-	hdr, err := tr.Next()
-	if err != nil {
-		t.Fatal(err)
+	var got []string
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(tr)
+		got = append(got, fmt.Sprintf("%s %o %c %q", hdr.Name, hdr.Mode, hdr.Typeflag, b))
 	}
-	if hdr.Name != "ovn-docker" || hdr.Mode != 0o755 || hdr.Typeflag != tar.TypeReg {
-		t.Errorf("entry = %s mode %o type %c, want ovn-docker 755 regular", hdr.Name, hdr.Mode, hdr.Typeflag)
+	want := []string{
+		`ovn-docker 755 0 "\x7fELF pretend binary"`,
+		`lib/ 755 5 ""`,
+		`lib/ovn-docker/ 755 5 ""`,
+		`lib/ovn-docker/libc.so.6 755 0 "pretend libc"`,
 	}
-	got, _ := io.ReadAll(tr)
-	if !bytes.Equal(got, exe) {
-		t.Errorf("content = %q, want %q", got, exe)
-	}
-	if _, err := tr.Next(); err != io.EOF {
-		t.Errorf("more than one entry: %v", err)
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("entries:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 
-	// A binary that no longer matches its hash must not be imported.
-	h.Reset()
-	err = writePauseTar(io.Discard, io.TeeReader(bytes.NewReader(exe), h), int64(len(exe)), h, strings.Repeat("0", 64))
-	if err == nil || !strings.Contains(err.Error(), "changed") {
-		t.Fatalf("writePauseTar with a stale hash = %v, want executable changed", err)
+	// A file that no longer matches its hash (a new binary, a libc upgrade) must not
+	// be imported.
+	if err := os.WriteFile(lib.host, []byte("upgraded libc"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := writePauseTar(io.Discard, []pauseFile{exe, lib})
+	if err == nil || !strings.Contains(err.Error(), "changed") || !strings.Contains(err.Error(), lib.host) {
+		t.Fatalf("writePauseTar with a stale hash = %v, want %s changed", err, lib.host)
+	}
+}
+
+func TestPauseTag(t *testing.T) {
+	exe := pauseFile{name: "ovn-docker", sum: strings.Repeat("ab", 32)}
+	if got := pauseTag([]pauseFile{exe}); got != exe.sum[:12] {
+		t.Errorf("static tag %q, want the executable's %q", got, exe.sum[:12])
+	}
+	libc := pauseFile{name: "lib/ovn-docker/libc.so.6", sum: strings.Repeat("cd", 32)}
+	dyn := pauseTag([]pauseFile{exe, libc})
+	libc.sum = strings.Repeat("ef", 32)
+	if upgraded := pauseTag([]pauseFile{exe, libc}); len(dyn) != 12 || dyn == exe.sum[:12] || upgraded == dyn {
+		t.Errorf("tags: with libs %q, after a libc change %q; want 12 digits, each different from %q", dyn, upgraded, exe.sum[:12])
 	}
 }
 
