@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -94,6 +95,7 @@ func newRoot(a *app) *cobra.Command {
 		Example:       rootExample,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       buildVersion(Version, debug.ReadBuildInfo),
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(a.stderr, a.s.logLevel, a.redactor)
 			if err != nil {
@@ -110,6 +112,7 @@ func newRoot(a *app) *cobra.Command {
 		},
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
+	root.SetVersionTemplate("ovn-docker {{.Version}}\n")
 	env := a.getenv
 	f := root.PersistentFlags()
 	f.StringVar(&a.s.cred, "cred", "", "Keystone token to act with (the spec's credential; other users of the VM can read it: prefer --cred-file)")
@@ -187,11 +190,43 @@ func newVersionCmd(a *app) *cobra.Command {
 		Short: "Print the version",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintln(a.stdout, "ovn-docker", Version)
+			fmt.Fprintln(a.stdout, "ovn-docker", cmd.Root().Version)
 			return nil
 		},
 	}
 }
 
-// Version is set at build time (-ldflags "-X .../internal/cli.Version=...").
+// Version is set at build time (-ldflags "-X .../internal/cli.Version=..."); without
+// it, buildVersion reads what the Go toolchain recorded.
 var Version = "dev"
+
+// buildVersion is the linker-set version, else the module's version of a `go install
+// ...@vX`, else the VCS revision a `go build` in a checkout recorded, else "dev".
+func buildVersion(set string, read func() (*debug.BuildInfo, bool)) string {
+	if set != "dev" && set != "" {
+		return set
+	}
+	bi, ok := read()
+	if !ok {
+		return "dev"
+	}
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	var rev, dirty string
+	for _, s := range bi.Settings {
+		switch {
+		case s.Key == "vcs.revision":
+			rev = s.Value
+		case s.Key == "vcs.modified" && s.Value == "true":
+			dirty = "-dirty"
+		}
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if rev == "" {
+		return "dev"
+	}
+	return "dev-" + rev + dirty
+}

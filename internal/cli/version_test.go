@@ -1,0 +1,53 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"runtime/debug"
+	"strings"
+	"testing"
+)
+
+func TestBuildVersion(t *testing.T) {
+	info := func(version string, settings ...string) func() (*debug.BuildInfo, bool) {
+		return func() (*debug.BuildInfo, bool) {
+			bi := &debug.BuildInfo{Main: debug.Module{Version: version}}
+			for i := 0; i+1 < len(settings); i += 2 {
+				bi.Settings = append(bi.Settings, debug.BuildSetting{Key: settings[i], Value: settings[i+1]})
+			}
+			return bi, true
+		}
+	}
+	none := func() (*debug.BuildInfo, bool) { return nil, false }
+	for _, tc := range []struct {
+		name, set string
+		read      func() (*debug.BuildInfo, bool)
+		want      string
+	}{
+		{"linker flag wins", "v1.2.3", info("v9.9.9"), "v1.2.3"},
+		{"go install of a version", "dev", info("v0.4.0"), "v0.4.0"},
+		{"go build in a checkout", "dev", info("(devel)", "vcs.revision", "0123456789abcdef0123", "vcs.modified", "false"), "dev-0123456789ab"},
+		{"uncommitted changes", "dev", info("(devel)", "vcs.revision", "0123456789abcdef0123", "vcs.modified", "true"), "dev-0123456789ab-dirty"},
+		{"nothing recorded", "dev", info("(devel)"), "dev"},
+		{"no build info", "dev", none, "dev"},
+	} {
+		if got := buildVersion(tc.set, tc.read); got != tc.want {
+			t.Errorf("%s: buildVersion = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestVersionFlagAndCommand: --version and the version command say the same.
+func TestVersionFlagAndCommand(t *testing.T) {
+	var outs []string
+	for _, args := range [][]string{{"--version"}, {"version"}} {
+		var out, errOut bytes.Buffer
+		if code := Main(context.Background(), args, &out, &errOut, func(string) string { return "" }); code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, errOut.String())
+		}
+		outs = append(outs, out.String())
+	}
+	if outs[0] != outs[1] || !strings.HasPrefix(outs[0], "ovn-docker ") {
+		t.Errorf("--version printed %q, version %q; want the same \"ovn-docker VERSION\" line", outs[0], outs[1])
+	}
+}
