@@ -65,6 +65,18 @@ func (f *recorder) Detach(_ context.Context, r DetachRequest) error {
 	f.note("detach", r)
 	return f.err
 }
+func (f *recorder) Check(_ context.Context, r CheckRequest) error {
+	f.note("check", r)
+	return f.err
+}
+func (f *recorder) Collect(_ context.Context, r CollectRequest) (*CollectResult, error) {
+	f.note("collect", r)
+	return &CollectResult{Released: r.Keep[:1]}, f.err
+}
+func (f *recorder) NetworkReady(_ context.Context, network string) error {
+	f.note("network ready", network)
+	return f.err
+}
 func (f *recorder) Status(context.Context) (*Status, error) {
 	f.note("status", nil)
 	return &Status{Agent: AgentInfo{Running: true, PID: 42}}, f.err
@@ -145,10 +157,24 @@ func TestEveryCallReachesTheBackendAndComesBack(t *testing.T) {
 	if err := c.Detach(ctx, DetachRequest{Owner: "ctr", IfName: "net1"}); err != nil {
 		t.Fatal(err)
 	}
+	check := CheckRequest{Owner: "cni:net:ctr", IfName: "eth0", MAC: "02:00:00:00:00:01", IPs: []string{"10.0.0.5/24"}}
+	if err := c.Check(ctx, check); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.last.(CheckRequest); !reflect.DeepEqual(got, check) {
+		t.Fatalf("check reached the backend as %+v", got)
+	}
+	keep := []AttachmentKey{{Owner: "cni:net:a", IfName: "eth0"}, {Owner: "cni:net:b", IfName: "net1"}}
+	if r, err := c.Collect(ctx, CollectRequest{OwnerPrefix: "cni:net:", Keep: keep}); err != nil || !reflect.DeepEqual(r.Released, keep[:1]) {
+		t.Fatalf("collect: %+v, %v", r, err)
+	}
+	if err := c.NetworkReady(ctx, "LS 1/x"); err != nil || f.last.(string) != "LS 1/x" {
+		t.Fatalf("network ready: %v, reached the backend as %v", err, f.last)
+	}
 	if s, err := c.Status(ctx); err != nil || !s.Agent.Running || s.Agent.PID != 42 {
 		t.Fatalf("status: %+v, %v", s, err)
 	}
-	want := []string{"run", "rm", "ps", "networks", "create", "delete", "pools", "gc", "attach", "detach", "status"}
+	want := []string{"run", "rm", "ps", "networks", "create", "delete", "pools", "gc", "attach", "detach", "check", "collect", "network ready", "status"}
 	if !reflect.DeepEqual(f.calls, want) {
 		t.Fatalf("calls %v, want %v", f.calls, want)
 	}
@@ -170,6 +196,7 @@ func TestErrorsKeepTheirKindAndMessage(t *testing.T) {
 		{Invalid(errors.New("run needs at least one --network")), KindInvalid},
 		{Conflict(errors.New("network LS1 is used by 2 container interface(s)")), KindConflict},
 		{Unavailable(errors.New("neutron does not answer")), KindUnavailable},
+		{Drift(errors.New("eth0 of cni:net:a: has MTU 1280, not 1442")), KindDrift},
 		{errors.New("something broke"), KindInternal},
 	} {
 		f.err = tc.err

@@ -162,6 +162,19 @@ func (c *Client) Detach(ctx context.Context, r DetachRequest) error {
 	return c.call(ctx, http.MethodPost, "/attachments/release", r, nil)
 }
 
+func (c *Client) Check(ctx context.Context, r CheckRequest) error {
+	return c.call(ctx, http.MethodPost, "/attachments/check", r, nil)
+}
+
+func (c *Client) Collect(ctx context.Context, r CollectRequest) (*CollectResult, error) {
+	out := &CollectResult{}
+	return out, c.call(ctx, http.MethodPost, "/attachments/collect", r, out)
+}
+
+func (c *Client) NetworkReady(ctx context.Context, network string) error {
+	return c.call(ctx, http.MethodGet, "/networks/"+url.PathEscape(network)+"/ready", nil, nil)
+}
+
 func (c *Client) Status(ctx context.Context) (*Status, error) {
 	out := &Status{}
 	return out, c.call(ctx, http.MethodGet, "/status", nil, out)

@@ -13,6 +13,7 @@ const (
 	KindNotFound    Kind = "not_found"   // what it names does not exist
 	KindConflict    Kind = "conflict"    // it exists, or is in use
 	KindUnavailable Kind = "unavailable" // a service the agent needs does not answer: try again later
+	KindDrift       Kind = "drift"       // an interface is no longer what was made (CHECK)
 	KindInternal    Kind = "internal"
 )
 
@@ -39,6 +40,7 @@ func Invalid(err error) error     { return wrapKind(KindInvalid, err) }
 func NotFound(err error) error    { return wrapKind(KindNotFound, err) }
 func Conflict(err error) error    { return wrapKind(KindConflict, err) }
 func Unavailable(err error) error { return wrapKind(KindUnavailable, err) }
+func Drift(err error) error       { return wrapKind(KindDrift, err) }
 
 // KindOf is err's kind; an error without one is internal.
 func KindOf(err error) Kind {
@@ -55,7 +57,7 @@ func (k Kind) status() int {
 		return http.StatusBadRequest
 	case KindNotFound:
 		return http.StatusNotFound
-	case KindConflict:
+	case KindConflict, KindDrift:
 		return http.StatusConflict
 	case KindUnavailable:
 		return http.StatusServiceUnavailable

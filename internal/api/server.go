@@ -80,6 +80,15 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST "+p+"/attachments/release", handle(s, func(r *http.Request, req *DetachRequest) (any, error) {
 		return struct{}{}, s.b.Detach(r.Context(), *req)
 	}))
+	mux.HandleFunc("POST "+p+"/attachments/check", handle(s, func(r *http.Request, req *CheckRequest) (any, error) {
+		return struct{}{}, s.b.Check(r.Context(), *req)
+	}))
+	mux.HandleFunc("POST "+p+"/attachments/collect", handle(s, func(r *http.Request, req *CollectRequest) (any, error) {
+		return s.b.Collect(r.Context(), *req)
+	}))
+	mux.HandleFunc("GET "+p+"/networks/{name}/ready", handle(s, func(r *http.Request, _ *struct{}) (any, error) {
+		return map[string]string{"status": "ready"}, s.b.NetworkReady(r.Context(), r.PathValue("name"))
+	}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, NotFound(fmt.Errorf("no such call: %s %s (this agent speaks API %s)", r.Method, r.URL.Path, Version)))
 	})

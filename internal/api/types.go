@@ -39,6 +39,15 @@ type Backend interface {
 	// Detach releases it (DEL). Both are idempotent.
 	Attach(ctx context.Context, r AttachRequest) (*Attachment, error)
 	Detach(ctx context.Context, r DetachRequest) error
+	// Check compares an attached interface with what it was given and with the world
+	// (the CNI's CHECK): a Drift error lists every difference.
+	Check(ctx context.Context, r CheckRequest) error
+	// Collect releases the attachments of an owner prefix that are not to be kept (the
+	// CNI's GC).
+	Collect(ctx context.Context, r CollectRequest) (*CollectResult, error)
+	// NetworkReady says whether an attach on network can work now (the CNI's STATUS):
+	// nil, or an Unavailable error saying what does not answer.
+	NetworkReady(ctx context.Context, network string) error
 	Status(ctx context.Context) (*Status, error)
 }
 
@@ -152,9 +161,11 @@ type GCResult struct {
 	Summary     string   `json:"summary"`
 }
 
-// AttachRequest gives the namespace NetNS an interface IfName on Network.
+// AttachRequest gives the namespace NetNS an interface IfName on Network, for a CNI
+// runtime's container.
 type AttachRequest struct {
-	// Owner is who holds the interface: the CNI's container ID, a sandbox's ID.
+	// Owner is who holds the interface: for the CNI, "cni:NETWORK:CONTAINERID"
+	// (CNIOwner), so that a GC of one CNI network judges its own only.
 	Owner          string   `json:"owner"`
 	Network        string   `json:"network"` // Neutron name or ID
 	SecurityGroups []string `json:"security_groups,omitempty"`
@@ -170,6 +181,42 @@ type AttachRequest struct {
 type DetachRequest struct {
 	Owner  string `json:"owner"`
 	IfName string `json:"ifname,omitempty"`
+}
+
+// CNIOwner is the owner of a CNI runtime's interface: its network (the conflist's
+// name) and its container.
+func CNIOwner(network, containerID string) string {
+	return CNIOwnerPrefix(network) + containerID
+}
+
+// CNIOwnerPrefix is what every owner of a CNI network's interfaces starts with.
+func CNIOwnerPrefix(network string) string { return "cni:" + network + ":" }
+
+// CheckRequest asks whether Owner's IfName is still what ADD made: MAC and IPs (CIDR
+// notation) are what ADD's result said, when the caller has it.
+type CheckRequest struct {
+	Owner  string   `json:"owner"`
+	IfName string   `json:"ifname"`
+	MAC    string   `json:"mac,omitempty"`
+	IPs    []string `json:"ips,omitempty"`
+}
+
+// CollectRequest releases the interfaces whose owner starts with OwnerPrefix, except
+// those in Keep.
+type CollectRequest struct {
+	OwnerPrefix string          `json:"owner_prefix"`
+	Keep        []AttachmentKey `json:"keep"`
+}
+
+// AttachmentKey names one interface: its owner and its name in the container.
+type AttachmentKey struct {
+	Owner  string `json:"owner"`
+	IfName string `json:"ifname"`
+}
+
+// CollectResult says what a collection released.
+type CollectResult struct {
+	Released []AttachmentKey `json:"released"`
 }
 
 // Attachment is an attached interface, with what the container needs to know of it.

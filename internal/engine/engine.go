@@ -15,7 +15,7 @@
 // change attachments only by asking the engine. Files by concern: attach.go (Attach,
 // Prepare, Plumb, Label), detach.go, trunk.go, vlan.go (the one decision of which VLANs
 // are in use), convert.go (Neutron's port to the state's attachment and netdev's spec),
-// batch.go (pools' bulk work), gc.go, recover.go, repair.go, records.go, replug.go (an
+// batch.go (pools' bulk work), verify.go (an interface against the world), gc.go, recover.go, repair.go, records.go, replug.go (an
 // attached interface into its owner's new namespace, same port).
 package engine
 
@@ -81,6 +81,8 @@ type Links interface {
 	Reclaim(ctx context.Context, nsPath, ifName, peerName string) error
 	// List names the VM's links whose names start with prefix (the collector's scan).
 	List(ctx context.Context, prefix string) ([]string, error)
+	// Inspect reads a container interface as it is now (Verify); gone is netdev.ErrGone.
+	Inspect(ctx context.Context, nsPath, ifName string) (*netdev.Live, error)
 }
 
 // The real backends implement the whole interfaces.
@@ -113,6 +115,10 @@ func (Netlink) Reclaim(ctx context.Context, nsPath, ifName, peerName string) err
 
 func (Netlink) List(ctx context.Context, prefix string) ([]string, error) {
 	return netdev.List(ctx, prefix)
+}
+
+func (Netlink) Inspect(ctx context.Context, nsPath, ifName string) (*netdev.Live, error) {
+	return netdev.Inspect(ctx, nsPath, ifName)
 }
 
 // External IDs ovn-docker puts on the OVS ports it makes.

@@ -744,6 +744,29 @@ func (l fakeLinks) Probe(ctx context.Context, nsPath, ifName string, mac net.Har
 	}
 }
 
+// Inspect answers from the spec the pair was made with: the fake's kernel keeps what
+// it was given.
+func (l fakeLinks) Inspect(ctx context.Context, nsPath, ifName string) (*netdev.Live, error) {
+	if _, err := l.w.enter(ctx, "links.Inspect", nsPath, ifName); err != nil {
+		return nil, err
+	}
+	w := l.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, v := range w.veths {
+		if v.spec != nil && v.spec.NetNS == nsPath && v.spec.IfName == ifName {
+			live := &netdev.Live{MAC: v.spec.MAC, MTU: v.mtu, Up: true}
+			for _, a := range v.spec.Addrs {
+				ip, _ := netip.AddrFromSlice(a.IP)
+				ones, _ := a.Mask.Size()
+				live.Addrs = append(live.Addrs, netip.PrefixFrom(ip.Unmap(), ones))
+			}
+			return live, nil
+		}
+	}
+	return nil, fmt.Errorf("%s in %s: %w", ifName, nsPath, netdev.ErrGone)
+}
+
 func (l fakeLinks) Delete(ctx context.Context, hostName string) error {
 	after, err := l.w.enter(ctx, "links.Delete", hostName)
 	if err != nil {

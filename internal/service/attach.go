@@ -13,7 +13,8 @@ import (
 )
 
 // Attach gives the namespace r.NetNS an interface r.IfName on r.Network, from the
-// network's pool when it has a ready one. Asked again for an interface the owner already
+// network's pool when it has a ready one: a CNI runtime's ADD. The attachment is the
+// runtime's (state.OwnerCNI): its DEL and GC release it. Asked again for an interface the owner already
 // has, it answers with that one: the same ADD twice makes one port.
 func (s *Service) Attach(ctx context.Context, r api.AttachRequest) (*api.Attachment, error) {
 	switch {
@@ -55,7 +56,7 @@ func (s *Service) Attach(ctx context.Context, r api.AttachRequest) (*api.Attachm
 	if err != nil {
 		return nil, err
 	}
-	req := engine.Request{Owner: r.Owner, OwnerKind: state.OwnerSandbox, Container: r.Container, ContainerName: r.ContainerName,
+	req := engine.Request{Owner: r.Owner, OwnerKind: state.OwnerCNI, Container: r.Container, ContainerName: r.ContainerName,
 		Network: n, IfName: r.IfName, NetNS: r.NetNS, DefaultRoute: r.DefaultRoute, SecurityGroups: sgs}
 	att, _, err := pool.Attach(ctx, eng, req)
 	if err != nil {

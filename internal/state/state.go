@@ -54,6 +54,9 @@ const (
 	OwnerSandbox  = "sandbox"  // a network sandbox container of the CLI's run
 	OwnerEndpoint = "endpoint" // a Docker network endpoint of the plugin
 	OwnerPool     = "pool"     // nobody yet: a pool's ready port
+	// OwnerCNI: a CNI runtime's container (a pod sandbox); Owner is api.CNIOwner. The
+	// runtime's DEL and GC release it, never the agent's judgement of Docker.
+	OwnerCNI = "cni"
 	// OwnerReserved: a port the agent's run made or took for a container it is about to
 	// create on a Docker network (Owner is the run); Docker's IPAM then asks for it by
 	// its address.
