@@ -6,6 +6,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 .PHONY: build test unit vet
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X github.com/ovn-docker/ovn-docker/internal/cli.Version=$(VERSION)" -o bin/ovn-docker ./cmd/ovn-docker
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ovn-docker-cni ./cmd/ovn-docker-cni
 
 unit:
 	$(GO) test -race ./...

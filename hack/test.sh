@@ -197,9 +197,13 @@ if [ "${OVN_DOCKER_REUSE_STACK:-}" != 1 ]; then hack/stack.sh down >/dev/null 2>
 # The static checks yield the CPUs to the stack and the end-to-end tests: they finish in
 # the gaps, while the tests wait for services that restart.
 in_background offline offline_checks
+# containerd, crictl and runc for the CNI tests build from the module proxy meanwhile (once
+# per machine: hack/cri.sh keeps them).
+in_background cri step "CRI runtime (build)" hack/cri.sh install
 step "stack up" hack/stack.sh up --vms 9 --tenants a,a,a,a,a,a,a,a,b --docker
 if [[ " ${failed[*]} " == *" stack up "* ]]; then
 	collect offline
+	collect cri
 	exit 1
 fi
 hack/stack.sh status
@@ -224,6 +228,7 @@ if [ -z "$quick" ] && { [ -z "$run_re" ] || grep -qE 'Outage' <<<"$run_re"; }; t
 	step "end-to-end tests: shared-service outages" e2e serial -timeout 10m -run "$serial"
 fi
 collect local
+collect cri
 step "end-to-end tests" e2e main -timeout 18m -parallel "${OVN_DOCKER_E2E_PARALLEL:-3}" -skip "$skip" "${run_e2e[@]}"
 integration stack
 collect offline
