@@ -307,8 +307,13 @@ func TestAgentDockerdRestart(t *testing.T) {
 	runIn(t, vm1, viaDocker, "--network", ls, "--restart=always", "busybox:local", "sh", "-c", first)
 	mustOVNDocker(t, vm1, "--network", ls, "run", "-d", "--restart=always", "--name", viaCLI, "busybox:local", "sh", "-c", first)
 	before := map[string]psEntry{viaDocker: entryNamed(t, vm1, viaDocker), viaCLI: entryNamed(t, vm1, viaCLI)}
+	// What the starts wrote so far; nothing until the first one has (cat's complaint
+	// about a missing file is not an answer).
 	firsts := func(c string) string {
-		out, _ := dockerIn(vm1, "exec", c, "cat", "/first")
+		out, err := dockerIn(vm1, "exec", c, "cat", "/first")
+		if err != nil {
+			return ""
+		}
 		return strings.Join(strings.Fields(out), " ")
 	}
 	for c := range before {
