@@ -86,6 +86,8 @@ state = "$d/containerd/state"
     bin_dirs = ["$cnibin"]
     conf_dir = "$d/cni/net.d"
     cache_dir = "$d/cni/cache"
+    # lo comes up without the loopback plugin: the plugin directory holds ovn-docker-cni only.
+    use_internal_loopback = true
 
 [plugins."io.containerd.cri.v1.images".pinned_images]
   sandbox = "$PAUSE"

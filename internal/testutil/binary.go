@@ -30,3 +30,18 @@ func BuildBinary(dir string, tags ...string) (string, error) {
 	}
 	return out, nil
 }
+
+// BuildCNIShim builds ovn-docker-cni into dir/ovn-docker-cni: a runtime finds a CNI
+// plugin by its configuration's type in its binary directories, so the file's name is
+// the type's.
+func BuildCNIShim(dir string) (string, error) {
+	_, file, _, _ := runtime.Caller(0)
+	out := filepath.Join(dir, "ovn-docker-cni")
+	cmd := exec.Command("go", "build", "-o", out, "./cmd/ovn-docker-cni")
+	cmd.Dir = filepath.Join(filepath.Dir(file), "..", "..")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build ovn-docker-cni: %v\n%s", err, strings.TrimSpace(string(b)))
+	}
+	return out, nil
+}

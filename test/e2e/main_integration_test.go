@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,8 +17,8 @@ import (
 )
 
 // bin is the ovn-docker binary under test, built once; binFault is the same with the
-// fault-injection switch (OVN_DOCKER_FAULT) built in.
-var bin, binFault string
+// fault-injection switch (OVN_DOCKER_FAULT) built in; cniBinDir holds ovn-docker-cni.
+var bin, binFault, cniBinDir string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "ovn-docker-e2e-")
@@ -28,6 +29,12 @@ func TestMain(m *testing.M) {
 	bin, err = testutil.BuildBinary(dir)
 	if err == nil {
 		binFault, err = testutil.BuildBinary(dir, "faultinject")
+	}
+	if err == nil {
+		cniBinDir = filepath.Join(dir, "cni-bin")
+		if err = os.Mkdir(cniBinDir, 0o755); err == nil {
+			_, err = testutil.BuildCNIShim(cniBinDir)
+		}
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -30,11 +30,13 @@ import (
 
 // pluginDaemon is "ovn-docker daemon" running inside a VM, serving the VM's dockerd.
 type pluginDaemon struct {
-	vm   *testutil.VM
-	args []string
-	log  string
-	cmd  *exec.Cmd
-	done chan struct{}
+	vm     *testutil.VM
+	binary string   // the ovn-docker build it runs; "" is bin
+	env    []string // KEY=VALUE laid over the VM's
+	args   []string
+	log    string
+	cmd    *exec.Cmd
+	done   chan struct{}
 }
 
 // startPlugin starts the daemon in the VM and waits until it answers on its socket. The
@@ -68,11 +70,15 @@ func (d *pluginDaemon) start(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := append([]string{"netns", "exec", d.vm.Name, bin, "--log-level", "debug", "daemon",
+	binary := d.binary
+	if binary == "" {
+		binary = bin
+	}
+	args := append([]string{"netns", "exec", d.vm.Name, binary, "--log-level", "debug", "daemon",
 		"--plugin-dir", d.vm.Env["STACK_VM_PLUGIN_DIR"]}, d.args...)
 	// ip netns exec execs the command: the process is the daemon itself.
 	d.cmd = exec.Command("ip", args...)
-	d.cmd.Env = d.vm.Environ()
+	d.cmd.Env = d.vm.Environ(d.env...)
 	d.cmd.Stdout, d.cmd.Stderr = f, f
 	if err := d.cmd.Start(); err != nil {
 		f.Close()
