@@ -44,6 +44,7 @@ func (s *Service) useDockerNetworks(r api.RunRequest) bool {
 // again (its removal releases it).
 func (s *Service) runOnDockerNetworks(ctx context.Context, r api.RunRequest, dc *docker.Client, nc *neutron.Client, eng *engine.Engine,
 	nets []*neutron.Network, sgs []string) (res *api.RunResult, err error) {
+	s.ran()
 	opts := r.Options
 	pending := fmt.Sprintf("run-%s", randHex(6))
 	var reserved []*state.Attachment
@@ -137,8 +138,9 @@ func (s *Service) runOnDockerNetworks(ctx context.Context, r api.RunRequest, dc 
 				return nil, err
 			}
 		}
-		s.later(func(ctx context.Context) {
-			if err := eng.TagPort(ctx, portID, id); err != nil {
+		s.whenQuiet(func(ctx context.Context) {
+			// A foreground --rm container may be gone, and its port with it.
+			if err := eng.TagPort(ctx, portID, id); err != nil && !errors.Is(err, neutron.ErrNotFound) {
 				s.log.Warn("could not tag the Neutron port with the container", "port", portID, "err", err)
 			}
 		})

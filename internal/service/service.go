@@ -96,6 +96,7 @@ type Service struct {
 	laterCtx    context.Context
 	laterCancel context.CancelFunc
 	laterWG     sync.WaitGroup
+	lastRun     time.Time // when a run last started (see whenQuiet)
 }
 
 var _ api.Backend = (*Service)(nil)
@@ -135,6 +136,48 @@ func (s *Service) later(fn func(ctx context.Context)) {
 		defer s.laterWG.Done()
 		fn(s.laterCtx)
 	}()
+}
+
+// quietAfterRun is how long whenQuiet's work waits after a run started: a Neutron call
+// on the VM's and the cloud's CPUs slows the very container start it comes from.
+// maxQuietWait bounds the wait while runs keep coming.
+const (
+	quietAfterRun = time.Second
+	maxQuietWait  = 10 * time.Second
+)
+
+// ran notes that a run started (see whenQuiet).
+func (s *Service) ran() {
+	s.mu.Lock()
+	s.lastRun = time.Now()
+	s.mu.Unlock()
+}
+
+// whenQuiet is later for work that may wait (a port's tags, for operators): it runs
+// once no run has started for quietAfterRun, or after maxQuietWait at most.
+func (s *Service) whenQuiet(fn func(ctx context.Context)) {
+	s.later(func(ctx context.Context) {
+		deadline := time.Now().Add(maxQuietWait)
+		for {
+			s.mu.Lock()
+			wait := time.Until(s.lastRun.Add(quietAfterRun))
+			s.mu.Unlock()
+			if left := time.Until(deadline); wait > left {
+				wait = left
+			}
+			if wait <= 0 {
+				break
+			}
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+		fn(ctx)
+	})
 }
 
 // Config is the service's configuration.
