@@ -78,7 +78,7 @@ type Plugin struct {
 // New is the plugin of the real agent.
 func New() *Plugin {
 	return &Plugin{
-		Dial: func(ctx context.Context, dir string) (Agent, error) { return api.Dial(ctx, dir) },
+		Dial:  func(ctx context.Context, dir string) (Agent, error) { return api.Dial(ctx, dir) },
 		Print: types.PrintResult,
 	}
 }
