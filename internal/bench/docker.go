@@ -70,6 +70,10 @@ type DockerOptions struct {
 	// --network flag.
 	Exe        string
 	GlobalArgs []string
+	// DockerCLI, when set, is a docker CLI binary: the docker paths then run it, one
+	// process per run as their user does, so that they pay for a process's start as
+	// ovn-docker run does. Unset, they are the same API calls made in-process.
+	DockerCLI string
 	// Settle is how long the agent must have been idle (no Neutron request in flight,
 	// the pool full, no port of the bench's networks being made or released) before a
 	// run starts; Quiet bounds the wait.
@@ -245,6 +249,11 @@ func RunDocker(ctx context.Context, d DockerDeps, o DockerOptions, out io.Writer
 		{Path: PathOVNDocker, Max: TargetRatio, Label: "ovn-docker run (agent)"},
 	})
 	fmt.Fprintf(out, "each run started once the agent had been idle %s (waited %s in all)\n", o.Settle, b.idleWait.Round(time.Second))
+	if o.DockerCLI != "" {
+		fmt.Fprintf(out, "docker paths: %s run, one process per run (as ovn-docker run is)\n", o.DockerCLI)
+	} else {
+		fmt.Fprintln(out, "docker paths: the docker CLI's API calls, made in-process (ovn-docker run is its own process)")
+	}
 	failed := 0
 	for _, n := range b.errors {
 		failed += n
@@ -384,8 +393,12 @@ func (b *dockerBench) measured(ctx context.Context, path string, fn func(context
 	return r, nil
 }
 
-// dockerRun is `docker run --rm --network net IMAGE true`, timed as its user sees it.
+// dockerRun is `docker run --rm --network net IMAGE true`, timed as its user sees it:
+// the docker CLI's own process when DockerCLI is set, else its API calls.
 func (b *dockerBench) dockerRun(ctx context.Context, net string) (time.Duration, error) {
+	if b.o.DockerCLI != "" {
+		return b.process(ctx, b.o.DockerCLI, "run", "--rm", "--network", net, b.o.Image, "true")
+	}
 	cfg := &container.Config{Image: b.o.Image, Cmd: []string{"true"}}
 	hc := &container.HostConfig{NetworkMode: container.NetworkMode(net)}
 	// The docker CLI names the network in the endpoint settings too.
@@ -402,14 +415,19 @@ func (b *dockerBench) dockerRun(ctx context.Context, net string) (time.Duration,
 // ovnDockerRun is `ovn-docker --network LS run --rm IMAGE true`, the binary itself.
 func (b *dockerBench) ovnDockerRun(ctx context.Context) (time.Duration, error) {
 	args := append(slices.Clone(b.o.GlobalArgs), "--network", b.netName, "run", "--rm", b.o.Image, "true")
-	cmd := exec.CommandContext(ctx, b.o.Exe, args...)
+	return b.process(ctx, b.o.Exe, args...)
+}
+
+// process times one run of a command, from its start to its end.
+func (b *dockerBench) process(ctx context.Context, exe string, args ...string) (time.Duration, error) {
+	cmd := exec.CommandContext(ctx, exe, args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	t0 := time.Now()
 	err := cmd.Run()
 	d := time.Since(t0)
 	if err != nil {
-		return d, fmt.Errorf("%s %s: %w: %s", b.o.Exe, strings.Join(args, " "), err, strings.TrimSpace(out.String()))
+		return d, fmt.Errorf("%s %s: %w: %s", exe, strings.Join(args, " "), err, strings.TrimSpace(out.String()))
 	}
 	return d, nil
 }

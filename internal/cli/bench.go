@@ -124,6 +124,7 @@ cold - Neutron - macvlan. Everything it makes is removed afterwards.`,
 	cmd.Flags().StringVar(&do.metrics, "metrics-socket", "", "--docker: the agent's metrics socket (default <state-dir>/metrics.sock)")
 	cmd.Flags().DurationVar(&do.settle, "settle", 300*time.Millisecond, "--docker: how long the agent must have been idle before each run")
 	cmd.Flags().BoolVar(&do.cold, "cold", true, "--docker: also measure the plugin's cold path")
+	cmd.Flags().StringVar(&do.dockerCLI, "docker-cli", "", "--docker: time the docker paths through this docker CLI binary, one process per run as a user runs it (default: their API calls, in-process)")
 	return cmd
 }
 
@@ -133,6 +134,7 @@ type dockerBenchFlags struct {
 	pairs, poolMin int
 	image, plugin  string
 	metrics        string
+	dockerCLI      string
 	settle         time.Duration
 }
 
@@ -166,7 +168,7 @@ func (a *app) dockerBench(ctx context.Context, do dockerBenchFlags) error {
 	_, err = bench.RunDocker(ctx, bench.DockerDeps{Docker: dc, Agent: agent, Log: a.log,
 		Metrics: func(ctx context.Context) (metrics.Samples, error) { return metrics.Scrape(ctx, sock) }},
 		bench.DockerOptions{Pairs: do.pairs, PoolMin: do.poolMin, Image: do.image, Network: network, Uplink: a.s.uplink,
-			Plugin: do.plugin, Exe: exe, GlobalArgs: []string{"--state-dir", a.s.stateDir}, Settle: do.settle, SkipCold: !do.cold},
+			Plugin: do.plugin, Exe: exe, DockerCLI: do.dockerCLI, GlobalArgs: []string{"--state-dir", a.s.stateDir}, Settle: do.settle, SkipCold: !do.cold},
 		a.stdout)
 	return err
 }
