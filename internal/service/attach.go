@@ -25,6 +25,7 @@ func (s *Service) Attach(ctx context.Context, r api.AttachRequest) (*api.Attachm
 	case r.NetNS == "" || r.IfName == "":
 		return nil, api.Invalid(errors.New("attach: a network namespace and an interface name are needed"))
 	}
+	s.ran()
 	eng, err := s.Engine(ctx)
 	if err != nil {
 		return nil, err
@@ -63,9 +64,17 @@ func (s *Service) Attach(ctx context.Context, r api.AttachRequest) (*api.Attachm
 		return nil, fmt.Errorf("attach %s to network %s: %w", r.IfName, n.Name, err)
 	}
 	if r.Container != "" {
-		if err := eng.Label(ctx, att.ID, r.Container, r.ContainerName); err != nil {
-			s.log.Warn("could not tag the Neutron port with the container", "port", att.PortID, "err", err)
+		// Named at once, in the state; the tags in Neutron (for operators) wait until no
+		// run or ADD is starting: a Neutron call on the critical path of ADD costs it.
+		portID, err := eng.Name(ctx, att.ID, r.Container, r.ContainerName)
+		if err != nil {
+			return nil, err
 		}
+		s.whenQuiet(func(ctx context.Context) {
+			if err := eng.TagPort(ctx, portID, r.Container); err != nil && !errors.Is(err, neutron.ErrNotFound) {
+				s.log.Warn("could not tag the Neutron port with the container", "port", portID, "err", err)
+			}
+		})
 		att.Container, att.ContainerName = r.Container, r.ContainerName
 	}
 	return s.attachmentResult(ctx, att), nil

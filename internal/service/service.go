@@ -146,7 +146,7 @@ const (
 	maxQuietWait  = 10 * time.Second
 )
 
-// ran notes that a run started (see whenQuiet).
+// ran notes that a run or an attach started (see whenQuiet).
 func (s *Service) ran() {
 	s.mu.Lock()
 	s.lastRun = time.Now()
