@@ -31,7 +31,7 @@ MYSQL_SOCK=$RUN/mysql/mysqld.sock
 
 PACKAGES=(openvswitch-switch ovn-central ovn-host neutron-server python3-neutron mariadb-server
 	python3-pymysql keystone python3-openstackclient uwsgi-core uwsgi-plugin-python3 docker.io
-	busybox-static iputils-ping socat iproute2 procps psmisc curl util-linux)
+	busybox-static iputils-ping socat iproute2 procps psmisc curl util-linux podman)
 
 log() { printf '%s stack: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 # A failed start-up lets Neutron's migrations, if they run in the background, end first:

@@ -175,6 +175,10 @@ type AttachRequest struct {
 	// Container and ContainerName tag the Neutron port.
 	Container     string `json:"container,omitempty"`
 	ContainerName string `json:"container_name,omitempty"`
+	// PoolMin and PoolMax (a CNI configuration's "pool") ask the agent to keep
+	// interfaces of the network ready, from this ADD on, for the ones after it.
+	PoolMin int `json:"pool_min,omitempty"`
+	PoolMax int `json:"pool_max,omitempty"`
 }
 
 // DetachRequest releases Owner's interface IfName ("" for all of Owner's).

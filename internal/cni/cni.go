@@ -47,6 +47,15 @@ type Conf struct {
 	// Timeout bounds one call, as a Go duration ("2m"); the agent's own bounds apply
 	// inside it.
 	Timeout string `json:"timeout,omitempty"`
+	// Pool has the agent keep interfaces of the network ready for the pods: from the
+	// first ADD on, at least Min, never more than Max.
+	Pool *PoolConf `json:"pool,omitempty"`
+}
+
+// PoolConf is the "pool" of a configuration.
+type PoolConf struct {
+	Min int `json:"min"`
+	Max int `json:"max"`
 }
 
 // k8sArgs are the CNI_ARGS a kubelet's runtime passes: they name the port's pod.
@@ -107,6 +116,9 @@ func loadConf(data []byte) (*Conf, error) {
 	}
 	if c.StateDir == "" {
 		c.StateDir = DefaultStateDir
+	}
+	if p := c.Pool; p != nil && (p.Min < 0 || p.Max < p.Min || p.Max == 0) {
+		return nil, types.NewError(types.ErrInvalidNetworkConfig, fmt.Sprintf(`ovn-docker-cni: "pool": min %d, max %d: want 0 <= min <= max, max > 0`, p.Min, p.Max), "")
 	}
 	return c, nil
 }
@@ -178,11 +190,15 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 	if c.DefaultRoute != nil {
 		defRoute = *c.DefaultRoute
 	}
-	att, err := a.Attach(ctx, api.AttachRequest{
+	req := api.AttachRequest{
 		Owner: api.CNIOwner(c.Name, args.ContainerID), Network: c.Network, SecurityGroups: c.SecurityGroups,
 		NetNS: args.Netns, IfName: args.IfName, DefaultRoute: defRoute,
 		Container: args.ContainerID, ContainerName: name,
-	})
+	}
+	if c.Pool != nil {
+		req.PoolMin, req.PoolMax = c.Pool.Min, c.Pool.Max
+	}
+	att, err := a.Attach(ctx, req)
 	if err != nil {
 		return cniError("add "+args.IfName, err)
 	}

@@ -107,6 +107,17 @@ func TestAddAsksTheAgentAndPrintsItsAnswer(t *testing.T) {
 	}
 }
 
+func TestAddAsksForThePool(t *testing.T) {
+	f := &fakeAgent{att: attachment()}
+	p, _ := plugin(f, nil)
+	if err := p.Add(args("eth0", strings.Replace(conf, `"network"`, `"pool":{"min":5,"max":8},"network"`, 1))); err != nil {
+		t.Fatal(err)
+	}
+	if r := f.calls[0].(api.AttachRequest); r.PoolMin != 5 || r.PoolMax != 8 {
+		t.Fatalf("pool asked as %d-%d, want 5-8", r.PoolMin, r.PoolMax)
+	}
+}
+
 func TestAddSecondInterfaceHasNoDefaultRoute(t *testing.T) {
 	f := &fakeAgent{att: attachment()}
 	p, printed := plugin(f, nil)
@@ -204,6 +215,7 @@ func TestBadConfiguration(t *testing.T) {
 		{`{"cniVersion":"1.1.0","name":"pods","type":"ovn-docker-cni"}`, types.ErrInvalidNetworkConfig, "no Neutron network"},
 		{`{"cniVersion":"1.1.0","type":"ovn-docker-cni","network":"LS1"}`, types.ErrInvalidNetworkConfig, `no "name"`},
 		{strings.Replace(conf, `"network"`, `"timeout":"soon","network"`, 1), types.ErrInvalidNetworkConfig, "timeout"},
+		{strings.Replace(conf, `"network"`, `"pool":{"min":9,"max":3},"network"`, 1), types.ErrInvalidNetworkConfig, `"pool"`},
 	} {
 		err := p.Add(args("eth0", tc.conf))
 		if code := codeOf(t, err); code != tc.code || !strings.Contains(err.Error(), tc.says) {

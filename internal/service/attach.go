@@ -57,6 +57,11 @@ func (s *Service) Attach(ctx context.Context, r api.AttachRequest) (*api.Attachm
 	if err != nil {
 		return nil, err
 	}
+	if r.PoolMax > 0 {
+		if err := s.declarePool(n, sgs, r.PoolMin, r.PoolMax); err != nil {
+			return nil, api.Invalid(err)
+		}
+	}
 	req := engine.Request{Owner: r.Owner, OwnerKind: state.OwnerCNI, Container: r.Container, ContainerName: r.ContainerName,
 		Network: n, IfName: r.IfName, NetNS: r.NetNS, DefaultRoute: r.DefaultRoute, SecurityGroups: sgs}
 	att, _, err := pool.Attach(ctx, eng, req)
@@ -131,4 +136,18 @@ func (s *Service) attachmentResult(ctx context.Context, a *state.Attachment) *ap
 		}
 	}
 	return out
+}
+
+// declarePool has the agent keep interfaces of n ready (a CNI configuration's "pool"),
+// once: a pool already declared keeps its size (and a target Neutron has lowered).
+// Without an agent there is nobody to keep them, and nothing is declared.
+func (s *Service) declarePool(n *neutron.Network, sgs []string, min, max int) error {
+	s.mu.Lock()
+	live := s.pools
+	s.mu.Unlock()
+	if live == nil || live.Declared(pool.Key(n.ID, sgs)) {
+		return nil
+	}
+	_, err := live.AddFor("cni", pool.Spec{Network: n, SecurityGroups: sgs, Min: min, Max: max})
+	return err
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -37,16 +38,15 @@ type cniNet struct {
 }
 
 // newCNINet writes the network configuration of a Neutron network for the agent of vm
-// and returns it with a libcni.
-func newCNINet(t *testing.T, vm *testutil.VM, neutronNet string) *cniNet {
+// (with more of the plugin's settings, if given) and returns it with a libcni.
+func newCNINet(t *testing.T, vm *testutil.VM, neutronNet string, more ...map[string]any) *cniNet {
 	t.Helper()
 	name := uniq("pods")
-	conf := map[string]any{
-		"cniVersion": "1.1.0", "name": name,
-		"plugins": []map[string]any{{
-			"type": "ovn-docker-cni", "network": neutronNet, "stateDir": vm.Env["OVN_DOCKER_STATE_DIR"],
-		}},
+	plugin := map[string]any{"type": "ovn-docker-cni", "network": neutronNet, "stateDir": vm.Env["OVN_DOCKER_STATE_DIR"]}
+	for _, m := range more {
+		maps.Copy(plugin, m)
 	}
+	conf := map[string]any{"cniVersion": "1.1.0", "name": name, "plugins": []map[string]any{plugin}}
 	b, _ := json.Marshal(conf)
 	list, err := libcni.ConfListFromBytes(b)
 	if err != nil {
@@ -405,8 +405,9 @@ func cleanCNIVM(t *testing.T, vm *testutil.VM) {
 	cleanVM(t, vm)
 }
 
-// TestCNIManyPods: 50 pods at concurrency 10 in one VM, each from the agent's pool (which
-// holds 50 ready): no error, one VLAN each; the ADD latencies are logged (p50, p95).
+// TestCNIManyPods: 50 pods at concurrency 10 in one VM, each from the pool that the
+// network configuration asks for ("pool": 50, declared by the first ADD): no error, one
+// VLAN each; the ADD latencies are logged (p50, p95).
 func TestCNIManyPods(t *testing.T) {
 	t.Parallel()
 	s := testutil.LoadStack(t)
@@ -414,14 +415,18 @@ func TestCNIManyPods(t *testing.T) {
 	ls := uniq("LSM")
 	mustOVNDocker(t, vm, "--standalone", "create", "network", ls)
 	t.Cleanup(func() { ovnDocker(t, vm, nil, "--standalone", "delete", "network", ls) })
-	d := startPlugin(t, vm, "--pool", ls+":50:50")
+	d := startPlugin(t, vm)
 	t.Cleanup(func() {
 		d.stop(t)
 		mustOVNDocker(t, vm, "--standalone", "gc", "--drain-pools")
 	})
 	t.Cleanup(func() { cleanCNIVM(t, vm) })
+	n := newCNINet(t, vm, ls, map[string]any{"pool": map[string]int{"min": 50, "max": 50}})
+	first := n.addPod(t)
 	ready := readyIn(t, vm, 50)
-	n := newCNINet(t, vm, ls)
+	if err := n.lib.DelNetworkList(testutil.Context(t), n.list, first.rt); err != nil {
+		t.Fatal(err)
+	}
 
 	const total, concurrency = 50, 10
 	pods := make([]*pod, total)

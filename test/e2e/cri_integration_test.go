@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -263,4 +264,95 @@ func TestCNIContainerdCRI(t *testing.T) {
 	for _, vm := range vms {
 		assertClean(t, s, vm)
 	}
+}
+
+// podman is Debian's podman with its CNI backend, in a VM: its own configuration,
+// storage and network configuration directory, and a busybox image imported.
+type podman struct {
+	vm      *testutil.VM
+	network string   // its CNI network's name
+	conf    string   // CONTAINERS_CONF
+	args    []string // global flags: storage of its own
+}
+
+func newPodman(t *testing.T, vm *testutil.VM, network, neutronNet string) *podman {
+	t.Helper()
+	dir := t.TempDir()
+	netDir := filepath.Join(dir, "net.d")
+	if err := os.Mkdir(netDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	conflist, _ := json.Marshal(map[string]any{
+		"cniVersion": "1.1.0", "name": network,
+		"plugins": []map[string]any{{"type": "ovn-docker-cni", "network": neutronNet, "stateDir": vm.Env["OVN_DOCKER_STATE_DIR"]}},
+	})
+	if err := os.WriteFile(filepath.Join(netDir, network+".conflist"), conflist, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// podman's default open-files limit is above what these machines allow.
+	conf := fmt.Sprintf(`[network]
+network_backend = "cni"
+cni_plugin_dirs = [%q]
+network_config_dir = %q
+[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=4096:4096"]
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+`, cniBinDir, netDir)
+	p := &podman{vm: vm, network: network, conf: filepath.Join(dir, "containers.conf"),
+		args: []string{"--root", filepath.Join(dir, "root"), "--runroot", filepath.Join(dir, "runroot"), "--storage-driver", "vfs"}}
+	if err := os.WriteFile(p.conf, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(dir, "busybox.tar")
+	testutil.MustRun(t, "sh", "-c", `set -e; d=$(mktemp -d); mkdir "$d/bin"; cp /bin/busybox "$d/bin/"
+		for a in sh ping echo ip; do ln -s busybox "$d/bin/$a"; done; tar -C "$d" -cf `+img+` .; rm -rf "$d"`)
+	if out, err := p.run("import", img, "localhost/busybox:local"); err != nil {
+		t.Fatalf("podman import: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { _, _ = p.run("rm", "-af") })
+	return p
+}
+
+// run runs podman inside the VM.
+func (p *podman) run(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", p.vm.Name, "podman"}, append(slices.Clone(p.args), args...)...)...)
+	cmd.Env = append(os.Environ(), "CONTAINERS_CONF="+p.conf)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// TestCNIPodman: podman run --network on an ovn-docker network configuration (podman's
+// CNI backend): the container reaches a pod in another VM, and when it ends (--rm)
+// nothing of its interface is left.
+func TestCNIPodman(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("podman"); err != nil {
+		t.Fatalf("podman is not installed (hack/stack.sh installs it): %v", err)
+	}
+	s := testutil.LoadStack(t)
+	vms := s.TenantVMs(t, 2)
+	ls := uniq("LSPM")
+	mustOVNDocker(t, vms[0], "--standalone", "create", "network", ls)
+	t.Cleanup(func() { ovnDocker(t, vms[0], nil, "--standalone", "delete", "network", ls) })
+	for _, vm := range vms {
+		startPlugin(t, vm)
+		t.Cleanup(func() { cleanVM(t, vm) })
+	}
+	// The pod to reach, made through libcni in the other VM.
+	target := newCNINet(t, vms[1], ls).addPod(t)
+	pm := newPodman(t, vms[0], uniq("podnet"), ls)
+	out, err := pm.run("run", "--rm", "--network", pm.network, "localhost/busybox:local",
+		"sh", "-c", "ip -o -4 addr show eth0; ping -c 3 -W 2 "+target.ip())
+	if err != nil {
+		t.Fatalf("podman run --network %s: %v\n%s", pm.network, err, out)
+	}
+	t.Logf("podman's container:\n%s", out)
+	if !strings.Contains(out, "3 packets received") {
+		t.Fatalf("the podman container did not reach %s:\n%s", target.ip(), out)
+	}
+	assertClean(t, s, vms[0])
 }
