@@ -510,3 +510,52 @@ func TestCNIManyPods(t *testing.T) {
 		}
 	}
 }
+
+// TestCNITwoNetworks: a pod on two Neutron networks through two network configurations
+// (as a meta-plugin such as Multus does it): eth0 carries the default route, net1 only
+// its subnet, each with its own port and VLAN; DEL of each releases its own.
+func TestCNITwoNetworks(t *testing.T) {
+	t.Parallel()
+	s := testutil.LoadStack(t)
+	vm := s.TenantVMs(t, 1)[0]
+	nc := s.Network(t, "tenant-a")
+	lsA, lsB := uniq("LS2A"), uniq("LS2B")
+	for _, ls := range []string{lsA, lsB} {
+		mustOVNDocker(t, vm, "--standalone", "create", "network", ls)
+		t.Cleanup(func() { ovnDocker(t, vm, nil, "--standalone", "delete", "network", ls) })
+	}
+	startPlugin(t, vm)
+	t.Cleanup(func() { cleanCNIVM(t, vm) })
+	nA, nB := newCNINet(t, vm, lsA), newCNINet(t, vm, lsB)
+	p := newPodNS(t)
+	nA.add(t, p)
+	resA := p.res
+	second := *p.rt
+	second.IfName = "net1"
+	p1 := &pod{ns: p.ns, rt: &second}
+	nB.add(t, p1)
+	if len(resA.Routes) == 0 || len(p1.res.Routes) != 0 {
+		t.Fatalf("routes: eth0 %v, net1 %v; want the default route on eth0 only", resA.Routes, p1.res.Routes)
+	}
+	routes := testutil.MustRun(t, "ip", "-n", p.ns, "route", "show", "default")
+	if !strings.Contains(routes, "dev eth0") || strings.Contains(routes, "net1") {
+		t.Fatalf("default routes in the pod: %q, want via eth0 only", routes)
+	}
+	eA, eB := podPort(t, vm, p), podPort(t, vm, p1)
+	if eA.Network != lsA || eB.Network != lsB || eA.VLAN == eB.VLAN || eB.Interface != "net1" {
+		t.Fatalf("the pod's interfaces: %+v and %+v", eA, eB)
+	}
+	if err := nB.lib.DelNetworkList(testutil.Context(t), nB.list, p1.rt); err != nil {
+		t.Fatal(err)
+	}
+	if l := leftOf(t, vm, nc, eB); l != "" {
+		t.Fatalf("after net1's DEL it keeps %s", l)
+	}
+	if l := leftOf(t, vm, nc, eA); !strings.Contains(l, "neutron port") {
+		t.Fatalf("net1's DEL took eth0's port too: eth0 keeps %q", l)
+	}
+	if err := nA.lib.DelNetworkList(testutil.Context(t), nA.list, p.rt); err != nil {
+		t.Fatal(err)
+	}
+	assertClean(t, s, vm)
+}

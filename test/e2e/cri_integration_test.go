@@ -282,8 +282,9 @@ func newPodman(t *testing.T, vm *testutil.VM, network, neutronNet string) *podma
 	if err := os.Mkdir(netDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// podman 4's libcni reads results up to CNI 1.0.0.
 	conflist, _ := json.Marshal(map[string]any{
-		"cniVersion": "1.1.0", "name": network,
+		"cniVersion": "1.0.0", "name": network,
 		"plugins": []map[string]any{{"type": "ovn-docker-cni", "network": neutronNet, "stateDir": vm.Env["OVN_DOCKER_STATE_DIR"]}},
 	})
 	if err := os.WriteFile(filepath.Join(netDir, network+".conflist"), conflist, 0o644); err != nil {
@@ -315,11 +316,13 @@ events_logger = "file"
 	return p
 }
 
-// run runs podman inside the VM.
+// run runs podman inside the VM: in its network namespace, and in the machine's mount
+// namespace (not ip netns exec's own), where the agent can open the pod netns that
+// podman mounts under /run/netns.
 func (p *podman) run(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", p.vm.Name, "podman"}, append(slices.Clone(p.args), args...)...)...)
+	cmd := exec.CommandContext(ctx, "nsenter", append([]string{"--net=/run/netns/" + p.vm.Name, "podman"}, append(slices.Clone(p.args), args...)...)...)
 	cmd.Env = append(os.Environ(), "CONTAINERS_CONF="+p.conf)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
