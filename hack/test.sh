@@ -229,7 +229,7 @@ if [ -z "$quick" ] && { [ -z "$run_re" ] || grep -qE 'Outage' <<<"$run_re"; }; t
 fi
 collect local
 collect cri
-step "end-to-end tests" e2e main -timeout 18m -parallel "${OVN_DOCKER_E2E_PARALLEL:-3}" -skip "$skip" "${run_e2e[@]}"
+step "end-to-end tests" e2e main -timeout 28m -parallel "${OVN_DOCKER_E2E_PARALLEL:-3}" -skip "$skip" "${run_e2e[@]}"
 integration stack
 collect offline
 unit_tests
