@@ -92,8 +92,8 @@ func newDaemonCmd(a *app) *cobra.Command {
 		},
 	}
 	env := a.getenv
-	cmd.Flags().StringVar(&dir, "plugin-dir", envOr(env, "OVN_DOCKER_PLUGIN_DIR", DefaultPluginDir), "folder where dockerd looks for plugin sockets")
-	cmd.Flags().StringVar(&name, "plugin-name", envOr(env, "OVN_DOCKER_PLUGIN_NAME", DefaultPluginName), "the plugin's name: docker's -d and --ipam-driver")
+	cmd.Flags().StringVar(&dir, "plugin-dir", envOr(env, "OVN_DOCKER_PLUGIN_DIR", DefaultPluginDir), "folder where dockerd looks for plugin sockets (OVN_DOCKER_PLUGIN_DIR)")
+	cmd.Flags().StringVar(&name, "plugin-name", envOr(env, "OVN_DOCKER_PLUGIN_NAME", DefaultPluginName), "the plugin's name: docker's -d and --ipam-driver (OVN_DOCKER_PLUGIN_NAME)")
 	cmd.Flags().DurationVar(&every, "reconcile-every", 2*time.Minute, "how often to release what Docker forgot")
 	cmd.Flags().DurationVar(&grace, "reconcile-grace", 2*time.Minute, "how long an address or pool Docker does not know is kept (Docker may be creating its endpoint)")
 	cmd.Flags().StringArrayVar(&dp.specs, "pool", nil, "keep interfaces ready on a network: NETWORK[:MIN[:MAX]] (default 10:2*MIN); repeatable")
@@ -101,7 +101,7 @@ func newDaemonCmd(a *app) *cobra.Command {
 	cmd.Flags().IntVar(&dp.calls, "pool-neutron-calls", 2, "pool batches in flight at once")
 	cmd.Flags().DurationVar(&dp.refill, "pool-refill", 2*time.Second, "how often pools are checked")
 	cmd.Flags().BoolVar(&dp.reuse, "pool-reuse", false, "return a pool's interfaces to it, scrubbed, when their container goes (default: delete them)")
-	cmd.Flags().StringVar(&dp.metricsListen, "metrics", envOr(env, "OVN_DOCKER_METRICS", ""), "serve Prometheus metrics on unix:/path, or 127.0.0.1:PORT with TLS (default: <state-dir>/metrics.sock)")
+	cmd.Flags().StringVar(&dp.metricsListen, "metrics", envOr(env, "OVN_DOCKER_METRICS", ""), "serve Prometheus metrics on unix:/path, or 127.0.0.1:PORT with TLS (default: <state-dir>/metrics.sock; OVN_DOCKER_METRICS)")
 	cmd.Flags().StringVar(&dp.metricsCert, "metrics-tls-cert", "", "certificate (PEM) of a TCP metrics address")
 	cmd.Flags().StringVar(&dp.metricsKey, "metrics-tls-key", "", "its key (PEM)")
 	return cmd

@@ -74,12 +74,17 @@ Local settings (flag, or environment variable):
   --bridge     OVN_DOCKER_BRIDGE     the VM's OVS bridge with the uplink on it (default br0)
   --state-dir  OVN_DOCKER_STATE_DIR  local state (default /var/lib/ovn-docker)
   --mode       OVN_DOCKER_MODE       trunk (default, tenant credentials) or binding-profile (admin)
+  --log-level  OVN_DOCKER_LOG_LEVEL  debug, info, warn (default) or error
+  --standalone OVN_DOCKER_STANDALONE=1  work in this process even when the agent runs
+  OVN_DOCKER_API_TIMEOUT      give up on an OpenStack request after this long (default 60s)
+  OVN_DOCKER_API_CONCURRENCY  OpenStack requests in flight at once in this VM (default 4)
+The agent's own (ovn-docker daemon --help): OVN_DOCKER_PLUGIN_DIR, OVN_DOCKER_PLUGIN_NAME,
+OVN_DOCKER_METRICS.
 Docker is found through DOCKER_HOST, as the docker CLI finds it.
 
 The agent: when "ovn-docker daemon" runs in this VM (its socket is <state-dir>/agent.sock),
 every command asks it, and it acts with its own credentials; otherwise the command does
-the work itself, with the same results on the same state. --standalone (or
-OVN_DOCKER_STANDALONE=1) does the work in this process even when the agent runs.`
+the work itself, with the same results on the same state.`
 
 const rootExample = `  ovn-docker --cred=$TOKEN create network LS1
   ovn-docker --cred=$TOKEN list networks

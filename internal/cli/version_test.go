@@ -3,6 +3,9 @@ package cli
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
+	"regexp"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -49,5 +52,35 @@ func TestVersionFlagAndCommand(t *testing.T) {
 	}
 	if outs[0] != outs[1] || !strings.HasPrefix(outs[0], "ovn-docker ") {
 		t.Errorf("--version printed %q, version %q; want the same \"ovn-docker VERSION\" line", outs[0], outs[1])
+	}
+}
+
+// TestHelpNamesEveryVariable: every OVN_DOCKER_* variable the command reads is in
+// --help (the test build's fault switch aside).
+func TestHelpNamesEveryVariable(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := Main(context.Background(), []string{"--help"}, &out, &errOut, func(string) string { return "" }); code != 0 {
+		t.Fatalf("--help: exit %d: %s", code, errOut.String())
+	}
+	re := regexp.MustCompile(`"(OVN_DOCKER_[A-Z_]+)"`)
+	files, _ := filepath.Glob("../*/*.go")
+	seen := 0
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") || strings.Contains(f, "testutil") || strings.HasSuffix(f, "fault_on.go") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range re.FindAllStringSubmatch(string(b), -1) {
+			seen++
+			if !strings.Contains(out.String(), m[1]) {
+				t.Errorf("%s reads %s, which --help does not name", f, m[1])
+			}
+		}
+	}
+	if seen == 0 {
+		t.Fatal("no OVN_DOCKER_ variable found in the sources: the test sees nothing")
 	}
 }
