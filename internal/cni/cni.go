@@ -149,6 +149,25 @@ func (p *Plugin) agent(ctx context.Context, c *Conf, down uint) (Agent, error) {
 	return nil, types.NewError(down, "ovn-docker-cni: the ovn-docker agent does not answer", err.Error())
 }
 
+// begin reads the configuration and reaches the agent within the call's time: what
+// every operation does first. down is the code when the agent does not answer.
+func (p *Plugin) begin(args *skel.CmdArgs, down uint) (*Conf, Agent, context.Context, context.CancelFunc, error) {
+	c, err := loadConf(args.StdinData)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	ctx, cancel, err := c.context()
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	a, err := p.agent(ctx, c, down)
+	if err != nil {
+		cancel()
+		return nil, nil, nil, nil, err
+	}
+	return c, a, ctx, cancel, nil
+}
+
 // cniError turns the agent's failure into the CNI's: its kind decides the code.
 func cniError(what string, err error) error {
 	code := types.ErrInternal
@@ -165,19 +184,11 @@ func cniError(what string, err error) error {
 
 // Add gives the container its interface and prints the result.
 func (p *Plugin) Add(args *skel.CmdArgs) error {
-	c, err := loadConf(args.StdinData)
-	if err != nil {
-		return err
-	}
-	ctx, cancel, err := c.context()
+	c, a, ctx, cancel, err := p.begin(args, types.ErrTryAgainLater)
 	if err != nil {
 		return err
 	}
 	defer cancel()
-	a, err := p.agent(ctx, c, types.ErrTryAgainLater)
-	if err != nil {
-		return err
-	}
 	var k8s k8sArgs
 	if err := types.LoadArgs(args.Args, &k8s); err != nil {
 		return types.NewError(types.ErrInvalidEnvironmentVariables, "ovn-docker-cni: CNI_ARGS: "+err.Error(), "")
@@ -249,19 +260,11 @@ func result(att *api.Attachment, netns string, defRoute bool) (*current.Result, 
 // Del releases the interface. Nothing to release (a second DEL, an ADD that never
 // finished, no netns) is success.
 func (p *Plugin) Del(args *skel.CmdArgs) error {
-	c, err := loadConf(args.StdinData)
-	if err != nil {
-		return err
-	}
-	ctx, cancel, err := c.context()
+	c, a, ctx, cancel, err := p.begin(args, types.ErrTryAgainLater)
 	if err != nil {
 		return err
 	}
 	defer cancel()
-	a, err := p.agent(ctx, c, types.ErrTryAgainLater)
-	if err != nil {
-		return err
-	}
 	if err := a.Detach(ctx, api.DetachRequest{Owner: api.CNIOwner(c.Name, args.ContainerID), IfName: args.IfName}); err != nil {
 		return cniError("del "+args.IfName, err)
 	}
@@ -318,19 +321,11 @@ func ofInterface(r *current.Result, ifName, netns string) (mac string, ips []str
 
 // GC releases this network's interfaces that the runtime does not list as valid.
 func (p *Plugin) GC(args *skel.CmdArgs) error {
-	c, err := loadConf(args.StdinData)
-	if err != nil {
-		return err
-	}
-	ctx, cancel, err := c.context()
+	c, a, ctx, cancel, err := p.begin(args, types.ErrTryAgainLater)
 	if err != nil {
 		return err
 	}
 	defer cancel()
-	a, err := p.agent(ctx, c, types.ErrTryAgainLater)
-	if err != nil {
-		return err
-	}
 	req := api.CollectRequest{OwnerPrefix: api.CNIOwnerPrefix(c.Name), Keep: []api.AttachmentKey{}}
 	for _, v := range c.ValidAttachments {
 		req.Keep = append(req.Keep, api.AttachmentKey{Owner: api.CNIOwner(c.Name, v.ContainerID), IfName: v.IfName})
@@ -344,19 +339,11 @@ func (p *Plugin) GC(args *skel.CmdArgs) error {
 // Status says whether an ADD can work now: the agent answers, and through it Keystone,
 // Neutron, the VM's OVSDB and bridge; and the network exists. Otherwise code 50, and why.
 func (p *Plugin) Status(args *skel.CmdArgs) error {
-	c, err := loadConf(args.StdinData)
-	if err != nil {
-		return err
-	}
-	ctx, cancel, err := c.context()
+	c, a, ctx, cancel, err := p.begin(args, types.ErrPluginNotAvailable)
 	if err != nil {
 		return err
 	}
 	defer cancel()
-	a, err := p.agent(ctx, c, types.ErrPluginNotAvailable)
-	if err != nil {
-		return err
-	}
 	if err := a.NetworkReady(ctx, c.Network); err != nil {
 		return types.NewError(types.ErrPluginNotAvailable, "ovn-docker-cni: not ready: "+err.Error(), "")
 	}
