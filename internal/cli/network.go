@@ -1,12 +1,10 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/netip"
+	"strconv"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -17,6 +15,7 @@ import (
 func newCreateCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "create", Short: "Create a Neutron network (create network NAME)"}
 	var req api.CreateNetworkRequest
+	var out output
 	net := &cobra.Command{
 		Use:   "network NAME",
 		Short: "Create a Neutron network and its subnet",
@@ -28,6 +27,12 @@ the command says which.`,
 		Args:    exactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req.Name = args[0]
+			if err := out.check(); err != nil {
+				return err
+			}
+			if _, err := pick(networkColumns, out.columns); err != nil {
+				return err
+			}
 			// Bad input is refused before anything is asked of anyone.
 			if req.Subnet != "" {
 				if _, err := service.ParsePrefix("--subnet", req.Subnet); err != nil {
@@ -55,6 +60,9 @@ the command says which.`,
 				return err
 			}
 			n := res.Network
+			if cmd.Flags().Changed("format") || cmd.Flags().Changed("column") {
+				return writeOne(a.stdout, out, networkColumns, n)
+			}
 			fmt.Fprintf(a.stdout, "created network %s (%s): %s, MTU %d\n", n.Name, n.ID, res.Note, n.MTU)
 			return nil
 		},
@@ -62,13 +70,15 @@ the command says which.`,
 	net.Flags().StringVar(&req.Subnet, "subnet", "", "IPv4 subnet in CIDR notation")
 	net.Flags().StringVar(&req.Gateway, "gateway", "", "IPv4 gateway (default: the subnet's first address)")
 	net.Flags().StringVar(&req.IPv6Subnet, "ipv6-subnet", "", "also an IPv6 subnet in CIDR notation")
+	addOutputFlags(net, &out)
+	net.Flags().Lookup("format").Usage += " (default: a sentence saying how the range was chosen)"
 	cmd.AddCommand(net)
 	return cmd
 }
 
 func newListCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "list", Short: "List networks or container ports (list networks | list ports)"}
-	var format string
+	var out output
 	nets := &cobra.Command{
 		Use:     "networks",
 		Aliases: []string{"network", "net"},
@@ -76,7 +86,10 @@ func newListCmd(a *app) *cobra.Command {
 		Long:    "List the networks the credentials see: name, ID, subnets, MTU and how many containers of this VM are on each.",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkFormat(format); err != nil {
+			if err := out.check(); err != nil {
+				return err
+			}
+			if _, err := pick(networkColumns, out.columns); err != nil {
 				return err
 			}
 			ctx, cancel := a.withTimeout(cmd.Context())
@@ -89,46 +102,24 @@ func newListCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return printNetworks(a.stdout, format, nets)
+			return writeList(a.stdout, out, networkColumns, nets)
 		},
 	}
-	nets.Flags().StringVarP(&format, "format", "f", "table", "output format: table or json")
+	addOutputFlags(nets, &out)
 	ports := newPsCmd(a)
 	ports.Use, ports.Aliases = "ports", []string{"port", "containers"}
 	cmd.AddCommand(nets, ports)
 	return cmd
 }
 
-func checkFormat(f string) error {
-	if f != "table" && f != "json" {
-		return fmt.Errorf("-f %q: use table or json", f)
-	}
-	return nil
-}
-
-func printNetworks(w io.Writer, format string, rows []api.Network) error {
-	if format == "json" {
-		if rows == nil {
-			rows = []api.Network{}
-		}
-		return writeJSON(w, rows)
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tID\tCIDRS\tMTU\tCONTAINERS")
-	for _, r := range rows {
-		cidrs := strings.Join(r.CIDRs, ",")
-		if cidrs == "" {
-			cidrs = "-"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\n", r.Name, r.ID, cidrs, r.MTU, r.Containers)
-	}
-	return tw.Flush()
-}
-
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+// networkColumns are list networks' and create network's columns.
+var networkColumns = []column[api.Network]{
+	{head: "NAME", key: "name", cell: func(n api.Network) string { return n.Name }},
+	{head: "ID", key: "id", cell: func(n api.Network) string { return n.ID }},
+	{head: "CIDRS", key: "cidrs", cell: func(n api.Network) string { return strings.Join(n.CIDRs, ",") }},
+	{head: "MTU", key: "mtu", cell: func(n api.Network) string { return strconv.Itoa(n.MTU) }},
+	{head: "CONTAINERS", key: "containers", cell: func(n api.Network) string { return strconv.Itoa(n.Containers) }},
+	{head: "SHARED", key: "shared", cell: func(n api.Network) string { return strconv.FormatBool(n.Shared) }, extra: true},
 }
 
 func newDeleteCmd(a *app) *cobra.Command {

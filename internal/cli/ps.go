@@ -1,9 +1,9 @@
 package cli
 
 import (
-	"fmt"
+	"strconv"
 	"strings"
-	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -11,14 +11,17 @@ import (
 )
 
 func newPsCmd(a *app) *cobra.Command {
-	var format string
+	var out output
 	cmd := &cobra.Command{
 		Use:   "ps",
 		Short: "List this VM's container interfaces: network, VLAN, MAC, IP, Neutron port",
 		Long:  "List the container interfaces ovn-docker made in this VM, from its local state (no credentials needed).",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkFormat(format); err != nil {
+			if err := out.check(); err != nil {
+				return err
+			}
+			if _, err := pick(interfaceColumns, out.columns); err != nil {
 				return err
 			}
 			ctx, cancel := a.withTimeout(cmd.Context())
@@ -31,28 +34,38 @@ func newPsCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if format == "json" {
-				if rows == nil {
-					rows = []api.Interface{}
-				}
-				return writeJSON(a.stdout, rows)
-			}
-			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "CONTAINER\tNAME\tNETWORK\tIFACE\tVLAN\tMAC\tIP\tPORT\tSTATE")
-			for _, r := range rows {
-				ips := strings.Join(r.IPs, ",")
-				st := r.State
-				if r.Note != "" {
-					st += " (" + r.Note + ")"
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", dash(short(r.Container)), dash(r.Name),
-					dash(r.Network), dash(r.Interface), r.VLAN, dash(r.MAC), dash(ips), dash(r.Port), st)
-			}
-			return tw.Flush()
+			return writeList(a.stdout, out, interfaceColumns, rows)
 		},
 	}
-	cmd.Flags().StringVarP(&format, "format", "f", "table", "output format: table or json")
+	addOutputFlags(cmd, &out)
 	return cmd
+}
+
+// interfaceColumns are ps's columns.
+var interfaceColumns = []column[api.Interface]{
+	{head: "CONTAINER", key: "container", cell: func(r api.Interface) string { return short(r.Container) }},
+	{head: "NAME", key: "name", cell: func(r api.Interface) string { return r.Name }},
+	{head: "NETWORK", key: "network", cell: func(r api.Interface) string { return r.Network }},
+	{head: "IFACE", key: "interface", cell: func(r api.Interface) string { return r.Interface }},
+	{head: "VLAN", key: "vlan", cell: func(r api.Interface) string { return strconv.Itoa(r.VLAN) }},
+	{head: "MAC", key: "mac", cell: func(r api.Interface) string { return r.MAC }},
+	{head: "IP", key: "ips", cell: func(r api.Interface) string { return strings.Join(r.IPs, ",") }},
+	{head: "PORT", key: "port_id", cell: func(r api.Interface) string { return r.Port }},
+	{head: "STATE", key: "state", cell: func(r api.Interface) string {
+		if r.Note != "" {
+			return r.State + " (" + r.Note + ")"
+		}
+		return r.State
+	}},
+	{head: "NETWORK_ID", key: "network_id", cell: func(r api.Interface) string { return r.NetworkID }, extra: true},
+	{head: "SANDBOX", key: "sandbox", cell: func(r api.Interface) string { return r.Sandbox }, extra: true},
+	{head: "HOST_IFACE", key: "host_interface", cell: func(r api.Interface) string { return r.HostIf }, extra: true},
+	{head: "MODE", key: "mode", cell: func(r api.Interface) string { return r.Mode }, extra: true},
+	{head: "POOL", key: "pool", cell: func(r api.Interface) string { return r.Pool }, extra: true},
+	{head: "MTU", key: "mtu", cell: func(r api.Interface) string { return strconv.Itoa(r.MTU) }, extra: true},
+	{head: "GATEWAYS", key: "gateways", cell: func(r api.Interface) string { return strings.Join(r.Gateways, ",") }, extra: true},
+	{head: "CREATED", key: "created", cell: func(r api.Interface) string { return r.Created.UTC().Format(time.RFC3339) }, extra: true},
+	{head: "ERROR", key: "error", cell: func(r api.Interface) string { return r.Error }, extra: true},
 }
 
 func dash(s string) string {

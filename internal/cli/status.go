@@ -2,14 +2,16 @@ package cli
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"github.com/ovn-docker/ovn-docker/internal/api"
 )
 
 func newStatusCmd(a *app) *cobra.Command {
-	var format string
+	var out output
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Check what this VM's containers need: agent, Keystone, Neutron, trunk, OVS, Docker, pools",
@@ -19,8 +21,14 @@ bridge, dockerd; then the pools with their depth, how many interfaces the VM has
 the agent's last errors. It exits 1 when a check fails.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkFormat(format); err != nil {
+			if err := out.check(); err != nil {
 				return err
+			}
+			if _, err := pick(statusColumns, out.columns); err != nil {
+				return err
+			}
+			if len(out.columns) > 0 && (out.format == "json" || out.format == "yaml") {
+				return fmt.Errorf("-c picks columns of table and value; -f %s gives the whole report", out.format)
 			}
 			ctx, cancel := a.withTimeout(cmd.Context())
 			defer cancel()
@@ -38,39 +46,15 @@ the agent's last errors. It exits 1 when a check fails.`,
 					failed++
 				}
 			}
-			if format == "json" {
-				if err := writeJSON(a.stdout, st); err != nil {
+			if out.format == "json" || out.format == "yaml" {
+				if err := writeData(a.stdout, out.format, st); err != nil {
 					return err
 				}
 			} else {
-				tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-				if st.Agent.Running {
-					fmt.Fprintf(tw, "agent\tok\tpid %d, %s, since %s\n", st.Agent.PID, st.Agent.Version, st.Agent.Since.Format("2006-01-02 15:04:05Z07:00"))
-				} else {
-					fmt.Fprintf(tw, "agent\t-\tnot running: this command did the checks itself\n")
-				}
-				for _, c := range st.Checks {
-					ok := "ok"
-					if !c.OK {
-						ok = "FAILED"
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\n", c.Name, ok, oneLine(c.Detail))
-				}
-				for _, p := range st.Pools {
-					detail := fmt.Sprintf("%d ready of %d-%d", p.Ready, p.Min, p.Max)
-					if p.Filling > 0 {
-						detail += fmt.Sprintf(", %d being made", p.Filling)
-					}
-					if p.Reason != "" {
-						detail += "; " + p.Reason
-					}
-					fmt.Fprintf(tw, "pool %s\t%s\t%s\n", firstNonEmpty(p.Network, p.NetworkID), "-", detail)
-				}
-				fmt.Fprintf(tw, "interfaces\t-\t%d\n", st.Attachments)
-				if err := tw.Flush(); err != nil {
+				if err := writeList(a.stdout, out, statusColumns, statusRows(st)); err != nil {
 					return err
 				}
-				if len(st.LastErrors) > 0 {
+				if len(st.LastErrors) > 0 && out.format == "table" && len(out.columns) == 0 {
 					fmt.Fprintln(a.stdout, "last errors:")
 					for _, e := range st.LastErrors {
 						fmt.Fprintln(a.stdout, "  "+strings.TrimSpace(e))
@@ -83,8 +67,45 @@ the agent's last errors. It exits 1 when a check fails.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&format, "format", "f", "table", "output format: table or json")
+	addOutputFlags(cmd, &out)
 	return cmd
+}
+
+// statusRow is one line of status: a check, the agent, a pool.
+type statusRow struct{ name, state, detail string }
+
+var statusColumns = []column[statusRow]{
+	{head: "NAME", key: "name", cell: func(r statusRow) string { return r.name }},
+	{head: "STATUS", key: "status", cell: func(r statusRow) string { return r.state }},
+	{head: "DETAIL", key: "detail", cell: func(r statusRow) string { return r.detail }},
+}
+
+// statusRows lays the report out one line per thing checked.
+func statusRows(st *api.Status) []statusRow {
+	var rows []statusRow
+	if st.Agent.Running {
+		rows = append(rows, statusRow{"agent", "ok", fmt.Sprintf("pid %d, %s, since %s", st.Agent.PID, st.Agent.Version, st.Agent.Since.Format("2006-01-02 15:04:05Z07:00"))})
+	} else {
+		rows = append(rows, statusRow{"agent", "-", "not running: this command did the checks itself"})
+	}
+	for _, c := range st.Checks {
+		ok := "ok"
+		if !c.OK {
+			ok = "FAILED"
+		}
+		rows = append(rows, statusRow{c.Name, ok, oneLine(c.Detail)})
+	}
+	for _, p := range st.Pools {
+		detail := fmt.Sprintf("%d ready of %d-%d", p.Ready, p.Min, p.Max)
+		if p.Filling > 0 {
+			detail += fmt.Sprintf(", %d being made", p.Filling)
+		}
+		if p.Reason != "" {
+			detail += "; " + p.Reason
+		}
+		rows = append(rows, statusRow{"pool " + firstNonEmpty(p.Network, p.NetworkID), "-", detail})
+	}
+	return append(rows, statusRow{"interfaces", "-", strconv.Itoa(st.Attachments)})
 }
 
 func firstNonEmpty(vals ...string) string {
