@@ -35,6 +35,7 @@ type settings struct {
 	uplink       string
 	stateDir     string
 	logLevel     string
+	logFormat    string
 	timeout      time.Duration
 	readyTimeout time.Duration
 	standalone   bool
@@ -102,13 +103,14 @@ func (a *app) close() {
 	}
 }
 
-// newLogger logs to w at the level asked, through the redactor.
-func newLogger(w io.Writer, level string, red *osauth.Redactor) (*slog.Logger, error) {
+// newLogger logs to w at the level asked, as text (logfmt) or JSON lines (for journald
+// or a log shipper), through the redactor.
+func newLogger(w io.Writer, level, format string, red *osauth.Redactor) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
 	}
-	h := slog.NewTextHandler(w, &slog.HandlerOptions{Level: l, ReplaceAttr: func(_ []string, at slog.Attr) slog.Attr {
+	opts := &slog.HandlerOptions{Level: l, ReplaceAttr: func(_ []string, at slog.Attr) slog.Attr {
 		switch at.Value.Kind() {
 		case slog.KindString:
 			at.Value = slog.StringValue(red.String(at.Value.String()))
@@ -118,7 +120,16 @@ func newLogger(w io.Writer, level string, red *osauth.Redactor) (*slog.Logger, e
 			}
 		}
 		return at
-	}})
+	}}
+	var h slog.Handler
+	switch format {
+	case "text", "":
+		h = slog.NewTextHandler(w, opts)
+	case "json":
+		h = slog.NewJSONHandler(w, opts)
+	default:
+		return nil, fmt.Errorf("--log-format %q: use text or json", format)
+	}
 	return slog.New(&redactingHandler{Handler: h, red: red}), nil
 }
 

@@ -79,7 +79,7 @@ func newDaemonCmd(a *app) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !cmd.Flags().Changed("log-level") && a.getenv("OVN_DOCKER_LOG_LEVEL") == "" {
 				// A daemon's log is its only account of what it did.
-				log, err := newLogger(a.stderr, "info", a.redactor)
+				log, err := newLogger(a.stderr, "info", a.s.logFormat, a.redactor)
 				if err != nil {
 					return err
 				}

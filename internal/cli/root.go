@@ -75,6 +75,7 @@ Local settings (flag, or environment variable):
   --state-dir  OVN_DOCKER_STATE_DIR  local state (default /var/lib/ovn-docker)
   --mode       OVN_DOCKER_MODE       trunk (default, tenant credentials) or binding-profile (admin)
   --log-level  OVN_DOCKER_LOG_LEVEL  debug, info, warn (default) or error
+  --log-format OVN_DOCKER_LOG_FORMAT text (default) or json
   --standalone OVN_DOCKER_STANDALONE=1  work in this process even when the agent runs
   OVN_DOCKER_API_TIMEOUT      give up on an OpenStack request after this long (default 60s)
   OVN_DOCKER_API_CONCURRENCY  OpenStack requests in flight at once in this VM (default 4)
@@ -102,7 +103,7 @@ func newRoot(a *app) *cobra.Command {
 		SilenceErrors: true,
 		Version:       buildVersion(Version, debug.ReadBuildInfo),
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := newLogger(a.stderr, a.s.logLevel, a.redactor)
+			log, err := newLogger(a.stderr, a.s.logLevel, a.s.logFormat, a.redactor)
 			if err != nil {
 				return err
 			}
@@ -134,6 +135,7 @@ func newRoot(a *app) *cobra.Command {
 	f.StringVar(&a.s.uplink, "uplink", envOr(env, "OVN_DOCKER_UPLINK", service.DefaultUplink), "the VM's uplink NIC (finds the vif-id by MAC)")
 	f.StringVar(&a.s.stateDir, "state-dir", envOr(env, "OVN_DOCKER_STATE_DIR", service.DefaultStateDir), "local state directory")
 	f.StringVar(&a.s.logLevel, "log-level", envOr(env, "OVN_DOCKER_LOG_LEVEL", "warn"), "debug, info, warn or error (logs go to stderr)")
+	f.StringVar(&a.s.logFormat, "log-format", envOr(env, "OVN_DOCKER_LOG_FORMAT", "text"), "text (logfmt) or json (one object per line)")
 	f.DurationVar(&a.s.timeout, "timeout", 2*time.Minute, "give up on a command after this long")
 	f.DurationVar(&a.s.readyTimeout, "ready-timeout", 20*time.Second, "how long to wait for OVN to carry a new interface's packets before the container starts")
 	f.BoolVar(&a.s.standalone, "standalone", env("OVN_DOCKER_STANDALONE") == "1", "work in this process even when the VM's agent runs (OVN_DOCKER_STANDALONE=1)")
