@@ -96,7 +96,8 @@ func newDaemonCmd(a *app) *cobra.Command {
 	cmd.Flags().StringVar(&name, "plugin-name", envOr(env, "OVN_DOCKER_PLUGIN_NAME", DefaultPluginName), "the plugin's name: docker's -d and --ipam-driver (OVN_DOCKER_PLUGIN_NAME)")
 	cmd.Flags().DurationVar(&every, "reconcile-every", 2*time.Minute, "how often to release what Docker forgot")
 	cmd.Flags().DurationVar(&grace, "reconcile-grace", 2*time.Minute, "how long an address or pool Docker does not know is kept (Docker may be creating its endpoint)")
-	cmd.Flags().StringArrayVar(&dp.specs, "pool", nil, "keep interfaces ready on a network: NETWORK[:MIN[:MAX]] (default 10:2*MIN); repeatable")
+	cmd.Flags().StringArrayVar(&dp.specs, "pool", strings.Fields(strings.ReplaceAll(env("OVN_DOCKER_POOLS"), ",", " ")),
+		"keep interfaces ready on a network: NETWORK[:MIN[:MAX]] (default 10:2*MIN); repeatable (OVN_DOCKER_POOLS, space-separated)")
 	cmd.Flags().IntVar(&dp.batch, "pool-batch", 10, "ports per bulk Neutron call when filling pools")
 	cmd.Flags().IntVar(&dp.calls, "pool-neutron-calls", 2, "pool batches in flight at once")
 	cmd.Flags().DurationVar(&dp.refill, "pool-refill", 2*time.Second, "how often pools are checked")

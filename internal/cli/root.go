@@ -18,13 +18,19 @@ import (
 
 // Main runs the command line and returns the process's exit code.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	file, err := loadConfig(configPath(args, getenv))
+	if err != nil {
+		fmt.Fprintf(stderr, "ovn-docker: %s\n", oneLine(err.Error()))
+		return 1
+	}
+	getenv = withConfig(getenv, file)
 	a := &app{stdout: stdout, stderr: stderr, getenv: getenv, redactor: &osauth.Redactor{}, fault: faultHook(getenv)}
 	defer a.close()
 	root := newRoot(a)
 	root.SetArgs(splitRun(args, globalValueFlags(root)))
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	err := root.ExecuteContext(ctx)
+	err = root.ExecuteContext(ctx)
 	if err == nil {
 		return 0
 	}
@@ -80,7 +86,13 @@ Local settings (flag, or environment variable):
   OVN_DOCKER_API_TIMEOUT      give up on an OpenStack request after this long (default 60s)
   OVN_DOCKER_API_CONCURRENCY  OpenStack requests in flight at once in this VM (default 4)
 The agent's own (ovn-docker daemon --help): OVN_DOCKER_PLUGIN_DIR, OVN_DOCKER_PLUGIN_NAME,
-OVN_DOCKER_METRICS.
+OVN_DOCKER_METRICS, OVN_DOCKER_POOLS.
+
+The configuration file (--config FILE or OVN_DOCKER_CONFIG; default
+/etc/ovn-docker/ovn-docker.conf, read when it exists) holds these settings as
+"name = value" lines, by flag name (bridge = br0) or variable (OVN_DOCKER_BRIDGE=br0),
+plus os-cloud and os-region-name; a flag wins over a variable, a variable over the
+file. Secrets do not belong in it: use clouds.yaml or --cred-file.
 Docker is found through DOCKER_HOST, as the docker CLI finds it.
 
 The agent: when "ovn-docker daemon" runs in this VM (its socket is <state-dir>/agent.sock),
@@ -136,6 +148,7 @@ func newRoot(a *app) *cobra.Command {
 	f.StringVar(&a.s.stateDir, "state-dir", envOr(env, "OVN_DOCKER_STATE_DIR", service.DefaultStateDir), "local state directory")
 	f.StringVar(&a.s.logLevel, "log-level", envOr(env, "OVN_DOCKER_LOG_LEVEL", "warn"), "debug, info, warn or error (logs go to stderr)")
 	f.StringVar(&a.s.logFormat, "log-format", envOr(env, "OVN_DOCKER_LOG_FORMAT", "text"), "text (logfmt) or json (one object per line)")
+	f.String("config", DefaultConfigFile, "configuration file (OVN_DOCKER_CONFIG); read before the flags, which win over it")
 	f.DurationVar(&a.s.timeout, "timeout", 2*time.Minute, "give up on a command after this long")
 	f.DurationVar(&a.s.readyTimeout, "ready-timeout", 20*time.Second, "how long to wait for OVN to carry a new interface's packets before the container starts")
 	f.BoolVar(&a.s.standalone, "standalone", env("OVN_DOCKER_STANDALONE") == "1", "work in this process even when the VM's agent runs (OVN_DOCKER_STANDALONE=1)")
