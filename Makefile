@@ -3,7 +3,7 @@
 GO ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: build test unit vet
+.PHONY: build test unit vet package
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X github.com/ovn-docker/ovn-docker/internal/cli.Version=$(VERSION)" -o bin/ovn-docker ./cmd/ovn-docker
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ovn-docker-cni ./cmd/ovn-docker-cni
@@ -16,3 +16,7 @@ vet:
 
 test:
 	hack/test.sh
+
+# dist/*.deb and dist/*.rpm (nfpm): binaries, unit, configuration, man pages, completions.
+package:
+	hack/package.sh

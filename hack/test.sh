@@ -207,6 +207,9 @@ if [[ " ${failed[*]} " == *" stack up "* ]]; then
 	exit 1
 fi
 hack/stack.sh status
+# The packages (nfpm, lintian, the unit under systemd-analyze) build while the end-to-end
+# tests run: after the stack's apt, whose lock their lintian install would otherwise meet.
+in_background packages step "packages (.deb, .rpm, lintian, systemd-analyze verify)" hack/package-check.sh
 # The outages of shared services (Neutron, Keystone, the OVN NB) first, alone: every other
 # test needs them. Then the other end-to-end tests side by side, then the integration tests.
 #
@@ -232,4 +235,5 @@ collect cri
 step "end-to-end tests" e2e main -timeout 28m -parallel "${OVN_DOCKER_E2E_PARALLEL:-3}" -skip "$skip" "${run_e2e[@]}"
 integration stack
 collect offline
+collect packages
 unit_tests

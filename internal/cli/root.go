@@ -93,6 +93,7 @@ The configuration file (--config FILE or OVN_DOCKER_CONFIG; default
 "name = value" lines, by flag name (bridge = br0) or variable (OVN_DOCKER_BRIDGE=br0),
 plus os-cloud and os-region-name; a flag wins over a variable, a variable over the
 file. Secrets do not belong in it: use clouds.yaml or --cred-file.
+
 Docker is found through DOCKER_HOST, as the docker CLI finds it.
 
 The agent: when "ovn-docker daemon" runs in this VM (its socket is <state-dir>/agent.sock),
@@ -129,7 +130,9 @@ func newRoot(a *app) *cobra.Command {
 			return nil
 		},
 	}
-	root.CompletionOptions.DisableDefaultCmd = true
+	// cobra's own "completion bash|zsh|fish|powershell", as kubectl and docker have it;
+	// the packages install its scripts.
+	root.CompletionOptions.HiddenDefaultCmd = false
 	root.SetVersionTemplate("ovn-docker {{.Version}}\n")
 	env := a.getenv
 	f := root.PersistentFlags()
@@ -157,6 +160,13 @@ func newRoot(a *app) *cobra.Command {
 		newPsCmd(a), newGCCmd(a), newStatusCmd(a), newBenchCmd(a), newPauseCmd(), newVersionCmd(a))
 	root.AddCommand(newDaemonCmd(a))
 	return root
+}
+
+// DocCommand is the command tree with the defaults of a fresh VM (no variables, no
+// configuration file), for the man pages and completions a package installs.
+func DocCommand() *cobra.Command {
+	a := &app{stdout: io.Discard, stderr: io.Discard, getenv: func(string) string { return "" }, redactor: &osauth.Redactor{}}
+	return newRoot(a)
 }
 
 // withTimeout bounds a command by --timeout.

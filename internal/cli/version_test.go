@@ -84,3 +84,14 @@ func TestHelpNamesEveryVariable(t *testing.T) {
 		t.Fatal("no OVN_DOCKER_ variable found in the sources: the test sees nothing")
 	}
 }
+
+// TestCompletion: the shells' completion scripts come from the binary itself, as
+// kubectl's and docker's do (the packages install them).
+func TestCompletion(t *testing.T) {
+	for shell, want := range map[string]string{"bash": "__start_ovn-docker", "zsh": "#compdef ovn-docker", "fish": "complete -c ovn-docker"} {
+		var out, errb bytes.Buffer
+		if code := Main(context.Background(), []string{"completion", shell}, &out, &errb, func(string) string { return "" }); code != 0 || !strings.Contains(out.String(), want) {
+			t.Errorf("completion %s: exit %d, %q... %s", shell, code, out.String()[:min(80, out.Len())], errb.String())
+		}
+	}
+}
