@@ -89,6 +89,10 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer unlock()
+	// Refused at once, with doctor's words, rather than at the first container.
+	if err := svc.Preflight(sctx); err != nil {
+		return err
+	}
 	eng, err := svc.Engine(sctx)
 	if err != nil {
 		return err

@@ -253,4 +253,5 @@ type Check struct {
 	Name   string `json:"name"`
 	OK     bool   `json:"ok"`
 	Detail string `json:"detail,omitempty"`
+	Fix    string `json:"fix,omitempty"` // doctor: what to do when it fails
 }

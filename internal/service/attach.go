@@ -26,6 +26,9 @@ func (s *Service) Attach(ctx context.Context, r api.AttachRequest) (*api.Attachm
 		return nil, api.Invalid(errors.New("attach: a network namespace and an interface name are needed"))
 	}
 	s.ran()
+	if err := s.Preflight(ctx); err != nil {
+		return nil, err
+	}
 	eng, err := s.Engine(ctx)
 	if err != nil {
 		return nil, err

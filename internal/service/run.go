@@ -59,6 +59,11 @@ func (s *Service) Run(ctx context.Context, r api.RunRequest) (res *api.RunResult
 	if err := checkRun(r); err != nil {
 		return nil, err
 	}
+	// The VM's own part first: a missing bridge is said now, not after a Neutron port
+	// was made and rolled back.
+	if err := s.Preflight(ctx); err != nil {
+		return nil, err
+	}
 	opts := r.Options
 	t0 := time.Now()
 	lap := func(what string) {
