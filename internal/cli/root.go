@@ -157,7 +157,7 @@ func newRoot(a *app) *cobra.Command {
 	f.BoolVar(&a.s.standalone, "standalone", env("OVN_DOCKER_STANDALONE") == "1", "work in this process even when the VM's agent runs (OVN_DOCKER_STANDALONE=1)")
 
 	root.AddCommand(newCreateCmd(a), newListCmd(a), newDeleteCmd(a), newRunCmd(a), newRmCmd(a),
-		newPsCmd(a), newGCCmd(a), newStatusCmd(a), newDoctorCmd(a), newBenchCmd(a), newPauseCmd(), newVersionCmd(a))
+		newPsCmd(a), newGCCmd(a), newStatusCmd(a), newDoctorCmd(a), newSetupCmd(a), newBenchCmd(a), newPauseCmd(), newVersionCmd(a))
 	root.AddCommand(newDaemonCmd(a))
 	return root
 }

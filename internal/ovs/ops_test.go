@@ -222,3 +222,43 @@ func TestStringMapCopies(t *testing.T) {
 		t.Errorf("stringMap = %v, want a copy {a:1}", got)
 	}
 }
+
+func TestAddBridgeOps(t *testing.T) {
+	ops := addBridgeOps(Bridge{Name: "br0", Datapath: "netdev", HWAddr: "fa:16:3e:00:00:01"}, "root-uuid")
+	got := mustJSON(t, ops)
+	for _, want := range []string{
+		`"table":"Interface","row":{"name":"br0","type":"internal"},"uuid-name":"new_iface"`,
+		`"table":"Port","row":{"interfaces":["named-uuid","new_iface"],"name":"br0"},"uuid-name":"new_port"`,
+		`"datapath_type":"netdev"`, `"other_config":["map",[["hwaddr","fa:16:3e:00:00:01"]]]`,
+		`"external_ids":["map",[["ovn-docker:setup","true"]]]`,
+		`"mutations":[["bridges","insert",["named-uuid","new_bridge"]]]`,
+		`"mutations":[["next_cfg","+=",1]]`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("no %s in\n%s", want, got)
+		}
+	}
+	if ops[brOpNextCfg].Op != "select" || len(ops) != brOpNextCfg+1 {
+		t.Fatalf("the last op reads next_cfg: %s", got)
+	}
+}
+
+func TestAddUplinkOps(t *testing.T) {
+	got := mustJSON(t, addUplinkOps("br0", "eth0", "root-uuid"))
+	if strings.Contains(got, `"tag"`) {
+		t.Fatalf("the uplink carries every VLAN: no tag\n%s", got)
+	}
+	for _, want := range []string{`"where":[["name","==","br0"]]`, `"name":"eth0"`, `["ports","insert",["named-uuid","new_port"]]`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("no %s in\n%s", want, got)
+		}
+	}
+}
+
+func TestDeleteBridgeOps(t *testing.T) {
+	const br = "5f1b8a3e-0c6d-4e2f-9b7a-1d2c3e4f5a6b"
+	got := mustJSON(t, deleteBridgeOps(br, "root-uuid"))
+	if !strings.Contains(got, `["bridges","delete",["uuid","`+br+`"]]`) {
+		t.Fatalf("%s", got)
+	}
+}
