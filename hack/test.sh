@@ -232,8 +232,10 @@ if [ -z "$quick" ] && { [ -z "$run_re" ] || grep -qE 'Outage' <<<"$run_re"; }; t
 fi
 collect local
 collect cri
+# The setup test runs ovn-docker as the package installs it.
+collect packages
+if deb=$(ls dist/ovn-docker_*.deb 2>/dev/null | head -1) && [ -n "$deb" ]; then export OVN_DOCKER_E2E_DEB=$PWD/$deb; fi
 step "end-to-end tests" e2e main -timeout 28m -parallel "${OVN_DOCKER_E2E_PARALLEL:-3}" -skip "$skip" "${run_e2e[@]}"
 integration stack
 collect offline
-collect packages
 unit_tests

@@ -114,6 +114,22 @@ func (p *pinger) lost() []int {
 	return out
 }
 
+// packagedBinary is ovn-docker as the .deb CI built installs it (OVN_DOCKER_E2E_DEB,
+// unpacked into a root of its own), else the test's own build.
+func packagedBinary(t *testing.T) string {
+	t.Helper()
+	deb := os.Getenv("OVN_DOCKER_E2E_DEB")
+	if deb == "" {
+		t.Log("OVN_DOCKER_E2E_DEB unset: the test's own build stands in for the package's")
+		return bin
+	}
+	root := t.TempDir()
+	if out, err := exec.Command("dpkg-deb", "-x", deb, root).CombinedOutput(); err != nil {
+		t.Fatalf("dpkg-deb -x %s: %v\n%s", deb, err, out)
+	}
+	return filepath.Join(root, "usr", "bin", "ovn-docker")
+}
+
 // TestSetupFromCloudImage: a VM as a cloud image boots (its address on eth0, no bridge).
 // A setup whose check fails, before or after the move, leaves it exactly as it was; a
 // setup that works keeps every ping of a neighbour answered, the second one changes
@@ -123,6 +139,7 @@ func TestSetupFromCloudImage(t *testing.T) {
 	s := testutil.LoadStack(t)
 	vms := s.TenantVMs(t, 2)
 	vm, peer := vms[0], vms[1]
+	pkg := packagedBinary(t)
 	ip, prefix, mac, gw := vmPort(t, s, vm)
 	peerIP, _, _, _ := vmPort(t, s, peer)
 
@@ -147,7 +164,7 @@ func TestSetupFromCloudImage(t *testing.T) {
 	ping.await(t, 3)
 
 	t.Run("an unreachable place is refused before anything changes", func(t *testing.T) {
-		r := ovnDocker(t, vm, nil, "--standalone", "setup", "--datapath", "netdev", "--reach", "127.0.0.1:1")
+		r := runBinary(t, pkg, vm, nil, "--standalone", "setup", "--datapath", "netdev", "--reach", "127.0.0.1:1")
 		if r.code != 1 || !strings.Contains(r.stderr, "127.0.0.1:1 is not reachable even now") || !strings.Contains(r.stderr, "nothing was changed") {
 			t.Fatalf("%s", r)
 		}
@@ -169,7 +186,7 @@ func TestSetupFromCloudImage(t *testing.T) {
 		t.Fatalf("pings lost while setup failed and undid: %v", lost)
 	}
 
-	r := ovnDocker(t, vm, nil, "--standalone", "setup", "--datapath", "netdev")
+	r := runBinary(t, pkg, vm, nil, "--standalone", "setup", "--datapath", "netdev")
 	if r.code != 0 || !strings.Contains(r.stdout, "eth0 is on br0, which holds ["+ip+"/"+prefix+"]") ||
 		!strings.Contains(r.stdout, "the VM's port "+vm.VIFID()+" is the parent of trunk ") {
 		t.Fatalf("setup: %s", r)
@@ -182,7 +199,7 @@ func TestSetupFromCloudImage(t *testing.T) {
 	_ = ping.cmd.Process.Signal(syscall.SIGINT)
 
 	set := vmLayout(t, vm)
-	r = ovnDocker(t, vm, nil, "--standalone", "setup", "--datapath", "netdev")
+	r = runBinary(t, pkg, vm, nil, "--standalone", "setup", "--datapath", "netdev")
 	if r.code != 0 || !strings.Contains(r.stdout, "nothing to do") {
 		t.Fatalf("setup again: %s", r)
 	}
