@@ -44,6 +44,7 @@ type settings struct {
 // app is what the commands share: settings, output streams and the backend.
 type app struct {
 	s        settings
+	stdin    io.Reader
 	stdout   io.Writer
 	stderr   io.Writer
 	getenv   func(string) string

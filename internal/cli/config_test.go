@@ -26,7 +26,7 @@ func writeConf(t *testing.T, body string, mode os.FileMode) string {
 func helpDefaults(t *testing.T, args []string, env map[string]string) (string, string, int) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code := Main(context.Background(), args, &out, &errb, func(k string) string { return env[k] })
+	code := Main(context.Background(), args, nil, &out, &errb, func(k string) string { return env[k] })
 	return out.String(), errb.String(), code
 }
 

@@ -34,7 +34,7 @@ func TestCredFileFlag(t *testing.T) {
 	getenv := func(k string) string { return env[k] }
 	open := writeCred(t, "token", testToken, 0o644)
 	var out, errb bytes.Buffer
-	code := Main(t.Context(), []string{"--cred-file", open, "list", "networks"}, &out, &errb, getenv)
+	code := Main(t.Context(), []string{"--cred-file", open, "list", "networks"}, nil, &out, &errb, getenv)
 	if code == 0 || !strings.Contains(errb.String(), "mode 0644") {
 		t.Fatalf("exit %d, stderr %q: want a refusal of mode 0644", code, errb.String())
 	}
@@ -45,7 +45,7 @@ func TestCredFileFlag(t *testing.T) {
 	private := writeCred(t, "token", testToken, 0o600)
 	out.Reset()
 	errb.Reset()
-	code = Main(t.Context(), []string{"--cred", testToken, "--cred-file", private, "list", "networks"}, &out, &errb, getenv)
+	code = Main(t.Context(), []string{"--cred", testToken, "--cred-file", private, "list", "networks"}, nil, &out, &errb, getenv)
 	if code == 0 || !strings.Contains(errb.String(), "not both") {
 		t.Fatalf("exit %d, stderr %q: want a refusal of --cred with --cred-file", code, errb.String())
 	}
@@ -64,7 +64,7 @@ func TestCredFileFlag(t *testing.T) {
 	env["OS_AUTH_URL"] = keystone.URL + "/v3"
 	out.Reset()
 	errb.Reset()
-	code = Main(t.Context(), []string{"--cred-file", private, "list", "networks"}, &out, &errb, getenv)
+	code = Main(t.Context(), []string{"--cred-file", private, "list", "networks"}, nil, &out, &errb, getenv)
 	if code == 0 || !strings.Contains(errb.String(), keystone.URL) || !strings.Contains(errb.String(), "refused the token") {
 		t.Fatalf("exit %d, stderr %q: want Keystone's refusal of the token", code, errb.String())
 	}

@@ -17,14 +17,14 @@ import (
 )
 
 // Main runs the command line and returns the process's exit code.
-func Main(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
 	file, err := loadConfig(configPath(args, getenv))
 	if err != nil {
 		fmt.Fprintf(stderr, "ovn-docker: %s\n", oneLine(err.Error()))
 		return 1
 	}
 	getenv = withConfig(getenv, file)
-	a := &app{stdout: stdout, stderr: stderr, getenv: getenv, redactor: &osauth.Redactor{}, fault: faultHook(getenv)}
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv, redactor: &osauth.Redactor{}, fault: faultHook(getenv)}
 	defer a.close()
 	root := newRoot(a)
 	root.SetArgs(splitRun(args, globalValueFlags(root)))

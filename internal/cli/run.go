@@ -50,6 +50,9 @@ func newRunCmd(a *app) *cobra.Command {
 }
 
 func (a *app) run(parent context.Context, opts *runargs.Options) error {
+	if err := a.checkTTY(opts); err != nil {
+		return err
+	}
 	ctx, cancel := a.withTimeout(parent)
 	defer cancel()
 	b, err := a.backend(ctx)
@@ -67,20 +70,26 @@ func (a *app) run(parent context.Context, opts *runargs.Options) error {
 		fmt.Fprintln(a.stdout, res.ID)
 		return nil
 	}
-	return a.foreground(parent, b, res, opts.Remove)
+	return a.foreground(parent, b, res, opts)
 }
 
 // foreground starts the container made for it with its output attached and its end
 // awaited, as docker run does, and returns its exit code; with --rm it then releases
 // the ports and removes the container, or, when Docker removes it (on the agent's
 // Docker networks), waits for that.
-func (a *app) foreground(ctx context.Context, b api.Backend, res *api.RunResult, remove bool) error {
+func (a *app) foreground(ctx context.Context, b api.Backend, res *api.RunResult, opts *runargs.Options) error {
+	remove := opts.Remove
 	dc, err := docker.New(ctx, "")
 	if err != nil {
 		return err
 	}
 	defer dc.Close()
-	code, err := dc.Foreground(ctx, res.ID, res.AutoRemove, a.stdout, a.stderr)
+	st, restore, err := a.streams(opts)
+	if err != nil {
+		return err
+	}
+	code, err := dc.Foreground(ctx, res.ID, res.AutoRemove, st)
+	restore()
 	if err != nil || remove && !res.AutoRemove {
 		// Ours to remove: after its end with --rm, or after a start that failed (nothing
 		// is left of a run that failed).

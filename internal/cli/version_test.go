@@ -45,7 +45,7 @@ func TestVersionFlagAndCommand(t *testing.T) {
 	var outs []string
 	for _, args := range [][]string{{"--version"}, {"version"}} {
 		var out, errOut bytes.Buffer
-		if code := Main(context.Background(), args, &out, &errOut, func(string) string { return "" }); code != 0 {
+		if code := Main(context.Background(), args, nil, &out, &errOut, func(string) string { return "" }); code != 0 {
 			t.Fatalf("%v: exit %d: %s", args, code, errOut.String())
 		}
 		outs = append(outs, out.String())
@@ -59,7 +59,7 @@ func TestVersionFlagAndCommand(t *testing.T) {
 // --help (the test build's fault switch aside).
 func TestHelpNamesEveryVariable(t *testing.T) {
 	var out, errOut bytes.Buffer
-	if code := Main(context.Background(), []string{"--help"}, &out, &errOut, func(string) string { return "" }); code != 0 {
+	if code := Main(context.Background(), []string{"--help"}, nil, &out, &errOut, func(string) string { return "" }); code != 0 {
 		t.Fatalf("--help: exit %d: %s", code, errOut.String())
 	}
 	re := regexp.MustCompile(`"(OVN_DOCKER_[A-Z_]+)"`)
@@ -90,7 +90,7 @@ func TestHelpNamesEveryVariable(t *testing.T) {
 func TestCompletion(t *testing.T) {
 	for shell, want := range map[string]string{"bash": "__start_ovn-docker", "zsh": "#compdef ovn-docker", "fish": "complete -c ovn-docker"} {
 		var out, errb bytes.Buffer
-		if code := Main(context.Background(), []string{"completion", shell}, &out, &errb, func(string) string { return "" }); code != 0 || !strings.Contains(out.String(), want) {
+		if code := Main(context.Background(), []string{"completion", shell}, nil, &out, &errb, func(string) string { return "" }); code != 0 || !strings.Contains(out.String(), want) {
 			t.Errorf("completion %s: exit %d, %q... %s", shell, code, out.String()[:min(80, out.Len())], errb.String())
 		}
 	}

@@ -43,9 +43,6 @@ func checkRun(r api.RunRequest) error {
 	if n := opts.Network; n != "" && n != "none" {
 		return api.Invalid(fmt.Errorf("docker's --net/--network %q: a container run by ovn-docker gets its networks from ovn-docker's --network (before \"run\"); use --net=none or leave it out", n))
 	}
-	if opts.Interactive || opts.TTY {
-		return api.Invalid(errors.New("-i/-t are not supported: run with -d, then docker exec/attach"))
-	}
 	return nil
 }
 

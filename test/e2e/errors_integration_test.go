@@ -120,7 +120,7 @@ func TestWorkflowErrors(t *testing.T) {
 		// docker run arguments.
 		{"published port", nil, []string{"--network", ls, "run", "-d", "-p", "80:80", "busybox:local", "true"}, "-p"},
 		{"fixed IP", nil, []string{"--network", ls, "run", "-d", "--ip", "10.0.0.5", "busybox:local", "true"}, "--ip"},
-		{"interactive", nil, []string{"--network", ls, "run", "-it", "busybox:local", "sh"}, "-i/-t are not supported"},
+		{"-it with no terminal", nil, []string{"--network", ls, "run", "-it", "busybox:local", "sh"}, "the input device is not a TTY"},
 		{"restart with --rm", nil, []string{"--network", ls, "run", "-d", "--rm", "--restart=always", "busybox:local", "true"}, "--restart"},
 		{"unknown docker option", nil, []string{"--network", ls, "run", "-d", "--frob", "busybox:local", "true"}, `unknown docker run option "--frob"`},
 		{"no image", nil, []string{"--network", ls, "run", "-d"}, "requires an image"},
