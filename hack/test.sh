@@ -210,6 +210,8 @@ hack/stack.sh status
 # The packages (nfpm, lintian, the unit under systemd-analyze) build while the end-to-end
 # tests run: after the stack's apt, whose lock their lintian install would otherwise meet.
 in_background packages step "packages (.deb, .rpm, lintian, systemd-analyze verify)" hack/package-check.sh
+# A registry for the pulls with credentials (Debian's, unpacked: no service on Keystone's port).
+step "registry (download)" hack/registry.sh
 # The outages of shared services (Neutron, Keystone, the OVN NB) first, alone: every other
 # test needs them. Then the other end-to-end tests side by side, then the integration tests.
 #

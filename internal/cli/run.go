@@ -55,6 +55,9 @@ func (a *app) run(parent context.Context, opts *runargs.Options) error {
 	}
 	ctx, cancel := a.withTimeout(parent)
 	defer cancel()
+	if err := a.pullFirst(ctx, opts); err != nil {
+		return err
+	}
 	b, err := a.backend(ctx)
 	if err != nil {
 		return err
