@@ -152,7 +152,7 @@ func TestPreflightRefusesBeforeNeutron(t *testing.T) {
 	t.Cleanup(func() { cleanVM(t, vm) })
 
 	env := []string{"OVN_DOCKER_BRIDGE=br9"}
-	r := ovnDocker(t, vm, env, "--standalone", "--network", net, "run", "-d", "--net=none", "busybox", "sleep", "1d")
+	r := ovnDocker(t, vm, env, "--standalone", "--network", net, "run", "-d", "--net=none", "busybox:local", "sleep", "1d")
 	const want = "ovn-docker: bridge: bridge br9 not found in "
 	if r.code != 1 || !strings.HasPrefix(r.stderr, want) || !strings.Contains(r.stderr, "; fix: ") || strings.Count(r.stderr, "\n") != 1 {
 		t.Fatalf("run with no bridge: want one line %q...; fix: ...\n%s", want, r)

@@ -81,8 +81,9 @@ func TestWorkflowErrors(t *testing.T) {
 		{"rm without a container", nil, []string{"rm"}, "needs at least one container"},
 		{"zero timeout", nil, []string{"--timeout=0s", "list", "networks"}, "--timeout must be positive"},
 		{"bad log level", nil, []string{"--log-level", "loud", "ps"}, "--log-level"},
-		{"bad ps format", nil, []string{"ps", "-f", "yaml"}, "use table or json"},
-		{"bad list format", nil, []string{"list", "networks", "-f", "xml"}, "use table or json"},
+		{"bad ps format", nil, []string{"ps", "-f", "xml"}, `-f "xml": use table, json, yaml, value`},
+		{"bad list format", nil, []string{"list", "networks", "-f", "csv"}, `-f "csv": use table, json, yaml, value`},
+		{"bad ps column", nil, []string{"ps", "-c", "colour"}, `-c "colour": no such column; use one of container, name`},
 		{"bad bench samples", nil, []string{"bench", "--samples", "x"}, "--samples"},
 		{"unknown flag", nil, []string{"--frob", "ps"}, "unknown flag"},
 		// Network names.
