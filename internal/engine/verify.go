@@ -15,7 +15,7 @@ import (
 )
 
 // Verify compares an attached interface with the world, every part of it: the Neutron
-// port (there, not DOWN), the trunk's subport with the attachment's VLAN, the access
+// port (there, not DOWN nor disabled), the trunk's subport with the attachment's VLAN, the access
 // port on the bridge with that tag, and the interface in its namespace (MAC, addresses,
 // MTU). It returns one line per difference, none when all is as it was made (the CNI's
 // CHECK). An error means a part could not be read, which proves nothing either way.
@@ -39,6 +39,9 @@ func (e *Engine) Verify(ctx context.Context, attID string) ([]string, error) {
 		add("Neutron port %s is gone", a.PortID)
 	case err != nil:
 		return nil, fmt.Errorf("Neutron port %s: %w", a.PortID, err)
+	case p.AdminDown:
+		// Said at once: Neutron may take minutes to report such a port's status DOWN.
+		add("Neutron port %s is DOWN (administratively: admin_state_up is false)", a.PortID)
 	case p.Status == "DOWN":
 		add("Neutron port %s is DOWN", a.PortID)
 	}

@@ -16,6 +16,7 @@ func TestVerify(t *testing.T) {
 	}{
 		{"port deleted", func(h *harness, p, _ string) { delete(h.w.ports, p) }, "is gone"},
 		{"port down", func(h *harness, _, _ string) { h.w.inactive = true }, "is DOWN"},
+		{"port disabled", func(h *harness, p, _ string) { h.w.ports[p].AdminDown = true }, "is DOWN (administratively"},
 		{"subport removed", func(h *harness, p, _ string) { delete(h.w.trunk.Subports, p) }, "no longer a subport"},
 		{"subport VLAN changed", func(h *harness, p, _ string) { h.w.trunk.Subports[p] += 100 }, "has VLAN"},
 		{"access port removed", func(h *harness, _, hostIf string) { delete(h.w.ovsPorts, hostIf) }, "missing from bridge"},

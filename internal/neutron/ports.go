@@ -39,6 +39,7 @@ type Port struct {
 	MAC            net.HardwareAddr `json:"-"`
 	FixedIPs       []FixedIP        `json:"fixed_ips"`
 	Status         string           `json:"status"`
+	AdminDown      bool             `json:"-"` // admin_state_up false: the port carries nothing
 	Description    string           `json:"description"`
 	DeviceOwner    string           `json:"device_owner"`
 	DeviceID       string           `json:"device_id"`
@@ -255,6 +256,7 @@ type rawPort struct {
 		IPAddress string `json:"ip_address"`
 	} `json:"fixed_ips"`
 	Status         string   `json:"status"`
+	AdminStateUp   *bool    `json:"admin_state_up"`
 	Description    string   `json:"description"`
 	DeviceOwner    string   `json:"device_owner"`
 	DeviceID       string   `json:"device_id"`
@@ -271,7 +273,8 @@ func (r rawPort) port() (*Port, error) {
 	}
 	p := &Port{ID: r.ID, Name: r.Name, NetworkID: r.NetworkID, MAC: mac, Status: r.Status,
 		Description: r.Description, DeviceOwner: r.DeviceOwner, DeviceID: r.DeviceID,
-		SecurityGroups: r.SecurityGroups, Tags: r.Tags, ProjectID: r.ProjectID, HostID: r.HostID}
+		SecurityGroups: r.SecurityGroups, Tags: r.Tags, ProjectID: r.ProjectID, HostID: r.HostID,
+		AdminDown: r.AdminStateUp != nil && !*r.AdminStateUp}
 	for _, f := range r.FixedIPs {
 		ip, err := netip.ParseAddr(f.IPAddress)
 		if err != nil {

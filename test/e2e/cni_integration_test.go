@@ -291,19 +291,15 @@ func TestCNICheckFindsDrift(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, "no longer a subport"},
-		{"port DOWN", func(_ *pod, e psEntry) {
+		// Disabled: CHECK says so at once. (Neutron's own status DOWN follows when its
+		// OVN driver next syncs, which took from two to more than twenty minutes here:
+		// no test waits for it.)
+		{"port disabled", func(_ *pod, e psEntry) {
 			down := false
 			if _, err := ports.Update(ctx, nc, e.Port, ports.UpdateOpts{AdminStateUp: &down}).Extract(); err != nil {
 				t.Fatal(err)
 			}
-			waitUntil(t, "Neutron says the port is DOWN", func() (bool, string) {
-				p, err := ports.Get(ctx, nc, e.Port).Extract()
-				if err != nil {
-					return false, err.Error()
-				}
-				return p.Status == "DOWN", p.Status
-			})
-		}, "is DOWN"},
+		}, "is DOWN (administratively"},
 		{"port deleted", func(_ *pod, e psEntry) {
 			// Neutron refuses to delete a subport (409 PortInUseAsSubPort): out of the
 			// trunk first, as a user would have to.
