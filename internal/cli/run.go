@@ -53,6 +53,7 @@ func (a *app) run(parent context.Context, opts *runargs.Options) error {
 	if err := a.checkTTY(opts); err != nil {
 		return err
 	}
+	a.consoleSize(opts)
 	ctx, cancel := a.withTimeout(parent)
 	defer cancel()
 	if err := a.pullFirst(ctx, opts); err != nil {

@@ -35,6 +35,19 @@ func (a *app) checkTTY(opts *runargs.Options) error {
 	return nil
 }
 
+// consoleSize gives a -t container the terminal's size when it is created, as docker
+// run does: its first command must not see a 0x0 terminal before the first resize.
+func (a *app) consoleSize(opts *runargs.Options) {
+	if !opts.TTY || opts.HostConfig == nil {
+		return
+	}
+	if fd, ok := terminalOf(a.stdin); ok {
+		if w, h, err := term.GetSize(fd); err == nil && w > 0 && h > 0 {
+			opts.HostConfig.ConsoleSize = [2]uint{uint(h), uint(w)}
+		}
+	}
+}
+
 // streams are the foreground container's: stdin with -i; with -t on a terminal, the
 // terminal in raw mode (restored by the returned func) and its sizes, now and on
 // SIGWINCH.

@@ -49,7 +49,17 @@ func TestRunInteractive(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer tty.Close()
+		// Whatever happens below: the run ends, and its container (gone with --rm, Docker
+		// removes it) has its ports released by the agent, so before the agent stops.
+		t.Cleanup(func() {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			tty.Close()
+			waitUntil(t, "the -it container released", func() (bool, string) {
+				f := measure(t, s, vm)
+				return f.empty(), fmt.Sprintf("%+v", f)
+			})
+		})
 		lines := make(chan string, 100)
 		go func() {
 			sc := bufio.NewScanner(tty)
@@ -58,8 +68,11 @@ func TestRunInteractive(t *testing.T) {
 			}
 			close(lines)
 		}()
-		// The shell's answers, not its echo of what was typed: the sums are computed.
-		if _, err := tty.WriteString("tty; stty size; echo $((6*7))-tty; exit 3\r"); err != nil {
+		// The shell's answers, not its echo of what was typed: the sums are computed. The
+		// size reaches the terminal just after the start (with docker run too): the shell
+		// waits for it.
+		// (busybox's stty size exits 0 even when it finds no size.)
+		if _, err := tty.WriteString(`tty; s=; while [ -z "$s" ] || [ "$s" = "0 0" ]; do s=$(stty size 2>/dev/null); done; echo "size $s"; echo $((6*7))-tty; exit 3` + "\r"); err != nil {
 			t.Fatal(err)
 		}
 		var got []string
@@ -77,7 +90,7 @@ func TestRunInteractive(t *testing.T) {
 				break
 			}
 		}
-		if !seen("/dev/pts/0") || !seen("33 101") || !seen("42-tty") {
+		if !seen("/dev/pts/0") || !seen("size 33 101") || !seen("42-tty") {
 			t.Fatalf("want a terminal (/dev/pts/0) of 33x101 and 42-tty; got %q", got)
 		}
 		err = cmd.Wait()
@@ -85,11 +98,6 @@ func TestRunInteractive(t *testing.T) {
 		if !errors.As(err, &ee) || ee.ExitCode() != 3 {
 			t.Fatalf("exit %v, want 3", err)
 		}
-	})
-	// The container of -it went with --rm, its ports with it.
-	waitUntil(t, "the -it container released", func() (bool, string) {
-		f := measure(t, s, vm)
-		return f.empty(), fmt.Sprintf("%+v", f)
 	})
 	assertClean(t, s, vm)
 }
