@@ -119,8 +119,9 @@ func planFor(c Config, snap *snapshot) []step {
 		a := a
 		plan = append(plan, step{
 			what: fmt.Sprintf("remove %s from %s", a.IPNet, c.Uplink),
-			do:   func(context.Context) error { return netlink.AddrDel(snap.uplink, &a) },
-			undo: func(context.Context) error { return netlink.AddrReplace(snap.uplink, &a) },
+			// Copies: netlink writes into the address it is given (its broadcast).
+			do:   func(context.Context) error { b := a; return netlink.AddrDel(snap.uplink, &b) },
+			undo: func(context.Context) error { b := a; return netlink.AddrReplace(snap.uplink, &b) },
 		})
 	}
 	kernelOff()

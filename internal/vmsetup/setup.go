@@ -166,9 +166,14 @@ func look(ctx context.Context, c Config) (*snapshot, error) {
 		return nil, err
 	}
 	for _, a := range addrs {
-		if !a.IP.IsLinkLocalUnicast() {
-			s.addrs = append(s.addrs, a)
+		if a.IP.IsLinkLocalUnicast() {
+			continue
 		}
+		if a.IP.To4() != nil && a.Broadcast == nil {
+			// None, as it was: netlink would otherwise compute one when it is put back.
+			a.Broadcast = net.IPv4zero
+		}
+		s.addrs = append(s.addrs, a)
 	}
 	routes, err := netlink.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{LinkIndex: s.uplink.Attrs().Index, Table: 254},
 		netlink.RT_FILTER_OIF|netlink.RT_FILTER_TABLE)

@@ -215,6 +215,7 @@ func TestSetupFromCloudImage(t *testing.T) {
 	net := tenantNetwork(t, vm, "setup-"+vm.Name)
 	t.Cleanup(func() { cleanVM(t, vm); cleanVM(t, peer) })
 	a := runBox(t, vm, "setup-a", []string{"--network", net}, nil)
+	t.Cleanup(func() { ovnDocker(t, vm, nil, "rm", "-f", "setup-a") }) // through the agent, before it stops
 	b := runBox(t, peer, "setup-b", []string{"--network", net}, nil)
 	a.mustPing(t, b.ip().String())
 }
