@@ -33,9 +33,6 @@ func (a *app) pullFirst(ctx context.Context, opts *runargs.Options) error {
 	if present && opts.Pull != docker.PullAlways {
 		return nil
 	}
-	if !present {
-		fmt.Fprintf(a.stderr, "Unable to find image '%s' locally\n", ref)
-	}
 	auth, err := docker.RegistryAuth(ref)
 	if err != nil {
 		return err
@@ -43,6 +40,10 @@ func (a *app) pullFirst(ctx context.Context, opts *runargs.Options) error {
 	onTerm := false
 	if f, ok := a.stderr.(*os.File); ok {
 		onTerm = term.IsTerminal(int(f.Fd()))
+	}
+	if !present && onTerm {
+		// For the person waiting; a script gets one line, the error or the result.
+		fmt.Fprintf(a.stderr, "Unable to find image '%s' locally\n", ref)
 	}
 	progress := func(p docker.PullProgress) {
 		if onTerm {
@@ -53,6 +54,9 @@ func (a *app) pullFirst(ctx context.Context, opts *runargs.Options) error {
 	last, err := dc.Pull(ctx, ref, auth, progress)
 	if onTerm {
 		fmt.Fprint(a.stderr, "\r\x1b[K")
+	}
+	if err != nil && !present {
+		return fmt.Errorf("image %q not found locally and could not be pulled: %w", ref, err)
 	}
 	if err != nil {
 		return err

@@ -58,14 +58,10 @@ func (c *Client) ImagePresent(ctx context.Context, ref string) (bool, error) {
 func (c *Client) Pull(ctx context.Context, ref, auth string, progress func(PullProgress)) (string, error) {
 	rc, err := c.api.ImagePull(ctx, ref, image.PullOptions{RegistryAuth: auth})
 	if err != nil {
-		return "", fmt.Errorf("pull %s: %w", ref, err)
+		return "", err
 	}
 	defer rc.Close()
-	last, err := followPull(rc, progress)
-	if err != nil {
-		return last, fmt.Errorf("pull %s: %w", ref, err)
-	}
-	return last, nil
+	return followPull(rc, progress)
 }
 
 // pullMessage is a line of a pull's progress stream.
