@@ -2,6 +2,8 @@ package cli
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -11,6 +13,7 @@ import (
 
 func newGCCmd(a *app) *cobra.Command {
 	var req api.GCRequest
+	var out output
 	cmd := &cobra.Command{
 		Use:   "gc",
 		Short: "Finish what interrupted runs left, and delete what no container owns",
@@ -23,6 +26,12 @@ agent and are kept, unless --drain-pools releases them (stop the agent first, or
 fills its pools again).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := out.check(); err != nil {
+				return err
+			}
+			if _, err := pick(gcColumns, out.columns); err != nil {
+				return err
+			}
 			ctx, cancel := a.withTimeout(cmd.Context())
 			defer cancel()
 			b, err := a.backend(ctx)
@@ -30,6 +39,12 @@ fills its pools again).`,
 				return err
 			}
 			res, err := b.GC(ctx, req)
+			if res != nil && (cmd.Flags().Changed("format") || cmd.Flags().Changed("column")) {
+				if werr := writeOne(a.stdout, out, gcColumns, *res); werr != nil {
+					return werr
+				}
+				return err
+			}
 			if res != nil {
 				if req.DrainPools {
 					fmt.Fprintf(a.stdout, "released %d ready pool interface(s)\n", res.Drained)
@@ -41,5 +56,20 @@ fills its pools again).`,
 	}
 	cmd.Flags().DurationVar(&req.Grace, "grace", 3*time.Second, "how long something must stay orphaned before it is deleted")
 	cmd.Flags().BoolVar(&req.DrainPools, "drain-pools", false, "also release the pools' ready interfaces")
+	addOutputFlags(cmd, &out)
+	cmd.Flags().Lookup("format").Usage += " (default: a sentence)"
 	return cmd
+}
+
+// gcColumns are what gc did, for -f and -c.
+var gcColumns = []column[api.GCResult]{
+	{head: "INTERRUPTED", key: "interrupted", cell: func(r api.GCResult) string { return strconv.Itoa(r.Interrupted) }},
+	{head: "OWNER_GONE", key: "owner_gone", cell: func(r api.GCResult) string { return strconv.Itoa(r.OwnerGone) }},
+	{head: "PORTS", key: "ports", cell: func(r api.GCResult) string { return strconv.Itoa(r.Ports) }},
+	{head: "OVS_PORTS", key: "ovs_ports", cell: func(r api.GCResult) string { return strconv.Itoa(r.OVSPorts) }},
+	{head: "VETHS", key: "veths", cell: func(r api.GCResult) string { return strconv.Itoa(r.Veths) }},
+	{head: "MARKED", key: "marked", cell: func(r api.GCResult) string { return strconv.Itoa(r.Marked) }},
+	{head: "SANDBOXES", key: "sandboxes", cell: func(r api.GCResult) string { return strconv.Itoa(r.Sandboxes) }},
+	{head: "DRAINED", key: "drained", cell: func(r api.GCResult) string { return strconv.Itoa(r.Drained) }},
+	{head: "ERRORS", key: "errors", cell: func(r api.GCResult) string { return strings.Join(r.Errors, "; ") }, extra: true},
 }

@@ -124,3 +124,16 @@ func TestStatusRows(t *testing.T) {
 		t.Fatalf("got\n%s\nwant\n%s", b.String(), want)
 	}
 }
+
+// TestVersionAndGCFormats: version and gc print data too, so they take -f and -c.
+func TestVersionAndGCFormats(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := Main(t.Context(), []string{"version", "-f", "value", "-c", "platform"}, nil, &out, &errb, func(string) string { return "" }); code != 0 || !strings.Contains(out.String(), "linux/") {
+		t.Fatalf("version -f value -c platform: exit %d %q %s", code, out.String(), errb.String())
+	}
+	var b bytes.Buffer
+	if err := writeOne(&b, output{format: "json", columns: []string{"ports"}}, gcColumns, api.GCResult{Ports: 3, Veths: 1}); err != nil ||
+		strings.Join(strings.Fields(b.String()), "") != `{"ports":3}` {
+		t.Fatalf("gc -f json -c ports: %q %v", b.String(), err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -214,16 +215,40 @@ func splitRun(args []string, valueFlags map[string]bool) []string {
 	return args
 }
 
+// versionInfo is what version -f json|yaml|value gives.
+type versionInfo struct {
+	Version  string `json:"version"`
+	Go       string `json:"go"`
+	Platform string `json:"platform"`
+}
+
+var versionColumns = []column[versionInfo]{
+	{head: "VERSION", key: "version", cell: func(v versionInfo) string { return v.Version }},
+	{head: "GO", key: "go", cell: func(v versionInfo) string { return v.Go }},
+	{head: "PLATFORM", key: "platform", cell: func(v versionInfo) string { return v.Platform }},
+}
+
 func newVersionCmd(a *app) *cobra.Command {
-	return &cobra.Command{
+	var out output
+	cmd := &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintln(a.stdout, "ovn-docker", cmd.Root().Version)
-			return nil
+			if err := out.check(); err != nil {
+				return err
+			}
+			if !cmd.Flags().Changed("format") && !cmd.Flags().Changed("column") {
+				fmt.Fprintln(a.stdout, "ovn-docker", cmd.Root().Version)
+				return nil
+			}
+			v := versionInfo{Version: cmd.Root().Version, Go: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
+			return writeOne(a.stdout, out, versionColumns, v)
 		},
 	}
+	addOutputFlags(cmd, &out)
+	cmd.Flags().Lookup("format").Usage += " (default: one line)"
+	return cmd
 }
 
 // Version is set at build time (-ldflags "-X .../internal/cli.Version=..."); without
