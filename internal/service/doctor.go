@@ -165,12 +165,18 @@ func (d *doctor) openstack(ctx context.Context) {
 
 	vif, err := s.VIF(ctx)
 	if err != nil {
-		d.fail("vm port", err, "give the VM's port with --vif-id (openstack port list --server VM_NAME), or check --uplink")
+		d.fail("vm port", err, "give the VM's port with --vif-id (openstack port list --server VM_NAME), or check --uplink; "+
+			"without either, the uplink's MAC and then the metadata service's network_data.json are asked")
 		return
 	}
-	how := "by the uplink's MAC"
-	if s.cfg.VIFID != "" {
+	s.mu.Lock()
+	how := s.vifHow
+	s.mu.Unlock()
+	switch {
+	case s.cfg.VIFID != "":
 		how = "by --vif-id"
+	case how == "":
+		how = "from this VM's record of it" // found by an earlier command
 	}
 	p, err := nc.GetPort(ctx, vif)
 	if err != nil {

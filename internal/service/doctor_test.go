@@ -75,3 +75,21 @@ func TestVsctlNamesTheDatabase(t *testing.T) {
 		t.Fatal(got)
 	}
 }
+
+// TestVIFFromMetadata: network_data.json names the port of the NIC with the MAC.
+func TestVIFFromMetadata(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte(`{"links":[{"id":"tapa","ethernet_mac_address":"fa:16:3e:00:00:02","vif_id":"other"},
+			{"id":"tapb","ethernet_mac_address":"FA:16:3E:00:00:01","vif_id":"9e323636-929e-473f-ba42-1d3b7b0f2662","mtu":1442}]}`))
+	}))
+	defer srv.Close()
+	mac, _ := net.ParseMAC("fa:16:3e:00:00:01")
+	vif, err := vifFromMetadata(context.Background(), srv.URL, mac)
+	if err != nil || vif != "9e323636-929e-473f-ba42-1d3b7b0f2662" {
+		t.Fatalf("%q %v", vif, err)
+	}
+	unknown, _ := net.ParseMAC("fa:16:3e:00:00:09")
+	if _, err := vifFromMetadata(context.Background(), srv.URL, unknown); err == nil || !strings.Contains(err.Error(), "no NIC with MAC fa:16:3e:00:00:09") {
+		t.Fatalf("unknown MAC: %v", err)
+	}
+}

@@ -49,12 +49,15 @@ type Config struct {
 	// Credentials, as the openstack CLI takes them; with none, the OS_* variables.
 	Cred, CredFile, Cloud, AuthURL, Region string
 
-	VIFID    string // the VM's Neutron port; "" finds it from Uplink's MAC
-	Mode     string // trunk (default) or binding-profile
-	OVSDB    string
-	Bridge   string
-	Uplink   string
-	StateDir string
+	VIFID string // the VM's Neutron port; "" finds it from Uplink's MAC
+	// MetadataURL is network_data.json of the metadata service (DefaultMetadataURL),
+	// asked when the uplink's MAC does not name one port.
+	MetadataURL string
+	Mode        string // trunk (default) or binding-profile
+	OVSDB       string
+	Bridge      string
+	Uplink      string
+	StateDir    string
 	// ReadyTimeout bounds the wait for OVN to carry a new interface's packets.
 	ReadyTimeout time.Duration
 
@@ -85,6 +88,7 @@ type Service struct {
 	dc      *docker.Client
 	eng     *engine.Engine
 	vifPort *neutron.Port   // the VM's port, once found
+	vifHow  string          // how it was found, for doctor
 	trunkID string          // its trunk, as last seen by this VM's processes
 	runs    map[string]bool // runs in progress in this process (the agent runs many)
 	pools   *pool.Pools     // the agent's pools, when it runs
@@ -426,6 +430,22 @@ func (s *Service) vifLocked(ctx context.Context) (string, error) {
 		return "", api.Invalid(fmt.Errorf("no --vif-id given, and the VM's uplink cannot tell it: %w (set --uplink or give --vif-id)", err))
 	}
 	p, err := nc.PortByMAC(ctx, mac)
+	if errors.Is(err, neutron.ErrNotFound) || errors.Is(err, neutron.ErrAmbiguous) {
+		// Nova's word, through the metadata service: the port of the NIC with that MAC.
+		url := s.cfg.MetadataURL
+		if url == "" {
+			url = DefaultMetadataURL
+		}
+		if vif, merr := vifFromMetadata(ctx, url, mac); merr == nil {
+			if mp, gerr := nc.GetPort(ctx, vif); gerr == nil {
+				s.log.Info("found the VM's port through the metadata service", "uplink", s.cfg.Uplink, "vif-id", mp.ID)
+				s.vifPort, s.vifHow = mp, "by the metadata service's network_data.json"
+				return mp.ID, nil
+			}
+		} else {
+			s.log.Debug("the metadata service does not tell the VM's port", "err", merr)
+		}
+	}
 	if errors.Is(err, neutron.ErrNotFound) {
 		return "", api.NotFound(fmt.Errorf("no --vif-id given, and no port visible to this project has the uplink %s's MAC %s: "+
 			"the VM's port is not visible to this project (is the VM another project's?): use the credentials "+
@@ -435,7 +455,7 @@ func (s *Service) vifLocked(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("no --vif-id given, and the uplink %s's MAC %s does not identify the VM's port: %w", s.cfg.Uplink, mac, err)
 	}
 	s.log.Info("found the VM's port from the uplink's MAC", "uplink", s.cfg.Uplink, "vif-id", p.ID)
-	s.vifPort = p
+	s.vifPort, s.vifHow = p, "by the uplink's MAC"
 	return p.ID, nil
 }
 
