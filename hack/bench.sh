@@ -46,6 +46,10 @@ if [ -z "$ONLY" ]; then
 	OVN_DOCKER_E2E_BENCH=1 OVN_DOCKER_E2E_VMS=$VM go test -count=1 -tags integration -run TestPluginRunOverhead -v ./test/e2e/ |
 		grep -E "median of|--- "
 	echo
+	echo "# CNI ADD through the agent, one pod at a time: cold (no pool) and warm (pool)"
+	OVN_DOCKER_E2E_BENCH=1 OVN_DOCKER_E2E_VMS=$VM go test -count=1 -tags integration -run TestCNIAddLatency -v ./test/e2e/ |
+		grep -E "ADD at|--- "
+	echo
 fi
 [ "$ONLY" = attach ] && exit 0
 
