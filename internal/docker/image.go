@@ -2,13 +2,10 @@ package docker
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 
 	cerrdefs "github.com/containerd/errdefs"
-	"github.com/docker/docker/api/types/image"
 )
 
 // Pull policies for EnsureImage.
@@ -67,12 +64,7 @@ func (c *Client) imageExists(ctx context.Context, ref string) (bool, error) {
 }
 
 func (c *Client) pull(ctx context.Context, ref string) error {
-	rc, err := c.api.ImagePull(ctx, ref, image.PullOptions{})
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	_, err = readProgress(rc)
+	_, err := c.Pull(ctx, ref, "", nil)
 	return err
 }
 
@@ -86,27 +78,6 @@ type progressMessage struct {
 	} `json:"errorDetail"`
 }
 
-// readProgress drains a progress stream and returns its last status, or the first
-// error the daemon reported in it.
-func readProgress(r io.Reader) (string, error) {
-	dec := json.NewDecoder(r)
-	var last string
-	for {
-		var m progressMessage
-		if err := dec.Decode(&m); err != nil {
-			if errors.Is(err, io.EOF) {
-				return last, nil
-			}
-			return last, fmt.Errorf("read progress: %w", err)
-		}
-		if m.ErrorDetail != nil && m.ErrorDetail.Message != "" {
-			return last, errors.New(m.ErrorDetail.Message)
-		}
-		if m.Error != "" {
-			return last, errors.New(m.Error)
-		}
-		if m.Status != "" {
-			last = m.Status
-		}
-	}
-}
+// readProgress drains a progress stream (a pull's, an image load's) and returns its
+// last status, or the first error the daemon reported in it.
+func readProgress(r io.Reader) (string, error) { return followPull(r, nil) }
