@@ -44,10 +44,7 @@ func newDoctorCmd(a *app) *cobra.Command {
 		Long:  doctorLong,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := out.check(); err != nil {
-				return err
-			}
-			if _, err := pick(doctorColumns, out.columns); err != nil {
+			if err := checkOutput(out, doctorColumns); err != nil {
 				return err
 			}
 			ctx, cancel := a.withTimeout(cmd.Context())

@@ -26,10 +26,7 @@ agent and are kept, unless --drain-pools releases them (stop the agent first, or
 fills its pools again).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := out.check(); err != nil {
-				return err
-			}
-			if _, err := pick(gcColumns, out.columns); err != nil {
+			if err := checkOutput(out, gcColumns); err != nil {
 				return err
 			}
 			ctx, cancel := a.withTimeout(cmd.Context())

@@ -27,10 +27,7 @@ the command says which.`,
 		Args:    exactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req.Name = args[0]
-			if err := out.check(); err != nil {
-				return err
-			}
-			if _, err := pick(networkColumns, out.columns); err != nil {
+			if err := checkOutput(out, networkColumns); err != nil {
 				return err
 			}
 			// Bad input is refused before anything is asked of anyone.
@@ -86,10 +83,7 @@ func newListCmd(a *app) *cobra.Command {
 		Long:    "List the networks the credentials see: name, ID, subnets, MTU and how many containers of this VM are on each.",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := out.check(); err != nil {
-				return err
-			}
-			if _, err := pick(networkColumns, out.columns); err != nil {
+			if err := checkOutput(out, networkColumns); err != nil {
 				return err
 			}
 			ctx, cancel := a.withTimeout(cmd.Context())

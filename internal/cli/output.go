@@ -41,6 +41,15 @@ func (o output) check() error {
 	return nil
 }
 
+// checkOutput refuses a bad -f or -c before a command asks anyone for anything.
+func checkOutput[T any](o output, cols []column[T]) error {
+	if err := o.check(); err != nil {
+		return err
+	}
+	_, err := pick(cols, o.columns)
+	return err
+}
+
 // column is one column of a listing: its table heading, its key in the API's JSON
 // object, and its cell as text. extra columns are shown only when -c names them.
 type column[T any] struct {

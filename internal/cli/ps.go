@@ -18,10 +18,7 @@ func newPsCmd(a *app) *cobra.Command {
 		Long:  "List the container interfaces ovn-docker made in this VM, from its local state (no credentials needed).",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := out.check(); err != nil {
-				return err
-			}
-			if _, err := pick(interfaceColumns, out.columns); err != nil {
+			if err := checkOutput(out, interfaceColumns); err != nil {
 				return err
 			}
 			ctx, cancel := a.withTimeout(cmd.Context())

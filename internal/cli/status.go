@@ -21,10 +21,7 @@ bridge, dockerd; then the pools with their depth, how many interfaces the VM has
 the agent's last errors. It exits 1 when a check fails.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := out.check(); err != nil {
-				return err
-			}
-			if _, err := pick(statusColumns, out.columns); err != nil {
+			if err := checkOutput(out, statusColumns); err != nil {
 				return err
 			}
 			if len(out.columns) > 0 && (out.format == "json" || out.format == "yaml") {
