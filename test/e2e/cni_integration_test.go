@@ -401,14 +401,12 @@ func cleanCNIVM(t *testing.T, vm *testutil.VM) {
 	cleanVM(t, vm)
 }
 
-// TestCNIManyPods: 50 pods at concurrency 10 in one VM, each from the pool that the
-// network configuration asks for ("pool": 50, declared by the first ADD): no error, one
-// VLAN each; the ADD latencies are logged (p50, p95).
-func TestCNIManyPods(t *testing.T) {
-	t.Parallel()
-	s := testutil.LoadStack(t)
+// poolAgentVM leases a VM with a network of its own (named from prefix) and the VM's
+// agent; at the end the pods go, then the agent, then what its pools keep ready.
+func poolAgentVM(t *testing.T, s *testutil.Stack, prefix string) (*testutil.VM, string) {
+	t.Helper()
 	vm := s.TenantVMs(t, 1)[0]
-	ls := uniq("LSM")
+	ls := uniq(prefix)
 	mustOVNDocker(t, vm, "--standalone", "create", "network", ls)
 	t.Cleanup(func() { ovnDocker(t, vm, nil, "--standalone", "delete", "network", ls) })
 	d := startPlugin(t, vm)
@@ -417,6 +415,16 @@ func TestCNIManyPods(t *testing.T) {
 		mustOVNDocker(t, vm, "--standalone", "gc", "--drain-pools")
 	})
 	t.Cleanup(func() { cleanCNIVM(t, vm) })
+	return vm, ls
+}
+
+// TestCNIManyPods: 50 pods at concurrency 10 in one VM, each from the pool that the
+// network configuration asks for ("pool": 50, declared by the first ADD): no error, one
+// VLAN each; the ADD latencies are logged (p50, p95).
+func TestCNIManyPods(t *testing.T) {
+	t.Parallel()
+	s := testutil.LoadStack(t)
+	vm, ls := poolAgentVM(t, s, "LSM")
 	n := newCNINet(t, vm, ls, map[string]any{"pool": map[string]int{"min": 50, "max": 50}})
 	first := n.addPod(t)
 	ready := readyIn(t, vm, 50)

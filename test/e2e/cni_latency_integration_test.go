@@ -20,16 +20,7 @@ func TestCNIAddLatency(t *testing.T) {
 		t.Skip("a benchmark: OVN_DOCKER_E2E_BENCH=1 runs it")
 	}
 	s := testutil.LoadStack(t)
-	vm := s.TenantVMs(t, 1)[0]
-	ls := uniq("LSL")
-	mustOVNDocker(t, vm, "--standalone", "create", "network", ls)
-	t.Cleanup(func() { ovnDocker(t, vm, nil, "--standalone", "delete", "network", ls) })
-	d := startPlugin(t, vm)
-	t.Cleanup(func() {
-		d.stop(t)
-		mustOVNDocker(t, vm, "--standalone", "gc", "--drain-pools")
-	})
-	t.Cleanup(func() { cleanCNIVM(t, vm) })
+	vm, ls := poolAgentVM(t, s, "LSL")
 	const n = 20
 	measure := func(net *cniNet) (p50, p95 time.Duration) {
 		var took []time.Duration
@@ -41,9 +32,8 @@ func TestCNIAddLatency(t *testing.T) {
 	}
 	cold50, cold95 := measure(newCNINet(t, vm, ls))
 	warmNet := newCNINet(t, vm, ls, map[string]any{"pool": map[string]int{"min": n + 1, "max": n + 1}})
-	first := warmNet.addPod(t) // declares the pool
+	warmNet.addPod(t) // declares the pool
 	readyIn(t, vm, n)
-	_ = first
 	warm50, warm95 := measure(warmNet)
 	t.Logf("ADD at concurrency 1: cold (no pool) p50 %s, p95 %s; warm (pool) p50 %s, p95 %s",
 		fmtMS(cold50), fmtMS(cold95), fmtMS(warm50), fmtMS(warm95))
