@@ -8,11 +8,12 @@
 #   hack/stack.sh stop|start COMPONENT                           one part: neutron, keystone, ovn-nb, vmN-ovsdb
 #
 # Everything lives under one run folder, $OVN_DOCKER_STACK_DIR (default /var/lib/ovn-docker-stack).
-# What runs: MariaDB (unix socket only), Keystone on 127.0.0.1:5000, neutron-server with ML2/OVN
-# and the trunk plugin on 127.0.0.1:9696, OVN NB/SB/northd, the hypervisor's OVS (netdev
-# datapath) with br-int and ovn-controller, and N "VMs": network namespaces whose eth0 is bound on
-# br-int to the VM's Neutron port, each with its own OVS (bridge br0, eth0 as uplink), loopback
-# relays to Keystone and Neutron, and on request its own dockerd with busybox:local.
+# What runs: MariaDB (unix socket only), Keystone on 127.0.0.1:5000, neutron-server with ML2/OVN,
+# the trunk and QoS plugins and DNS names on ports on 127.0.0.1:9696, OVN NB/SB/northd, the
+# hypervisor's OVS (netdev datapath) with br-int and ovn-controller, and N "VMs": network
+# namespaces whose eth0 is bound on br-int to the VM's Neutron port, each with its own OVS
+# (bridge br0, eth0 as uplink), loopback relays to Keystone and Neutron, and on request its own
+# dockerd with busybox:local. Each tenant's management subnet has a router, so its gateway answers.
 # Each VM gets $RUN/vmN/env: OS_* of its tenant's user, its vif-id, OVSDB socket, bridge, DOCKER_HOST.
 set -euo pipefail
 
@@ -31,7 +32,7 @@ MYSQL_SOCK=$RUN/mysql/mysqld.sock
 
 PACKAGES=(openvswitch-switch ovn-central ovn-host neutron-server python3-neutron mariadb-server
 	python3-pymysql keystone python3-openstackclient uwsgi-core uwsgi-plugin-python3 docker.io
-	busybox-static iputils-ping socat iproute2 procps psmisc curl util-linux podman)
+	busybox-static iputils-ping socat iproute2 procps psmisc curl util-linux podman ethtool)
 
 log() { printf '%s stack: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 # A failed start-up lets Neutron's migrations, if they run in the background, end first:
@@ -267,7 +268,7 @@ write_neutron_conf() {
 	(umask 077 && cat >"$RUN/neutron/neutron.conf" <<EOF
 [DEFAULT]
 core_plugin = ml2
-service_plugins = ovn-router,trunk
+service_plugins = ovn-router,trunk,qos
 bind_host = 127.0.0.1
 bind_port = 9696
 api_workers = 1
@@ -281,6 +282,7 @@ api_paste_config = /etc/neutron/api-paste.ini
 state_path = $RUN/neutron/state
 log_file = $LOGS/neutron-server.log
 allow_overlapping_ips = true
+dns_domain = sandbox.test.
 [database]
 connection = mysql+pymysql://neutron:$(secret mysql-neutron)@localhost/neutron?unix_socket=$MYSQL_SOCK
 [keystone_authtoken]
@@ -304,7 +306,7 @@ EOF
 type_drivers = geneve,flat
 tenant_network_types = geneve
 mechanism_drivers = ovn
-extension_drivers = port_security
+extension_drivers = port_security,qos,dns_domain_ports
 [ml2_type_geneve]
 vni_ranges = 1:65536
 max_header_size = 38
@@ -611,9 +613,9 @@ cmd_up() {
 	relay_up
 	# The tenants' management networks first (once), then the VMs side by side: each
 	# spends its time waiting on Neutron, OVS and dockerd.
-	if [ ! -f "$RUN/neutron/.networks-${idmark##*-}" ]; then
+	if [ ! -f "$RUN/neutron/.networks+routers-${idmark##*-}" ]; then
 		provision networks "${tenant_of[@]}" || die "management networks could not be made"
-		touch "$RUN/neutron/.networks-${idmark##*-}"
+		touch "$RUN/neutron/.networks+routers-${idmark##*-}"
 	fi
 	# VMs that boot again start clean in Neutron too (their local state goes in start_vm).
 	local booting=() i

@@ -1,7 +1,8 @@
 """Keystone and Neutron objects of the sandbox stack (called by hack/stack.sh).
 
   stack_provision.py identity            projects, users, roles, the network service
-  stack_provision.py networks T...       each tenant's management network (before the VMs)
+  stack_provision.py networks T...       each tenant's management network and its router
+                                         (before the VMs)
   stack_provision.py vm NAME TENANT      the VM's port on its tenant's management network;
                                          prints "port_id mac ip prefix mtu gateway"
   stack_provision.py reset PORT_ID...    VMs that boot again: their containers' ports, left
@@ -96,9 +97,24 @@ def mgmt_network(conn, letter, create):
     return net, subnet
 
 
+def mgmt_router(conn, letter, subnet):
+    """A router on the management subnet, so that its gateway answers as a cloud's does
+    (ARP and ping): setup checks the gateway is still reached after it moves the VM's
+    address. It leads nowhere else."""
+    name = "mgmt-" + letter + "-router"
+    router = conn.network.find_router(name)
+    if router is None:
+        router = conn.network.create_router(name=name)
+    if not any(p.fixed_ips and p.fixed_ips[0]["subnet_id"] == subnet.id
+               for p in conn.network.ports(device_id=router.id)):
+        conn.network.add_interface_to_router(router, subnet_id=subnet.id)
+
+
 def networks(letters):
     for letter in sorted(set(letters)):
-        mgmt_network(tenant(letter), letter, True)
+        conn = tenant(letter)
+        _, subnet = mgmt_network(conn, letter, True)
+        mgmt_router(conn, letter, subnet)
 
 
 def vm(name, letter):

@@ -212,6 +212,8 @@ hack/stack.sh status
 in_background packages step "packages (.deb, .rpm, lintian, systemd-analyze verify)" hack/package-check.sh
 # A registry for the pulls with credentials (Debian's, unpacked: no service on Keystone's port).
 step "registry (download)" hack/registry.sh
+# systemd-resolved for setup's DNS move (Debian's, unpacked: it would take the machine's resolv.conf).
+step "systemd-resolved (download)" hack/resolved.sh
 # The outages of shared services (Neutron, Keystone, the OVN NB) first, alone: every other
 # test needs them. Then the other end-to-end tests side by side, then the integration tests.
 #

@@ -9,13 +9,17 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ovn-docker/ovn-docker/internal/neutron"
+	"github.com/ovn-docker/ovn-docker/internal/resolved"
 	"github.com/ovn-docker/ovn-docker/internal/vmsetup"
 )
 
 const setupLong = `Prepare this VM for its containers, as a cloud image boots it (its address on the
 uplink, no bridge): create the Open vSwitch bridge (--bridge) with the uplink's MAC,
 add the uplink (--uplink) to it untagged, and move the uplink's addresses and routes
-onto the bridge, with netlink, so that the VM keeps its address. Each step has its
+onto the bridge, with netlink, so that the VM keeps its address; where systemd-resolved
+holds the uplink's DNS servers and domains (DHCP through systemd-networkd), the bridge
+gets them too, since resolved uses a link's servers only while it holds an address
+(resolv.conf names no interface: without resolved there is nothing to move). Each step has its
 undo: the VM must still reach Keystone and Neutron (and the gateway, if it answered
 before) afterwards, or everything is put back as it was. Then, in trunk mode, the VM's
 Neutron port is made a trunk parent.
@@ -69,10 +73,21 @@ func newSetupCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			res, err := vmsetup.Run(ctx, vmsetup.Config{
+			cfg := vmsetup.Config{
 				Bridge: a.s.bridge, Uplink: a.s.uplink, Datapath: datapath, Switch: sw,
 				Reach: reach, DryRun: dryRun, Out: a.stdout, FailCheck: faultWanted(a.getenv, "setup-check"),
-			})
+			}
+			// The uplink's DNS, where systemd-resolved holds it per link, moves too.
+			switch dns, err := resolved.Open(ctx); {
+			case err == nil:
+				defer dns.Close()
+				cfg.DNS = dns
+			case errors.Is(err, resolved.ErrNotRunning):
+				a.log.Debug("setup: no DNS to move per link", "why", err)
+			default:
+				return err
+			}
+			res, err := vmsetup.Run(ctx, cfg)
 			if err != nil {
 				return err
 			}

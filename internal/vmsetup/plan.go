@@ -21,7 +21,7 @@ type step struct {
 
 // planFor lists the changes that take the VM from snap to set up; none when it is.
 func planFor(c Config, snap *snapshot) []step {
-	if snap.bridgeExists && snap.uplinkOnBridge && len(snap.addrs) == 0 {
+	if snap.bridgeExists && snap.uplinkOnBridge && len(snap.addrs) == 0 && dnsMoved(snap) {
 		return nil
 	}
 	var plan []step
@@ -54,6 +54,10 @@ func planFor(c Config, snap *snapshot) []step {
 			return netlink.LinkSetUp(br)
 		},
 	})
+	// The bridge's DNS before its addresses: resolved uses it from the moment they arrive.
+	if !dnsMoved(snap) {
+		plan = append(plan, dnsStep(c, snap, func() int { return br.Attrs().Index }))
+	}
 	if !snap.uplinkOnBridge {
 		plan = append(plan, step{
 			what: fmt.Sprintf("add %s to %s (untagged: it carries every VLAN)", c.Uplink, c.Bridge),

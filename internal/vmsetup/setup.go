@@ -19,6 +19,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/ovn-docker/ovn-docker/internal/ovs"
+	"github.com/ovn-docker/ovn-docker/internal/resolved"
 )
 
 // Switch is the VM's Open vSwitch, as setup uses it.
@@ -41,6 +42,9 @@ type Config struct {
 	// answering on it).
 	Datapath string
 	Switch   Switch
+	// DNS is systemd-resolved; nil where it does not run (resolv.conf then names no
+	// interface: nothing per link to move).
+	DNS DNS
 	// Reach are the places the VM must still reach afterwards (Keystone, Neutron), as
 	// host:port; the default route's gateway is pinged too when it answered before.
 	Reach  []string
@@ -71,7 +75,7 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	}
 	plan := planFor(c, snap)
 	if len(plan) == 0 {
-		fmt.Fprintf(c.Out, "nothing to do: %s is on %s, which holds the VM's addresses\n", c.Uplink, c.Bridge)
+		fmt.Fprintf(c.Out, "nothing to do: %s is on %s, which holds the VM's addresses%s\n", c.Uplink, c.Bridge, dnsSaid(c, snap))
 		return &Result{}, nil
 	}
 	for _, s := range plan {
@@ -143,6 +147,16 @@ type snapshot struct {
 	routes         []netlink.Route // through the uplink, but the kernel's own
 	noARP          bool
 	ipv6Off        string // the uplink's disable_ipv6 before
+	// uplinkDNS and bridgeDNS are resolved's, empty without it.
+	uplinkDNS, bridgeDNS resolved.Link
+}
+
+// dnsSaid is what "nothing to do" adds about DNS.
+func dnsSaid(c Config, s *snapshot) string {
+	if c.DNS == nil || s.uplinkDNS.Empty() {
+		return ""
+	}
+	return " and the DNS of " + c.Uplink + " (" + s.bridgeDNS.String() + ")"
 }
 
 func look(ctx context.Context, c Config) (*snapshot, error) {
@@ -160,6 +174,13 @@ func look(ctx context.Context, c Config) (*snapshot, error) {
 			return nil, err
 		}
 		s.uplinkOnBridge = slices.ContainsFunc(ports, func(p ovs.PortInfo) bool { return p.Name == c.Uplink })
+	}
+	bridgeIndex := 0
+	if l, err := netlink.LinkByName(c.Bridge); err == nil {
+		bridgeIndex = l.Attrs().Index
+	}
+	if err := lookDNS(ctx, c, s, bridgeIndex); err != nil {
+		return nil, err
 	}
 	addrs, err := netlink.AddrList(s.uplink, netlink.FAMILY_ALL)
 	if err != nil {
