@@ -5,6 +5,7 @@ package e2e
 import (
 	"bufio"
 	"io"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -130,10 +131,11 @@ func packagedBinary(t *testing.T) string {
 	return filepath.Join(root, "usr", "bin", "ovn-docker")
 }
 
-// TestSetupFromCloudImage: a VM as a cloud image boots (its address on eth0, no bridge).
-// A setup whose check fails, before or after the move, leaves it exactly as it was; a
-// setup that works keeps every ping of a neighbour answered, the second one changes
-// nothing, doctor is then green and the spec's workflow works in it.
+// TestSetupFromCloudImage: a VM as a cloud image boots (its address on eth0, no bridge,
+// its DNS server and domain held per link by systemd-resolved). A setup whose check
+// fails, before or after the move, leaves it exactly as it was; a setup that works keeps
+// every ping of the gateway answered and names resolving through the bridge, the second
+// one changes nothing, doctor is then green and the spec's workflow works in it.
 func TestSetupFromCloudImage(t *testing.T) {
 	t.Parallel()
 	s := testutil.LoadStack(t)
@@ -153,31 +155,55 @@ func TestSetupFromCloudImage(t *testing.T) {
 		_, _ = vm.Try("ip", "link", "set", "eth0", "arp", "off")
 		_, _ = vm.Try("ip", "link", "set", "br0", "up")
 		_, _ = vm.Try("ip", "addr", "replace", ip+"/"+prefix, "dev", "br0")
+		_, _ = vm.Try("ethtool", "-K", "eth0", "tx", "on")
 	})
 	// Boot it as a cloud image would: no bridge, the address and a default route on eth0.
 	vm.Run(t, "ovs-vsctl", "--db="+vm.OVSDB(), "del-br", "br0")
 	vm.Run(t, "ip", "link", "set", "eth0", "arp", "on")
 	vm.Run(t, "ip", "addr", "add", ip+"/"+prefix, "dev", "eth0")
 	vm.Run(t, "ip", "route", "add", "default", "via", gw, "dev", "eth0")
-	before := vmLayout(t, vm)
-	ping := startPinger(t, vm, peerIP)
+	// A cloud NIC puts complete checksums on the wire; the sandbox's veth leaves them to
+	// the hypervisor's userspace switch, which does not fill them in: UDP and TCP sent
+	// by the VM's own stack through eth0 would be dropped.
+	vm.Run(t, "ethtool", "-K", "eth0", "tx", "off")
+	// DNS as DHCP through systemd-networkd leaves it: a server and a domain of eth0's.
+	dns := serveDNS(t, peer, map[string]netip.Addr{"peer.setup.test": netip.MustParseAddr(peerIP)})
+	rs := startResolved(t, vm)
+	rs.mustCtl(t, "dns", "eth0", peerIP)
+	rs.mustCtl(t, "domain", "eth0", "setup.test")
+	bus := []string{rs.bus}
+	resolves := func(t *testing.T) {
+		t.Helper()
+		n := dns.queries.Load()
+		out, err := rs.ctl("query", "--cache=no", "-4", "peer.setup.test")
+		if err != nil || !strings.Contains(out, peerIP) || dns.queries.Load() == n {
+			t.Fatalf("peer.setup.test does not resolve through %s's DNS server (%d queries reached it): %v\n%s\n%s",
+				vm.Name, dns.queries.Load()-n, err, out, rs.mustCtl(t, "status"))
+		}
+	}
+	resolves(t)
+	layout := func() string { return vmLayout(t, vm) + rs.mustCtl(t, "dns") + rs.mustCtl(t, "domain") }
+	before := layout()
+	// The gateway answers (the management subnet has a router): setup checks it too.
+	ping := startPinger(t, vm, gw)
 	ping.await(t, 3)
 
 	t.Run("an unreachable place is refused before anything changes", func(t *testing.T) {
-		r := runBinary(t, pkg, vm, nil, "--standalone", "setup", "--datapath", "netdev", "--reach", "127.0.0.1:1")
+		r := runBinary(t, pkg, vm, bus, "--standalone", "setup", "--datapath", "netdev", "--reach", "127.0.0.1:1")
 		if r.code != 1 || !strings.Contains(r.stderr, "127.0.0.1:1 is not reachable even now") || !strings.Contains(r.stderr, "nothing was changed") {
 			t.Fatalf("%s", r)
 		}
-		if after := vmLayout(t, vm); after != before {
+		if after := layout(); after != before {
 			t.Fatalf("the VM changed:\nbefore:\n%s\nafter:\n%s", before, after)
 		}
 	})
 	t.Run("a check that fails after the move puts the VM back", func(t *testing.T) {
-		r := runBinary(t, binFault, vm, []string{"OVN_DOCKER_FAULT=setup-check"}, "--standalone", "setup", "--datapath", "netdev")
-		if r.code != 1 || !strings.Contains(r.stderr, "the VM is as it was before") {
+		r := runBinary(t, binFault, vm, append(bus, "OVN_DOCKER_FAULT=setup-check"), "--standalone", "setup", "--datapath", "netdev")
+		if r.code != 1 || !strings.Contains(r.stderr, "the VM is as it was before") ||
+			!strings.Contains(r.stdout, "will give br0 the DNS of eth0 in systemd-resolved (servers "+peerIP+", domains setup.test)") {
 			t.Fatalf("%s", r)
 		}
-		if after := vmLayout(t, vm); after != before {
+		if after := layout(); after != before {
 			t.Fatalf("the VM is not as before:\nbefore:\n%s\nafter:\n%s", before, after)
 		}
 	})
@@ -185,8 +211,9 @@ func TestSetupFromCloudImage(t *testing.T) {
 	if lost := ping.lost(); len(lost) > 0 {
 		t.Fatalf("pings lost while setup failed and undid: %v", lost)
 	}
+	resolves(t)
 
-	r := runBinary(t, pkg, vm, nil, "--standalone", "setup", "--datapath", "netdev")
+	r := runBinary(t, pkg, vm, bus, "--standalone", "setup", "--datapath", "netdev")
 	if r.code != 0 || !strings.Contains(r.stdout, "eth0 is on br0, which holds ["+ip+"/"+prefix+"]") ||
 		!strings.Contains(r.stdout, "the VM's port "+vm.VIFID()+" is the parent of trunk ") {
 		t.Fatalf("setup: %s", r)
@@ -195,15 +222,21 @@ func TestSetupFromCloudImage(t *testing.T) {
 	if lost := ping.lost(); len(lost) > 0 {
 		t.Fatalf("pings lost during setup (one every 100 ms): %v of %d", lost, ping.max)
 	}
-	t.Logf("setup: %d pings at 100 ms, none lost", ping.max)
+	t.Logf("setup: %d pings of the gateway at 100 ms, none lost", ping.max)
 	_ = ping.cmd.Process.Signal(syscall.SIGINT)
+	// eth0 holds no address now: resolved asks only the bridge's server.
+	if out := rs.mustCtl(t, "dns", "br0"); !strings.Contains(out, peerIP) {
+		t.Fatalf("br0 has not eth0's DNS server: %s", out)
+	}
+	resolves(t)
 
-	set := vmLayout(t, vm)
-	r = runBinary(t, pkg, vm, nil, "--standalone", "setup", "--datapath", "netdev")
-	if r.code != 0 || !strings.Contains(r.stdout, "nothing to do") {
+	set := layout()
+	r = runBinary(t, pkg, vm, bus, "--standalone", "setup", "--datapath", "netdev")
+	if r.code != 0 || !strings.Contains(r.stdout, "nothing to do") ||
+		!strings.Contains(r.stdout, "and the DNS of eth0 (servers "+peerIP+", domains setup.test)") {
 		t.Fatalf("setup again: %s", r)
 	}
-	if again := vmLayout(t, vm); again != set {
+	if again := layout(); again != set {
 		t.Fatalf("setup again changed the VM:\nbefore:\n%s\nafter:\n%s", set, again)
 	}
 
