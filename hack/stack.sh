@@ -32,7 +32,7 @@ MYSQL_SOCK=$RUN/mysql/mysqld.sock
 
 PACKAGES=(openvswitch-switch ovn-central ovn-host neutron-server python3-neutron mariadb-server
 	python3-pymysql keystone python3-openstackclient uwsgi-core uwsgi-plugin-python3 docker.io
-	busybox-static iputils-ping socat iproute2 procps psmisc curl util-linux podman ethtool)
+	busybox-static iputils-ping socat iproute2 procps psmisc curl util-linux podman ethtool libfaketime)
 
 log() { printf '%s stack: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 # A failed start-up lets Neutron's migrations, if they run in the background, end first:
@@ -254,9 +254,11 @@ start_keystone() {
 	fi
 	chmod -R go-rwx "$RUN/keystone"
 	# One connection per request: with keep-alive, idle client connections pin uwsgi's
-	# threads and new clients wait seconds for one.
+	# threads and new clients wait seconds for one. A Date header, as the web server in front
+	# of a cloud's Keystone sends: doctor compares the VM's clock with it.
 	OS_KEYSTONE_CONFIG_FILES=$conf spawn "$pid" "$LOGS/keystone-uwsgi.log" uwsgi --plugin python3 \
-		--http-socket 127.0.0.1:5000 --add-header "Connection: close" --wsgi-file /usr/bin/keystone-wsgi-public --processes 1 --threads 4 \
+		--http-socket 127.0.0.1:5000 --add-header "Connection: close" --route-run 'addheader:Date: ${httptime[]}' \
+		--wsgi-file /usr/bin/keystone-wsgi-public --processes 1 --threads 4 \
 		--die-on-term --need-app --procname-prefix "ovn-docker-stack-"
 	wait_for 60 keystone curl -sf "$KEYSTONE_URL" || die "keystone did not answer (see $LOGS/keystone-uwsgi.log)"
 }

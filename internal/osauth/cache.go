@@ -92,6 +92,13 @@ func saveToken(path string, pc *gophercloud.ProviderClient) error {
 
 // fromCache makes pc use a cached token and catalog; when Keystone or Neutron refuses
 // the token, pc authenticates afresh and the cache follows.
+// catalogHas says whether the catalog names an endpoint of the service type where eo asks.
+func catalogHas(cat *tokens.ServiceCatalog, typ string, eo gophercloud.EndpointOpts) bool {
+	eo.Type = typ
+	_, err := openstack.V3EndpointURL(cat, eo)
+	return err == nil
+}
+
 func fromCache(pc *gophercloud.ProviderClient, c *cachedToken, ao gophercloud.AuthOptions, path string) {
 	pc.SetToken(c.Token)
 	catalog := c.Catalog

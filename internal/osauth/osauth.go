@@ -101,7 +101,9 @@ func Authenticate(ctx context.Context, o Options) (*Session, error) {
 	var cache string
 	if o.CacheDir != "" && ao.TokenID == "" && ao.AllowReauth {
 		cache = cacheFile(o.CacheDir, ao)
-		if c, ok := loadToken(cache); ok {
+		// A cached catalog that lacks Neutron where it is asked for (a region or an
+		// endpoint added since) is passed over: a fresh token brings the catalog as it is.
+		if c, ok := loadToken(cache); ok && catalogHas(c.Catalog, "network", eo) {
 			red.Add(c.Token)
 			fromCache(pc, c, ao, cache)
 			return &Session{Provider: pc, Endpoint: eo, Method: method, ProjectID: c.Project}, nil

@@ -184,7 +184,9 @@ func (d *doctor) openstack(ctx context.Context) {
 		return
 	}
 	d.ok("vm port", fmt.Sprintf("%s (found %s), network %s", vif, how, p.NetworkID))
-	if t, err := nc.TrunkOf(ctx, vif); err != nil {
+	if mode != neutron.ModeTrunk {
+		d.ok("trunk", "not used: "+string(mode)+" mode")
+	} else if t, err := nc.TrunkOf(ctx, vif); err != nil {
 		d.fail("trunk", err, "retry; Neutron did not answer for the VM's trunk")
 	} else if t == nil {
 		d.ok("trunk", "none yet: the first container makes the VM's port a trunk parent")

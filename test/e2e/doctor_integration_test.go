@@ -122,6 +122,8 @@ func TestDoctor(t *testing.T) {
 		{"no such bridge", []string{"OVN_DOCKER_BRIDGE=br9"}, nil, "bridge", "bridge br9 not found", "--bridge"},
 		{"Keystone unreachable", []string{"OS_AUTH_URL=http://127.0.0.1:1/v3"}, nil, "keystone", "127.0.0.1:1", "Keystone URL"},
 		{"credentials refused", []string{"OS_PASSWORD=not-the-password"}, nil, "keystone", "refused the credentials", "check the credentials"},
+		{"no credentials at all", []string{"OS_AUTH_URL=", "OS_USERNAME=", "OS_PASSWORD=", "OS_PROJECT_NAME=", "OS_REGION_NAME=",
+			"OS_USER_DOMAIN_NAME=", "OS_PROJECT_DOMAIN_NAME="}, nil, "keystone", "no OpenStack credentials", "give credentials: os-cloud = NAME"},
 		{"no such VM port", []string{"OVN_DOCKER_VIF_ID=0b7a39a6-1b7e-4a8e-9a52-3d1f0c0ffee0"}, nil, "vm port", "not visible to this project", "--vif-id"},
 		{"dockerd unreachable", []string{"DOCKER_HOST=unix:///nonexistent/docker.sock"}, nil, "docker", "nonexistent", "DOCKER_HOST"},
 		{"no such plugin", nil, []string{"--plugin-name", "nope"}, "plugin", "nope.sock", "--plugin-name"},
