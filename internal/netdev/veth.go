@@ -84,6 +84,9 @@ func setupPair(host netlink.Link, peerName string) error {
 			return fmt.Errorf("disable tx checksum on %s: %w", peerName, err)
 		}
 	}
+	if err := disableIPv6(hostName); err != nil {
+		return err
+	}
 	if err := netlink.LinkSetUp(host); err != nil {
 		return fmt.Errorf("set %s up: %w", hostName, err)
 	}
@@ -274,6 +277,11 @@ func configureLink(s Spec, peerName string, link netlink.Link) error {
 	// offload goes off; for a pooled pair it is a cheap guarantee.
 	if err := disableTXChecksum(s.IfName); err != nil {
 		return fmt.Errorf("disable tx checksum on %s in %s: %w", s.IfName, s.NetNS, err)
+	}
+	if hasIPv6(s.Addrs) {
+		if err := enableIPv6(s.IfName); err != nil {
+			return fmt.Errorf("%w in %s", err, s.NetNS)
+		}
 	}
 	for _, a := range s.Addrs {
 		addr := &netlink.Addr{IPNet: &a}

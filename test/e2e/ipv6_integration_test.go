@@ -139,7 +139,9 @@ func transfer(t *testing.T, a, b *box, dst string) {
 	}
 	got := make(chan res, 1)
 	go func() {
-		out, err := b.exec("sh", "-c", fmt.Sprintf("nc -l -p %d | wc -c", port))
+		// busybox nc closes its sending half at EOF on its stdin, and the sender quits
+		// when it sees that: the listener's stdin is a FIFO held open, never at EOF.
+		out, err := b.exec("sh", "-c", fmt.Sprintf("mkfifo /tmp/in && exec 3<>/tmp/in && nc -l -p %d <&3 | wc -c", port))
 		got <- res{out, err}
 	}()
 	// 0A is LISTEN; the port is hex in /proc/net/tcp6.
