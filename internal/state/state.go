@@ -90,6 +90,9 @@ type Attachment struct {
 	Gateways      []string  `json:"gateways,omitempty"` // per IP family
 	MTU           int       `json:"mtu,omitempty"`
 	ProbeIP       string    `json:"probe_ip,omitempty"` // the IPv4 OVN's DHCP offers: proves the data path
+	// ProbeIP6 is the IPv6 OVN's DHCPv6 advertises (a stateful subnet), or "::" for a
+	// stateless one, whose answer carries no address: proves the IPv6 data path.
+	ProbeIP6 string `json:"probe_ip6,omitempty"`
 	HostIf        string    `json:"host_if,omitempty"`  // VM-side veth end, also the OVS port's name
 	PeerIf        string    `json:"peer_if,omitempty"`  // container end's name while in the VM
 	Pool          string    `json:"pool,omitempty"`     // pool key while it belongs to a pool
