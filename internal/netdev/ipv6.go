@@ -33,18 +33,6 @@ func enableIPv6(ifName string) error {
 	return nil
 }
 
-// disableIPv6 turns IPv6 off for the host end of a pair: it is a wire into the VM's
-// bridge, not an endpoint, and with IPv6 on its kernel would send DAD, MLD and router
-// solicitations of its own into the container's VLAN. A kernel without IPv6 has nothing
-// to turn off.
-func disableIPv6(ifName string) error {
-	err := os.WriteFile(ipv6Conf(ifName, "disable_ipv6"), []byte("1"), 0o644)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("turn IPv6 off for %s: %w", ifName, err)
-	}
-	return nil
-}
-
 // hasIPv6 reports whether any address is IPv6.
 func hasIPv6(addrs []net.IPNet) bool {
 	for _, a := range addrs {

@@ -84,9 +84,6 @@ func setupPair(host netlink.Link, peerName string) error {
 			return fmt.Errorf("disable tx checksum on %s: %w", peerName, err)
 		}
 	}
-	if err := disableIPv6(hostName); err != nil {
-		return err
-	}
 	if err := netlink.LinkSetUp(host); err != nil {
 		return fmt.Errorf("set %s up: %w", hostName, err)
 	}
