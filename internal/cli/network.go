@@ -26,7 +26,7 @@ otherwise a free private /24 that overlaps none of the project's subnets is chos
 the command says which.`,
 		Example: "  ovn-docker --cred=$TOKEN create network LS1\n  ovn-docker create network LS2 --subnet 10.20.0.0/24 --gateway 10.20.0.1 --ipv6-subnet fd00:20::/64\n" +
 			"  ovn-docker create network V6 --ipv4=false --ipv6-subnet fd00:77::/64 --ipv6-address-mode slaac --ipv6-ra-mode slaac",
-		Args:    exactArgs(1, "NAME"),
+		Args: exactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req.Name = args[0]
 			if err := checkOutput(out, networkColumns); err != nil {
