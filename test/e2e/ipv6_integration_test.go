@@ -16,6 +16,7 @@ type v6Net struct {
 	label  string
 	args   []string
 	v4, v6 bool
+	proven bool // OVN answers DHCPv6 there: the IPv6 path is proven before the command
 }
 
 // TestIPv6DualStack: on a dual-stack network, IPv6-only networks (SLAAC, DHCPv6
@@ -28,10 +29,10 @@ func TestIPv6DualStack(t *testing.T) {
 	vm1, vm2 := vms[0], vms[1]
 
 	nets := []v6Net{
-		{"dual", []string{"--subnet", "10.131.0.0/24", "--ipv6-subnet", "fd00:131::/64"}, true, true},
-		{"slaac", []string{"--ipv4=false", "--ipv6-subnet", "fd00:132::/64", "--ipv6-address-mode", "slaac", "--ipv6-ra-mode", "slaac"}, false, true},
-		{"stateless", []string{"--ipv4=false", "--ipv6-subnet", "fd00:133::/64", "--ipv6-address-mode", "dhcpv6-stateless", "--ipv6-ra-mode", "dhcpv6-stateless"}, false, true},
-		{"nodhcp", []string{"--subnet", "10.134.0.0/24", "--ipv6-subnet", "fd00:134::/64", "--ipv6-address-mode", "none", "--no-dhcp"}, true, true},
+		{"dual", []string{"--subnet", "10.131.0.0/24", "--ipv6-subnet", "fd00:131::/64"}, true, true, true},
+		{"slaac", []string{"--ipv4=false", "--ipv6-subnet", "fd00:132::/64", "--ipv6-address-mode", "slaac", "--ipv6-ra-mode", "slaac"}, false, true, false},
+		{"stateless", []string{"--ipv4=false", "--ipv6-subnet", "fd00:133::/64", "--ipv6-address-mode", "dhcpv6-stateless", "--ipv6-ra-mode", "dhcpv6-stateless"}, false, true, true},
+		{"nodhcp", []string{"--subnet", "10.134.0.0/24", "--ipv6-subnet", "fd00:134::/64", "--ipv6-address-mode", "none", "--no-dhcp"}, true, true, false},
 	}
 	// Networks are made one at a time, so a failure names the first kind that fails;
 	// at the end the containers go first, then the networks.
@@ -71,6 +72,13 @@ func TestIPv6DualStack(t *testing.T) {
 		}
 		if n.v6 {
 			transfer(t, a, b, addrOf(t, b, true))
+		}
+		if n.proven {
+			// The container's very first action reaches the peer over IPv6.
+			r := ovnDocker(t, vm1, nil, "--network", name, "run", "--rm", "busybox:local", "ping", "-6", "-c", "1", "-W", "1", addrOf(t, b, true))
+			if r.code != 0 || !strings.Contains(r.stdout, "1 packets received") {
+				t.Fatalf("%s: first-action ping -6 failed: %s", n.label, r)
+			}
 		}
 	}
 
