@@ -120,6 +120,11 @@ type CreateNetworkRequest struct {
 	Subnet     string `json:"subnet,omitempty"`  // IPv4 CIDR; empty: chosen
 	Gateway    string `json:"gateway,omitempty"` // empty: the subnet's first address
 	IPv6Subnet string `json:"ipv6_subnet,omitempty"`
+	// NoIPv4: an IPv6-only network (--ipv4=false).
+	NoIPv4          bool   `json:"no_ipv4,omitempty"`
+	IPv6AddressMode string `json:"ipv6_address_mode,omitempty"` // slaac, dhcpv6-stateful, dhcpv6-stateless, none
+	IPv6RAMode      string `json:"ipv6_ra_mode,omitempty"`
+	NoDHCP          bool   `json:"no_dhcp,omitempty"`
 }
 
 // CreateNetworkResult is the network made, and how its range was chosen.

@@ -16,6 +16,7 @@ func newCreateCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "create", Short: "Create a Neutron network (create network NAME)"}
 	var req api.CreateNetworkRequest
 	var out output
+	var ipv4 bool
 	net := &cobra.Command{
 		Use:   "network NAME",
 		Short: "Create a Neutron network and its subnet",
@@ -23,8 +24,9 @@ func newCreateCmd(a *app) *cobra.Command {
 With no --subnet, the project's default subnet pool gives the range if there is one;
 otherwise a free private /24 that overlaps none of the project's subnets is chosen, and
 the command says which.`,
-		Example: "  ovn-docker --cred=$TOKEN create network LS1\n  ovn-docker create network LS2 --subnet 10.20.0.0/24 --gateway 10.20.0.1 --ipv6-subnet fd00:20::/64",
-		Args:    exactArgs(1, "NAME"),
+		Example: "  ovn-docker --cred=$TOKEN create network LS1\n  ovn-docker create network LS2 --subnet 10.20.0.0/24 --gateway 10.20.0.1 --ipv6-subnet fd00:20::/64\n" +
+			"  ovn-docker create network V6 --ipv4=false --ipv6-subnet fd00:77::/64 --ipv6-address-mode slaac --ipv6-ra-mode slaac",
+		Args: exactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req.Name = args[0]
 			if err := checkOutput(out, networkColumns); err != nil {
@@ -46,6 +48,7 @@ the command says which.`,
 					return err
 				}
 			}
+			req.NoIPv4 = !ipv4
 			ctx, cancel := a.withTimeout(cmd.Context())
 			defer cancel()
 			b, err := a.backend(ctx)
@@ -67,6 +70,12 @@ the command says which.`,
 	net.Flags().StringVar(&req.Subnet, "subnet", "", "IPv4 subnet in CIDR notation")
 	net.Flags().StringVar(&req.Gateway, "gateway", "", "IPv4 gateway (default: the subnet's first address)")
 	net.Flags().StringVar(&req.IPv6Subnet, "ipv6-subnet", "", "also an IPv6 subnet in CIDR notation")
+	net.Flags().BoolVar(&ipv4, "ipv4", true, "an IPv4 subnet too (--ipv4=false with --ipv6-subnet: IPv6 only)")
+	net.Flags().StringVar(&req.IPv6AddressMode, "ipv6-address-mode", "",
+		"how ports get IPv6 addresses: slaac, dhcpv6-stateful, dhcpv6-stateless or none (static) (default: dhcpv6-stateful, none with --no-dhcp)")
+	net.Flags().StringVar(&req.IPv6RAMode, "ipv6-ra-mode", "",
+		"what a router advertises on the IPv6 subnet: slaac, dhcpv6-stateful, dhcpv6-stateless or none (default: dhcpv6-stateful when neither mode is given, otherwise unset)")
+	net.Flags().BoolVar(&req.NoDHCP, "no-dhcp", false, "DHCP and DHCPv6 off on the subnets (addresses are still Neutron's, set statically)")
 	addOutputFlags(net, &out)
 	net.Flags().Lookup("format").Usage += " (default: a sentence saying how the range was chosen)"
 	cmd.AddCommand(net)

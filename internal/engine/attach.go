@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"os"
 	"time"
 
@@ -397,15 +396,20 @@ func (e *Engine) finish(ctx context.Context, att *state.Attachment, req Request)
 	return att, nil
 }
 
-// waitReady probes the interface's data path until OVN answers or ReadyTimeout passes.
-// A network without DHCP on an IPv4 subnet cannot be probed: the wait is skipped.
+// waitReady probes the interface's data path, for each family OVN answers on, until OVN
+// answers or ReadyTimeout passes: DHCP for IPv4, DHCPv6 for IPv6. A family OVN answers
+// nothing for (DHCP off, SLAAC or static IPv6) is not probed, and the log says so.
 func (e *Engine) waitReady(ctx context.Context, att *state.Attachment, nsPath, ifName string) error {
 	if e.cfg.ReadyTimeout < 0 {
 		return nil
 	}
-	ip, err := netip.ParseAddr(att.ProbeIP)
-	if err != nil {
-		e.log.Debug("no IPv4 subnet with DHCP on the network: data path not probed", "attachment", att.ID, "network", att.NetworkName)
+	plan := readyPlan(att)
+	logAt := e.log.Debug
+	if len(plan.skipped) > 0 {
+		logAt = e.log.Info // a family whose path nothing proves is worth a line
+	}
+	logAt("data path proof", "attachment", att.ID, "network", att.NetworkName, "proof", plan.say())
+	if len(plan.probes) == 0 {
 		return nil
 	}
 	mac, err := net.ParseMAC(att.MAC)
@@ -414,11 +418,13 @@ func (e *Engine) waitReady(ctx context.Context, att *state.Attachment, nsPath, i
 	}
 	pctx, cancel := context.WithTimeout(ctx, e.cfg.ReadyTimeout)
 	defer cancel()
-	if err := e.cfg.Links.Probe(pctx, nsPath, ifName, mac, ip); err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("wait for the data path of port %s: %w", att.PortID, ctx.Err())
+	for _, ip := range plan.probes {
+		if err := e.cfg.Links.Probe(pctx, nsPath, ifName, mac, ip); err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("wait for the data path of port %s: %w", att.PortID, ctx.Err())
+			}
+			return fmt.Errorf("the data path of port %s is not live after %s (%w): OVN on the hypervisor has not bound it", att.PortID, e.cfg.ReadyTimeout, err)
 		}
-		return fmt.Errorf("the data path of port %s is not live after %s (%w): OVN on the hypervisor has not bound it", att.PortID, e.cfg.ReadyTimeout, err)
 	}
 	return nil
 }

@@ -11,11 +11,12 @@ import (
 	"github.com/ovn-docker/ovn-docker/internal/state"
 )
 
-// fillFromPort records the port's MAC, its addresses with their subnets' prefixes, and
-// one gateway per IP family (used only when the interface carries the default route).
+// fillFromPort records the port's MAC, its addresses with their subnets' prefixes, one
+// gateway per IP family (used only when the interface carries the default route), and
+// what OVN will answer to prove each family's data path.
 func fillFromPort(a *state.Attachment, p *neutron.Port, n *neutron.Network) {
 	a.PortID, a.MAC = p.ID, p.MAC.String()
-	a.IPs, a.Gateways, a.ProbeIP = nil, nil, ""
+	a.IPs, a.Gateways, a.ProbeIP, a.ProbeIP6 = nil, nil, "", ""
 	gwSeen := map[int]bool{}
 	for _, f := range p.FixedIPs {
 		bits := 32
@@ -30,11 +31,30 @@ func fillFromPort(a *state.Attachment, p *neutron.Port, n *neutron.Network) {
 		if ok && sub.DHCP && f.IP.Is4() && a.ProbeIP == "" {
 			a.ProbeIP = f.IP.String()
 		}
+		if ok && a.ProbeIP6 == "" {
+			a.ProbeIP6 = probe6(sub, f.IP)
+		}
 		if ok && sub.Gateway.IsValid() && !gwSeen[sub.IPVersion] {
 			gwSeen[sub.IPVersion] = true
 			a.Gateways = append(a.Gateways, sub.Gateway.String())
 		}
 	}
+}
+
+// probe6 is what OVN's DHCPv6 must answer for ip on sub: ip itself on a stateful
+// subnet, :: (an answer without address) on a stateless one, "" when OVN runs no
+// DHCPv6 there (SLAAC, static, DHCP off).
+func probe6(sub neutron.Subnet, ip netip.Addr) string {
+	if sub.IPVersion != 6 || !sub.DHCP {
+		return ""
+	}
+	switch sub.IPv6AddressMode {
+	case neutron.ModeStateful:
+		return ip.String()
+	case neutron.ModeStateless:
+		return netip.IPv6Unspecified().String()
+	}
+	return ""
 }
 
 func specOf(a *state.Attachment, netns string, defaultRoute bool) netdev.Spec {

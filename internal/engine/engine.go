@@ -73,7 +73,8 @@ type Links interface {
 	CreatePair(ctx context.Context, hostName, peerName string, mtu int, mac net.HardwareAddr) error
 	Delete(ctx context.Context, hostName string) error
 	// Probe proves the data path of an interface (see package probe): in the netns at
-	// nsPath ("" for the VM's), from ifName with the port's MAC, OVN must offer ip.
+	// nsPath ("" for the VM's), from ifName with the port's MAC, OVN must offer ip by
+	// DHCP, or for IPv6 by DHCPv6 (:: for a stateless subnet: any answer).
 	Probe(ctx context.Context, nsPath, ifName string, mac net.HardwareAddr, ip netip.Addr) error
 	// MoveIn moves a prepared pair's container end into a container (a pool's warm
 	// attach); Reclaim takes it back, scrubbed, or says netdev.ErrGone.
@@ -104,6 +105,9 @@ func (Netlink) CreatePair(ctx context.Context, h, p string, mtu int, mac net.Har
 func (Netlink) Delete(ctx context.Context, h string) error { return netdev.Delete(ctx, h) }
 
 func (Netlink) Probe(ctx context.Context, nsPath, ifName string, mac net.HardwareAddr, ip netip.Addr) error {
+	if ip.Is6() {
+		return probe.DHCPv6(ctx, nsPath, ifName, mac, ip)
+	}
 	return probe.DHCP(ctx, nsPath, ifName, mac, ip)
 }
 

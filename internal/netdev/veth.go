@@ -275,6 +275,11 @@ func configureLink(s Spec, peerName string, link netlink.Link) error {
 	if err := disableTXChecksum(s.IfName); err != nil {
 		return fmt.Errorf("disable tx checksum on %s in %s: %w", s.IfName, s.NetNS, err)
 	}
+	if hasIPv6(s.Addrs) {
+		if err := enableIPv6(s.IfName); err != nil {
+			return fmt.Errorf("%w in %s", err, s.NetNS)
+		}
+	}
 	for _, a := range s.Addrs {
 		addr := &netlink.Addr{IPNet: &a}
 		if a.IP.To4() == nil {

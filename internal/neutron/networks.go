@@ -32,6 +32,11 @@ type Subnet struct {
 	IPVersion int          `json:"ip_version"`
 	DNS       []string     `json:"dns_nameservers,omitempty"`
 	DHCP      bool         `json:"enable_dhcp"` // OVN answers DHCP for the subnet's ports
+	// IPv6 only: how ports get addresses (slaac, dhcpv6-stateful, dhcpv6-stateless, or
+	// "" for none: static) and what the router advertises. Neutron has already chosen
+	// each port's address either way; these say what OVN answers on the subnet.
+	IPv6AddressMode string `json:"ipv6_address_mode,omitempty"`
+	IPv6RAMode      string `json:"ipv6_ra_mode,omitempty"`
 }
 
 // CIDRs lists the network's subnets' prefixes.
@@ -210,7 +215,8 @@ func toNetwork(r networkWithMTU, subs []subnets.Subnet) Network {
 		if err != nil {
 			continue
 		}
-		sub := Subnet{ID: s.ID, CIDR: p, IPVersion: s.IPVersion, DNS: s.DNSNameservers, DHCP: s.EnableDHCP}
+		sub := Subnet{ID: s.ID, CIDR: p, IPVersion: s.IPVersion, DNS: s.DNSNameservers, DHCP: s.EnableDHCP,
+			IPv6AddressMode: s.IPv6AddressMode, IPv6RAMode: s.IPv6RAMode}
 		if gw, err := netip.ParseAddr(s.GatewayIP); err == nil {
 			sub.Gateway = gw
 		}
@@ -228,6 +234,12 @@ type CreateNetworkOpts struct {
 	Subnet  netip.Prefix // optional
 	Gateway netip.Addr   // optional; default: first host of Subnet
 	IPv6    netip.Prefix // optional
+	// NoIPv4 makes an IPv6-only network: no IPv4 subnet at all. It needs IPv6.
+	NoIPv4 bool
+	// IPv6AddressMode and IPv6RAMode are Neutron's subnet attributes; see IPv6Modes.
+	IPv6AddressMode, IPv6RAMode string
+	// NoDHCP turns DHCP (and DHCPv6) off on every subnet.
+	NoDHCP bool
 	// PrefixLen is the size of a subnet chosen for the caller (no Subnet given): 24 when 0.
 	PrefixLen int
 }
@@ -249,10 +261,25 @@ func (c *Client) CreateNetwork(ctx context.Context, o CreateNetworkOpts) (_ *Net
 	} else if o.Gateway.IsValid() {
 		return nil, "", errors.New("--gateway needs --subnet")
 	}
+	if o.NoIPv4 && (o.Subnet.IsValid() || o.Gateway.IsValid()) {
+		return nil, "", errors.New("--ipv4=false makes an IPv6-only network: drop --subnet and --gateway")
+	}
+	if o.NoIPv4 && !o.IPv6.IsValid() {
+		return nil, "", errors.New("--ipv4=false needs --ipv6-subnet")
+	}
+	addrMode, raMode, err := IPv6Modes(o.IPv6AddressMode, o.IPv6RAMode, !o.NoDHCP)
+	if err != nil {
+		return nil, "", err
+	}
 	if o.IPv6.IsValid() {
 		if err := checkSubnet(o.IPv6, 6); err != nil {
 			return nil, "", err
 		}
+		if (addrMode == "slaac" || addrMode == "dhcpv6-stateless") && o.IPv6.Bits() != 64 {
+			return nil, "", fmt.Errorf("--ipv6-address-mode %s needs a /64, not %s", addrMode, o.IPv6)
+		}
+	} else if o.IPv6AddressMode != "" || o.IPv6RAMode != "" {
+		return nil, "", errors.New("--ipv6-address-mode and --ipv6-ra-mode need --ipv6-subnet")
 	}
 	// Refuse a second network of the same name: names are how users pick networks.
 	if _, err := c.FindNetwork(ctx, o.Name); err == nil {
@@ -261,8 +288,11 @@ func (c *Client) CreateNetwork(ctx context.Context, o CreateNetworkOpts) (_ *Net
 		return nil, "", err
 	}
 
-	sub := subnets.CreateOpts{Name: o.Name + "-v4", IPVersion: gophercloud.IPv4}
+	dhcp := ptr(!o.NoDHCP)
+	sub := subnets.CreateOpts{Name: o.Name + "-v4", IPVersion: gophercloud.IPv4, EnableDHCP: dhcp}
 	switch {
+	case o.NoIPv4:
+		note = "IPv6 only"
 	case o.Subnet.IsValid():
 		sub.CIDR = o.Subnet.Masked().String()
 		if o.Gateway.IsValid() {
@@ -301,16 +331,19 @@ func (c *Client) CreateNetwork(ctx context.Context, o CreateNetworkOpts) (_ *Net
 			_ = networks.Delete(context.WithoutCancel(ctx), c.sc, raw.ID).ExtractErr()
 		}
 	}()
-	sub.NetworkID = raw.ID
-	s4, err := subnets.Create(ctx, c.sc, sub).Extract()
-	if err != nil {
-		return nil, "", wrap(err, "create subnet of network %q", o.Name)
+	var created []subnets.Subnet
+	if !o.NoIPv4 {
+		sub.NetworkID = raw.ID
+		s4, err := subnets.Create(ctx, c.sc, sub).Extract()
+		if err != nil {
+			return nil, "", wrap(err, "create subnet of network %q", o.Name)
+		}
+		created = append(created, *s4)
 	}
-	created := []subnets.Subnet{*s4}
 	if o.IPv6.IsValid() {
 		s6, err := subnets.Create(ctx, c.sc, subnets.CreateOpts{
 			NetworkID: raw.ID, Name: o.Name + "-v6", IPVersion: gophercloud.IPv6, CIDR: o.IPv6.Masked().String(),
-			IPv6AddressMode: "dhcpv6-stateful", IPv6RAMode: "dhcpv6-stateful",
+			IPv6AddressMode: addrMode, IPv6RAMode: raMode, EnableDHCP: dhcp,
 		}).Extract()
 		if err != nil {
 			return nil, "", wrap(err, "create IPv6 subnet of network %q", o.Name)
@@ -320,6 +353,12 @@ func (c *Client) CreateNetwork(ctx context.Context, o CreateNetworkOpts) (_ *Net
 	n := toNetwork(raw, created)
 	if !o.Subnet.IsValid() && len(n.Subnets) > 0 && sub.SubnetPoolID != "" {
 		note += ": " + n.Subnets[0].CIDR.String()
+	}
+	if o.IPv6.IsValid() {
+		note += fmt.Sprintf(", IPv6 subnet %s (%s)", o.IPv6.Masked(), ModeText(addrMode))
+	}
+	if o.NoDHCP {
+		note += ", DHCP off"
 	}
 	return &n, note, nil
 }

@@ -37,65 +37,99 @@ func DHCP(ctx context.Context, nsPath, ifName string, mac net.HardwareAddr, want
 	if !want.Is4() {
 		return fmt.Errorf("dhcp probe on %s: %s is not IPv4", ifName, want)
 	}
-	run := func(ns.NetNS) error { return dhcp(ctx, ifName, mac, want) }
+	var xid [4]byte
+	if _, err := rand.Read(xid[:]); err != nil {
+		return err
+	}
+	x := exchange{
+		what: "dhcp", ethType: unix.ETH_P_IP, frame: Discover(mac, binary.BigEndian.Uint32(xid[:])),
+		dst: [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
+		match: func(frame []byte) (bool, error) {
+			offer, ok := ParseOffer(frame, binary.BigEndian.Uint32(xid[:]), mac)
+			if ok && offer != want {
+				return true, fmt.Errorf("dhcp probe on %s: OVN offers %s, Neutron gave %s", ifName, offer, want)
+			}
+			return ok, nil
+		},
+	}
+	if err := x.run(ctx, nsPath, ifName); err != nil {
+		if errors.Is(err, errTimeout) {
+			return fmt.Errorf("%w on %s (%v)", ErrNoAnswer, ifName, err)
+		}
+		return err
+	}
+	return nil
+}
+
+// errTimeout ends an exchange whose context ended without an answer.
+var errTimeout = errors.New("no answer")
+
+// exchange is one request that OVN answers from the port's flows: the frame is sent
+// from the interface again and again (backing off) until match accepts a frame read
+// back, or the context ends.
+type exchange struct {
+	what    string // for errors: dhcp, dhcpv6
+	ethType uint16
+	frame   []byte
+	dst     [6]byte                          // the frame's destination MAC
+	match   func(frame []byte) (bool, error) // true: the answer (err: a wrong one)
+}
+
+// run does the exchange in the netns at nsPath ("" for the caller's).
+func (x exchange) run(ctx context.Context, nsPath, ifName string) error {
+	run := func(ns.NetNS) error { return x.onThread(ctx, ifName) }
 	if nsPath == "" {
 		return run(nil)
 	}
 	netns, err := ns.GetNS(nsPath)
 	if err != nil {
-		return fmt.Errorf("dhcp probe: open netns %s: %w", nsPath, err)
+		return fmt.Errorf("%s probe: open netns %s: %w", x.what, nsPath, err)
 	}
 	defer netns.Close()
 	return netns.Do(run)
 }
 
-func dhcp(ctx context.Context, ifName string, mac net.HardwareAddr, want netip.Addr) (err error) {
+func (x exchange) onThread(ctx context.Context, ifName string) (err error) {
 	// The socket and the link state belong to this thread's namespace.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	link, err := netlink.LinkByName(ifName)
 	if err != nil {
-		return fmt.Errorf("dhcp probe: %s: %w", ifName, err)
+		return fmt.Errorf("%s probe: %s: %w", x.what, ifName, err)
 	}
 	if link.Attrs().Flags&net.FlagUp == 0 {
 		if err := netlink.LinkSetUp(link); err != nil {
-			return fmt.Errorf("dhcp probe: bring %s up: %w", ifName, err)
+			return fmt.Errorf("%s probe: bring %s up: %w", x.what, ifName, err)
 		}
 		defer func() {
 			if derr := netlink.LinkSetDown(link); derr != nil && err == nil {
-				err = fmt.Errorf("dhcp probe: bring %s down again: %w", ifName, derr)
+				err = fmt.Errorf("%s probe: bring %s down again: %w", x.what, ifName, derr)
 			}
 		}()
 	}
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_IP)))
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(x.ethType)))
 	if err != nil {
-		return fmt.Errorf("dhcp probe: packet socket: %w", err)
+		return fmt.Errorf("%s probe: packet socket: %w", x.what, err)
 	}
 	defer unix.Close(fd)
-	addr := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: link.Attrs().Index}
+	addr := &unix.SockaddrLinklayer{Protocol: htons(x.ethType), Ifindex: link.Attrs().Index}
 	if err := unix.Bind(fd, addr); err != nil {
-		return fmt.Errorf("dhcp probe: bind to %s: %w", ifName, err)
+		return fmt.Errorf("%s probe: bind to %s: %w", x.what, ifName, err)
 	}
 	tv := unix.NsecToTimeval((50 * time.Millisecond).Nanoseconds())
 	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-		return fmt.Errorf("dhcp probe: %w", err)
+		return fmt.Errorf("%s probe: %w", x.what, err)
 	}
-
-	var xid [4]byte
-	if _, err := rand.Read(xid[:]); err != nil {
-		return err
-	}
-	frame := Discover(mac, binary.BigEndian.Uint32(xid[:]))
-	dst := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: link.Attrs().Index, Halen: 6,
-		Addr: [8]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}}
+	dst := &unix.SockaddrLinklayer{Protocol: htons(x.ethType), Ifindex: link.Attrs().Index, Halen: 6}
+	copy(dst.Addr[:], x.dst[:])
 	buf := make([]byte, 2048)
 	interval := 50 * time.Millisecond
 	for sent := 0; ; sent++ {
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("%w on %s after %d DISCOVERs", ErrNoAnswer, ifName, sent)
+			return fmt.Errorf("%w to %d requests", errTimeout, sent)
 		}
-		if err := unix.Sendto(fd, frame, 0, dst); err != nil {
-			return fmt.Errorf("dhcp probe: send on %s: %w", ifName, err)
+		if err := unix.Sendto(fd, x.frame, 0, dst); err != nil {
+			return fmt.Errorf("%s probe: send on %s: %w", x.what, ifName, err)
 		}
 		deadline := time.Now().Add(interval)
 		for time.Now().Before(deadline) {
@@ -104,16 +138,11 @@ func dhcp(ctx context.Context, ifName string, mac net.HardwareAddr, want netip.A
 				if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
 					continue
 				}
-				return fmt.Errorf("dhcp probe: receive on %s: %w", ifName, err)
+				return fmt.Errorf("%s probe: receive on %s: %w", x.what, ifName, err)
 			}
-			offer, ok := ParseOffer(buf[:n], binary.BigEndian.Uint32(xid[:]), mac)
-			if !ok {
-				continue
+			if ok, err := x.match(buf[:n]); ok {
+				return err
 			}
-			if offer != want {
-				return fmt.Errorf("dhcp probe on %s: OVN offers %s, Neutron gave %s", ifName, offer, want)
-			}
-			return nil
 		}
 		if interval < 400*time.Millisecond {
 			interval *= 2

@@ -56,7 +56,8 @@ func networkOf(n *neutron.Network, containers int) api.Network {
 // which.
 func (s *Service) CreateNetwork(ctx context.Context, r api.CreateNetworkRequest) (*api.CreateNetworkResult, error) {
 	// The name is checked by the neutron package, with the others' rules.
-	opts := neutron.CreateNetworkOpts{Name: r.Name}
+	opts := neutron.CreateNetworkOpts{Name: r.Name, NoIPv4: r.NoIPv4, NoDHCP: r.NoDHCP,
+		IPv6AddressMode: r.IPv6AddressMode, IPv6RAMode: r.IPv6RAMode}
 	var err error
 	if r.Subnet != "" {
 		if opts.Subnet, err = ParsePrefix("--subnet", r.Subnet); err != nil {
@@ -73,6 +74,9 @@ func (s *Service) CreateNetwork(ctx context.Context, r api.CreateNetworkRequest)
 			return nil, err
 		}
 	}
+	if err := checkFamilies(r); err != nil {
+		return nil, err
+	}
 	nc, err := s.Neutron(ctx)
 	if err != nil {
 		return nil, err
@@ -83,6 +87,23 @@ func (s *Service) CreateNetwork(ctx context.Context, r api.CreateNetworkRequest)
 	}
 	s.keepNetwork(n.Name, n)
 	return &api.CreateNetworkResult{Network: networkOf(n, 0), Note: note}, nil
+}
+
+// checkFamilies refuses flag combinations that cannot make a network, before Neutron is
+// asked (the neutron package checks them again, for its other callers).
+func checkFamilies(r api.CreateNetworkRequest) error {
+	switch {
+	case r.NoIPv4 && (r.Subnet != "" || r.Gateway != ""):
+		return api.Invalid(errors.New("--ipv4=false makes an IPv6-only network: drop --subnet and --gateway"))
+	case r.NoIPv4 && r.IPv6Subnet == "":
+		return api.Invalid(errors.New("--ipv4=false needs --ipv6-subnet"))
+	case r.IPv6Subnet == "" && (r.IPv6AddressMode != "" || r.IPv6RAMode != ""):
+		return api.Invalid(errors.New("--ipv6-address-mode and --ipv6-ra-mode need --ipv6-subnet"))
+	}
+	if _, _, err := neutron.IPv6Modes(r.IPv6AddressMode, r.IPv6RAMode, !r.NoDHCP); err != nil {
+		return api.Invalid(err)
+	}
+	return nil
 }
 
 // ParsePrefix reads a CIDR given for flag, refusing host bits.

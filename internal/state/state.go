@@ -89,10 +89,11 @@ type Attachment struct {
 	IPs           []string  `json:"ips,omitempty"`      // CIDR notation
 	Gateways      []string  `json:"gateways,omitempty"` // per IP family
 	MTU           int       `json:"mtu,omitempty"`
-	ProbeIP       string    `json:"probe_ip,omitempty"` // the IPv4 OVN's DHCP offers: proves the data path
-	HostIf        string    `json:"host_if,omitempty"`  // VM-side veth end, also the OVS port's name
-	PeerIf        string    `json:"peer_if,omitempty"`  // container end's name while in the VM
-	Pool          string    `json:"pool,omitempty"`     // pool key while it belongs to a pool
+	ProbeIP       string    `json:"probe_ip,omitempty"`  // the IPv4 OVN's DHCP offers: proves the data path
+	ProbeIP6      string    `json:"probe_ip6,omitempty"` // the IPv6 OVN's DHCPv6 advertises, "::" on a stateless subnet (any answer)
+	HostIf        string    `json:"host_if,omitempty"`   // VM-side veth end, also the OVS port's name
+	PeerIf        string    `json:"peer_if,omitempty"`   // container end's name while in the VM
+	Pool          string    `json:"pool,omitempty"`      // pool key while it belongs to a pool
 	Phase         Phase     `json:"phase"`
 	PID           int       `json:"pid,omitempty"` // process working on it; 0 when at rest
 	Created       time.Time `json:"created"`
