@@ -56,6 +56,7 @@ type RunRequest struct {
 	Networks       []string         `json:"networks"`
 	SecurityGroups []string         `json:"security_groups,omitempty"`
 	Options        *runargs.Options `json:"options"`
+	PortOptions
 }
 
 // RunResult is the container made, started when it runs detached. A foreground run's
@@ -184,6 +185,9 @@ type AttachRequest struct {
 	// interfaces of the network ready, from this ADD on, for the ones after it.
 	PoolMin int `json:"pool_min,omitempty"`
 	PoolMax int `json:"pool_max,omitempty"`
+	PortOptions
+	// Hostname gives the port its dns_name, where Neutron has DNS integration.
+	Hostname string `json:"hostname,omitempty"`
 }
 
 // DetachRequest releases Owner's interface IfName ("" for all of Owner's).

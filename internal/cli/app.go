@@ -29,6 +29,7 @@ type settings struct {
 	vifID        string
 	networks     []string
 	secGroups    []string
+	port         api.PortOptions // run's --allowed-address, --qos-policy, --no-port-security
 	mode         string
 	ovsdb        string
 	bridge       string

@@ -63,7 +63,7 @@ func (a *app) run(parent context.Context, opts *runargs.Options) error {
 	if err != nil {
 		return err
 	}
-	res, err := b.Run(ctx, api.RunRequest{Networks: a.s.networks, SecurityGroups: a.s.secGroups, Options: opts})
+	res, err := b.Run(ctx, api.RunRequest{Networks: a.s.networks, SecurityGroups: a.s.secGroups, Options: opts, PortOptions: a.s.port})
 	if err != nil {
 		return err
 	}

@@ -50,6 +50,12 @@ type Conf struct {
 	// Pool has the agent keep interfaces of the network ready for the pods: from the
 	// first ADD on, at least Min, never more than Max.
 	Pool *PoolConf `json:"pool,omitempty"`
+	// AllowedAddresses (IP[/MAC] or CIDR[/MAC]), QoSPolicy (name or ID) and
+	// PortSecurity (false: off, and no security groups) are the ports' options, as
+	// ovn-docker run's --allowed-address, --qos-policy and --no-port-security.
+	AllowedAddresses []string `json:"allowedAddresses,omitempty"`
+	QoSPolicy        string   `json:"qosPolicy,omitempty"`
+	PortSecurity     *bool    `json:"portSecurity,omitempty"`
 }
 
 // PoolConf is the "pool" of a configuration.
@@ -209,6 +215,10 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 	if c.Pool != nil {
 		req.PoolMin, req.PoolMax = c.Pool.Min, c.Pool.Max
 	}
+	req.AllowedAddresses, req.QoSPolicy = c.AllowedAddresses, c.QoSPolicy
+	req.NoPortSecurity = c.PortSecurity != nil && !*c.PortSecurity
+	// A pod's hostname is its name: the port's dns_name, where Neutron has DNS.
+	req.Hostname = string(k8s.K8S_POD_NAME)
 	att, err := a.Attach(ctx, req)
 	if err != nil {
 		return cniError("add "+args.IfName, err)

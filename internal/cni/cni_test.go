@@ -79,6 +79,21 @@ func attachment() *api.Attachment {
 	}, DNS: []string{"10.0.0.2"}}
 }
 
+// The port options of a configuration reach the agent as run's flags do.
+func TestAddPassesPortOptions(t *testing.T) {
+	f := &fakeAgent{att: attachment()}
+	p, _ := plugin(f, nil)
+	c := `{"cniVersion":"1.1.0","name":"pods","type":"ovn-docker-cni","network":"LS1",` +
+		`"allowedAddresses":["10.0.0.50","10.0.1.0/24/fa:16:3e:00:00:01"],"qosPolicy":"slow","portSecurity":false}`
+	if err := p.Add(args("eth0", c)); err != nil {
+		t.Fatal(err)
+	}
+	want := api.PortOptions{AllowedAddresses: []string{"10.0.0.50", "10.0.1.0/24/fa:16:3e:00:00:01"}, QoSPolicy: "slow", NoPortSecurity: true}
+	if len(f.calls) != 1 || !reflect.DeepEqual(f.calls[0].(api.AttachRequest).PortOptions, want) {
+		t.Fatalf("agent got %+v, want port options %+v", f.calls, want)
+	}
+}
+
 func TestAddAsksTheAgentAndPrintsItsAnswer(t *testing.T) {
 	f := &fakeAgent{att: attachment()}
 	p, printed := plugin(f, nil)
@@ -86,7 +101,8 @@ func TestAddAsksTheAgentAndPrintsItsAnswer(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := api.AttachRequest{Owner: "cni:pods:c0ffee", Network: "LS1", SecurityGroups: []string{"web"},
-		NetNS: "/var/run/netns/cni-1", IfName: "eth0", DefaultRoute: true, Container: "c0ffee", ContainerName: "default/web-0"}
+		NetNS: "/var/run/netns/cni-1", IfName: "eth0", DefaultRoute: true, Container: "c0ffee", ContainerName: "default/web-0",
+		Hostname: "web-0"}
 	if len(f.calls) != 1 || !reflect.DeepEqual(f.calls[0], want) {
 		t.Fatalf("agent got %+v, want %+v", f.calls, want)
 	}

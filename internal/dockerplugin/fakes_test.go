@@ -61,6 +61,9 @@ func (f *fakeEngine) Prepare(ctx context.Context, req engine.Request) (*state.At
 	if len(req.SecurityGroups) > 0 {
 		call += " sg=" + strings.Join(req.SecurityGroups, ",")
 	}
+	if !req.Port.Empty() {
+		call += fmt.Sprintf(" port=%+v", req.Port)
+	}
 	if err := f.record(call); err != nil {
 		return nil, err
 	}
@@ -320,6 +323,14 @@ func (f *fakeNeutron) FindSubnet(_ context.Context, id, name string) (string, st
 		}
 	}
 	return "", "", fmt.Errorf("subnet: %w", neutron.ErrNotFound)
+}
+
+// QoSPolicyID knows the policy "slow" (id qos-slow).
+func (f *fakeNeutron) QoSPolicyID(_ context.Context, ref string) (string, error) {
+	if ref == "slow" || ref == "qos-slow" {
+		return "qos-slow", nil
+	}
+	return "", fmt.Errorf("qos policy %q: %w", ref, neutron.ErrNotFound)
 }
 
 // SecurityGroupIDs knows the groups "web" (id sg-web) and "db" (id sg-db).

@@ -353,12 +353,16 @@ func (p *Plugin) requestAddress(ctx context.Context, r *requestAddressRequest) (
 		return p.reservedAddress(ctx, pool, pfx, r.Address)
 	}
 	var sgs []string
+	var port neutron.PortOptions
 	if d, err := p.cfg.Engine.DockerRecords(ctx); err == nil {
 		if dn := d.Networks[pool.Network]; dn != nil {
 			sgs = dn.SecurityGroups
+			if port, err = portOptionsOf(dn); err != nil {
+				return nil, err
+			}
 		}
 	}
-	att, err := p.readyAddress(ctx, pool, sgs)
+	att, err := p.readyAddress(ctx, pool, sgs, port)
 	if err != nil {
 		return nil, err
 	}
@@ -369,7 +373,7 @@ func (p *Plugin) requestAddress(ctx context.Context, r *requestAddressRequest) (
 			return nil, err
 		}
 		att, err = p.cfg.Engine.Prepare(ctx, engine.Request{Owner: ipamOwner(pool.ID), OwnerKind: state.OwnerEndpoint, Network: n, AtRest: true,
-			SecurityGroups: sgs, IPAMPool: pool.ID})
+			SecurityGroups: sgs, IPAMPool: pool.ID, Port: port})
 		if err != nil {
 			return nil, err
 		}

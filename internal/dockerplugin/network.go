@@ -65,6 +65,10 @@ func (p *Plugin) createNetwork(ctx context.Context, r *createNetworkRequest) (_ 
 	if err != nil {
 		return nil, err
 	}
+	opts, popts, err := takePortOptions(opts)
+	if err != nil {
+		return nil, err
+	}
 	adopt, err := parseAdoption(opts, false)
 	if err != nil {
 		return nil, err
@@ -79,6 +83,15 @@ func (p *Plugin) createNetwork(ctx context.Context, r *createNetworkRequest) (_ 
 	sgs, err := p.cfg.Neutron.SecurityGroupIDs(ctx, adopt.secGroups)
 	if err != nil {
 		return nil, err
+	}
+	if err := checkPortOptions(popts, sgs, poolMin); err != nil {
+		return nil, err
+	}
+	var qos string
+	if popts.qos != "" {
+		if qos, err = p.cfg.Neutron.QoSPolicyID(ctx, popts.qos); err != nil {
+			return nil, err
+		}
 	}
 
 	defer p.locks.lock(netKey(r.NetworkID))()
@@ -145,7 +158,8 @@ func (p *Plugin) createNetwork(ctx context.Context, r *createNetworkRequest) (_ 
 		p.log.Info("created a Neutron network for a Docker network", "network", r.NetworkID, "neutron_network", n.ID, "range", note)
 	}
 	rec := &state.DockerNetwork{ID: r.NetworkID, Pool: pool.ID, NeutronNetwork: pool.NeutronNetwork, SecurityGroups: sgs,
-		Created: p.cfg.Now().UTC(), PoolMin: poolMin, PoolMax: poolMax}
+		Created: p.cfg.Now().UTC(), PoolMin: poolMin, PoolMax: poolMax,
+		AllowedAddresses: popts.allowed, QoSPolicy: qos, NoPortSecurity: popts.noPortSecurity}
 	err = p.cfg.Engine.EditDockerRecords(ctx, func(d *engine.DockerRecords) error {
 		pl := d.Pools[pool.ID]
 		if pl == nil || pl.Network != "" {

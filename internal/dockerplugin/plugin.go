@@ -77,6 +77,7 @@ type Neutron interface {
 	FindSubnet(ctx context.Context, id, name string) (networkID, subnetID string, err error)
 	RenameNetwork(ctx context.Context, id, name string) error
 	SecurityGroupIDs(ctx context.Context, namesOrIDs []string) ([]string, error)
+	QoSPolicyID(ctx context.Context, nameOrID string) (string, error)
 	TagNetwork(ctx context.Context, id string, tags []string) error
 }
 

@@ -871,3 +871,42 @@ func TestNetworkSecurityGroups(t *testing.T) {
 		t.Fatalf("the port was not made in the network's groups: %v", r.eng.calls)
 	}
 }
+
+// The network's port options (-o) reach each of its container ports; what cannot go
+// together is refused when the network is made.
+func TestNetworkPortOptions(t *testing.T) {
+	r := newRig(t)
+	for opts, want := range map[string]string{
+		OptPortSecurity + "=maybe":                               "true or false",
+		OptAllowedAddresses + "=10.0.0.5/24":                     "not a network address",
+		OptQoSPolicy + "=nope":                                   `"nope"`,
+		OptPortSecurity + "=false," + OptSecurityGroups + "=web": "no security groups",
+	} {
+		o := map[string]any{}
+		for _, kv := range strings.Split(opts, ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			o[k] = v
+		}
+		pool := r.ok("IpamDriver.RequestPool", requestPoolRequest{AddressSpace: LocalAddressSpace, Pool: "10.8.0.0/24"})
+		msg := r.fails("NetworkDriver.CreateNetwork", createNetworkRequest{NetworkID: netA, Options: map[string]any{optGeneric: o},
+			IPv4Data: []ipamData{{AddressSpace: LocalAddressSpace, Pool: "10.8.0.0/24", Gateway: "10.8.0.1/24"}}})
+		if !strings.Contains(msg, want) {
+			t.Errorf("%s: %q, want it to say %q", opts, msg, want)
+		}
+		r.ok("IpamDriver.ReleasePool", releasePoolRequest{PoolID: pool["PoolID"].(string)})
+	}
+	if err := checkPortOptions(portOpts{qos: "slow"}, nil, 2); err == nil || !strings.Contains(err.Error(), OptPoolMin) {
+		t.Errorf("port options with a pool: %v", err)
+	}
+	poolID, _, _ := r.network(strings.Repeat("c", 64), "10.8.3.0/24", "", nil, map[string]string{
+		OptAllowedAddresses: "10.8.3.250, 10.8.4.0/24/fa:16:3e:00:00:01", OptQoSPolicy: "slow"})
+	r.ok("IpamDriver.RequestAddress", requestAddressRequest{PoolID: poolID})
+	want := "port={AllowedAddresses:[{IP:10.8.3.250 MAC:} {IP:10.8.4.0/24 MAC:fa:16:3e:00:00:01}] QoSPolicyID:qos-slow DNSName: NoPortSecurity:false}"
+	found := false
+	for _, c := range r.eng.calls {
+		found = found || (strings.HasPrefix(c, "Prepare ") && strings.HasSuffix(c, want))
+	}
+	if !found {
+		t.Fatalf("the port was not made with the network's options: %v", r.eng.calls)
+	}
+}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ovn-docker/ovn-docker/internal/docker"
 	"github.com/ovn-docker/ovn-docker/internal/engine"
+	"github.com/ovn-docker/ovn-docker/internal/neutron"
 	"github.com/ovn-docker/ovn-docker/internal/pool"
 	"github.com/ovn-docker/ovn-docker/internal/state"
 )
@@ -78,12 +79,12 @@ func (p *Plugin) dropPoolOf(ctx context.Context, rec *state.DockerNetwork) error
 // readyAddress hands the IPAM pool an interface that needs no Neutron call: the port
 // parked for a container of this network that Docker starts again, else a pool's ready
 // interface. It returns nil when there is none.
-func (p *Plugin) readyAddress(ctx context.Context, ipam *state.DockerPool, sgs []string) (*state.Attachment, error) {
+func (p *Plugin) readyAddress(ctx context.Context, ipam *state.DockerPool, sgs []string, port neutron.PortOptions) (*state.Attachment, error) {
 	to := engine.Holder{Owner: ipamOwner(ipam.ID), Kind: state.OwnerEndpoint}
 	if a, err := p.unpark(ctx, ipam, to); a != nil || err != nil {
 		return a, err
 	}
-	if p.cfg.Pools == nil {
+	if p.cfg.Pools == nil || !port.Empty() { // a pool's ports have Neutron's defaults
 		return nil, nil
 	}
 	return p.cfg.Pools.Reserve(ctx, pool.Key(ipam.NeutronNetwork, sgs), to, func(a *state.Attachment) { a.IPAMPool = ipam.ID })

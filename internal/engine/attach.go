@@ -24,6 +24,9 @@ type Request struct {
 	NetNS          string // the container's netns; "" leaves the pair in the VM (Docker moves it)
 	DefaultRoute   bool   // this interface carries the default route(s)
 	SecurityGroups []string
+	// Port asks for the port's allowed addresses, QoS policy, DNS name, port security;
+	// a pool's interface, made without them, never serves such a request.
+	Port neutron.PortOptions
 	// AtRest leaves a prepared attachment to no process (PID 0): a daemon's IPAM or pool
 	// holds it across restarts. Otherwise it stays this process's until plumbed, and a
 	// crash before that makes it an orphan for Recover.
@@ -206,7 +209,7 @@ func (e *Engine) prepare(ctx context.Context, req Request, merged bool) (att *st
 	t0 = time.Now()
 	preq := neutron.PortRequest{
 		NetworkID: req.Network.ID, AttachmentID: att.ID, VIFID: e.cfg.VIFID,
-		Mode: e.cfg.Mode, VLAN: att.VLAN, SecurityGroups: req.SecurityGroups,
+		Mode: e.cfg.Mode, VLAN: att.VLAN, SecurityGroups: req.SecurityGroups, Options: req.Port,
 	}
 	if e.cfg.Mode == neutron.ModeBindingProfile {
 		// Admin acts for the tenant: the port is bound where the VM is, and belongs to

@@ -53,7 +53,7 @@ func (e *Engine) PrepareBatch(ctx context.Context, req Request, n int) (atts []*
 	reqs := make([]neutron.PortRequest, len(atts))
 	for i, a := range atts {
 		reqs[i] = neutron.PortRequest{NetworkID: req.Network.ID, AttachmentID: a.ID, VIFID: e.cfg.VIFID,
-			Mode: e.cfg.Mode, VLAN: a.VLAN, SecurityGroups: req.SecurityGroups}
+			Mode: e.cfg.Mode, VLAN: a.VLAN, SecurityGroups: req.SecurityGroups, Options: req.Port}
 		if e.cfg.Mode == neutron.ModeBindingProfile {
 			if reqs[i].HostID, err = e.parentHost(ctx); err != nil {
 				return atts, err
@@ -175,6 +175,9 @@ func (e *Engine) Take(ctx context.Context, attID string, req Request) (*state.At
 // Claim reserves a ready attachment of the pool for req.Owner, so that no one else takes
 // it. It returns nil when the pool has none.
 func (e *Engine) Claim(ctx context.Context, pool string, req Request) (*state.Attachment, error) {
+	if !req.Port.Empty() {
+		return nil, nil // the pools' ports have Neutron's defaults: the cold path makes one
+	}
 	var got *state.Attachment
 	err := e.cfg.Store.Update(ctx, func(st *state.State) error {
 		for _, a := range st.Sorted() {

@@ -29,6 +29,7 @@ type PortRequest struct {
 	// ProjectID makes the port the network's project's (admin only): the container then
 	// sits in that project's security groups, like the tenant's own containers.
 	ProjectID string
+	Options   PortOptions // allowed addresses, QoS, DNS name, port security
 }
 
 // Port is a Neutron port as ovn-docker needs it.
@@ -74,14 +75,18 @@ func (r PortRequest) build() (ports.CreateOptsBuilder, error) {
 		sg := append([]string(nil), r.SecurityGroups...)
 		base.SecurityGroups = &sg
 	}
+	if err := r.Options.check(r.SecurityGroups); err != nil {
+		return nil, err
+	}
+	b := r.Options.apply(base)
 	switch r.Mode {
 	case ModeTrunk, "":
-		return base, nil
+		return b, nil
 	case ModeBindingProfile:
 		if r.VLAN < 1 || r.VLAN > 4094 {
 			return nil, fmt.Errorf("binding-profile port needs a VLAN, got %d", r.VLAN)
 		}
-		return portsbinding.CreateOptsExt{CreateOptsBuilder: base, HostID: r.HostID, Profile: map[string]any{
+		return portsbinding.CreateOptsExt{CreateOptsBuilder: b, HostID: r.HostID, Profile: map[string]any{
 			"parent_name": r.VIFID, "tag": r.VLAN,
 		}}, nil
 	}
@@ -103,6 +108,9 @@ func (c *Client) CreatePort(ctx context.Context, r PortRequest) (*Port, error) {
 	if err := ports.Create(ctx, c.sc, b).ExtractInto(&p); err != nil {
 		if r.Mode == ModeBindingProfile && isForbidden(err) {
 			return nil, wrap(err, "create port on network %s: %s", r.NetworkID, bindingProfileHint)
+		}
+		if !r.Options.Empty() && isForbidden(err) {
+			return nil, wrap(err, "create port on network %s: %s", r.NetworkID, portOptionsHint(r.Options))
 		}
 		return nil, wrap(err, "create port on network %s", r.NetworkID)
 	}

@@ -60,13 +60,18 @@ func (s *Service) Attach(ctx context.Context, r api.AttachRequest) (*api.Attachm
 	if err != nil {
 		return nil, err
 	}
+	popts, err := s.portOptions(ctx, nc, r.PortOptions, r.Hostname, sgs)
+	if err != nil {
+		return nil, err
+	}
 	if r.PoolMax > 0 {
 		if err := s.declarePool(n, sgs, r.PoolMin, r.PoolMax); err != nil {
 			return nil, api.Invalid(err)
 		}
 	}
 	req := engine.Request{Owner: r.Owner, OwnerKind: state.OwnerCNI, Container: r.Container, ContainerName: r.ContainerName,
-		Network: n, IfName: r.IfName, NetNS: r.NetNS, DefaultRoute: r.DefaultRoute, SecurityGroups: sgs}
+		Network: n, IfName: r.IfName, NetNS: r.NetNS, DefaultRoute: r.DefaultRoute, SecurityGroups: sgs,
+		Port: forNetwork(popts, n, true, []*neutron.Network{n})}
 	att, _, err := pool.Attach(ctx, eng, req)
 	if err != nil {
 		return nil, fmt.Errorf("attach %s to network %s: %w", r.IfName, n.Name, err)

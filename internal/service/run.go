@@ -86,6 +86,10 @@ func (s *Service) Run(ctx context.Context, r api.RunRequest) (res *api.RunResult
 	if err != nil {
 		return nil, err
 	}
+	popts, err := s.portOptions(ctx, nc, r.PortOptions, opts.Hostname, sgs)
+	if err != nil {
+		return nil, err
+	}
 	var nets []*neutron.Network
 	cached := map[int]bool{}
 	for i, name := range r.Networks {
@@ -105,7 +109,7 @@ func (s *Service) Run(ctx context.Context, r api.RunRequest) (res *api.RunResult
 	}
 	lap("engine")
 	if s.useDockerNetworks(r) {
-		return s.runOnDockerNetworks(ctx, r, dc, nc, eng, nets, sgs)
+		return s.runOnDockerNetworks(ctx, r, dc, nc, eng, nets, sgs, popts)
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -171,7 +175,7 @@ func (s *Service) Run(ctx context.Context, r api.RunRequest) (res *api.RunResult
 	var prepErr error
 	for i, n := range nets {
 		req := engine.Request{Owner: pending, OwnerKind: state.OwnerSandbox, ContainerName: opts.Name, Network: n,
-			IfName: fmt.Sprintf("eth%d", i), SecurityGroups: sgs}
+			IfName: fmt.Sprintf("eth%d", i), SecurityGroups: sgs, Port: forNetwork(popts, n, i == 0, nets)}
 		att, err := pool.Claim(ctx, eng, req)
 		if err == nil && att == nil {
 			att, err = eng.Prepare(ctx, req)

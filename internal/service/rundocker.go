@@ -43,7 +43,7 @@ func (s *Service) useDockerNetworks(r api.RunRequest) bool {
 // request gets exactly the reserved port, now and each time Docker starts the container
 // again (its removal releases it).
 func (s *Service) runOnDockerNetworks(ctx context.Context, r api.RunRequest, dc *docker.Client, nc *neutron.Client, eng *engine.Engine,
-	nets []*neutron.Network, sgs []string) (res *api.RunResult, err error) {
+	nets []*neutron.Network, sgs []string, popts neutron.PortOptions) (res *api.RunResult, err error) {
 	s.ran()
 	opts := r.Options
 	pending := fmt.Sprintf("run-%s", randHex(6))
@@ -79,7 +79,7 @@ func (s *Service) runOnDockerNetworks(ctx context.Context, r api.RunRequest, dc 
 			return nil, err
 		}
 		// Docker names the interface of the container's own network eth0, the other eth1.
-		a, err := s.reserve(ctx, eng, pending, opts.Name, fmt.Sprintf("eth%d", i), n, sgs, i > 0)
+		a, err := s.reserve(ctx, eng, pending, opts.Name, fmt.Sprintf("eth%d", i), n, sgs, i > 0, forNetwork(popts, n, i == 0, nets))
 		if err != nil {
 			return nil, fmt.Errorf("attach eth%d to network %s: %w", i, n.Name, err)
 		}
@@ -160,16 +160,19 @@ func (s *Service) runOnDockerNetworks(ctx context.Context, r api.RunRequest, dc 
 
 // reserve makes an interface on n ready for a run, held by it: a pool's ready one, else
 // one made now (port, subport, pair in the VM, access port, data path proven).
-func (s *Service) reserve(ctx context.Context, eng *engine.Engine, run, name, ifName string, n *neutron.Network, sgs []string, secondary bool) (*state.Attachment, error) {
+func (s *Service) reserve(ctx context.Context, eng *engine.Engine, run, name, ifName string, n *neutron.Network, sgs []string, secondary bool,
+	port neutron.PortOptions) (*state.Attachment, error) {
 	to := engine.Holder{Owner: run, Kind: state.OwnerReserved}
-	a, err := pool.Reserve(ctx, eng, pool.Key(n.ID, sgs), to, func(a *state.Attachment) {
-		a.Secondary, a.ContainerName, a.IfName = secondary, name, ifName
-	})
-	if err != nil || a != nil {
-		return a, err
+	if port.Empty() { // a pool's port has Neutron's defaults only
+		a, err := pool.Reserve(ctx, eng, pool.Key(n.ID, sgs), to, func(a *state.Attachment) {
+			a.Secondary, a.ContainerName, a.IfName = secondary, name, ifName
+		})
+		if err != nil || a != nil {
+			return a, err
+		}
 	}
 	return eng.Attach(ctx, engine.Request{Owner: run, OwnerKind: state.OwnerReserved, ContainerName: name, Network: n,
-		SecurityGroups: sgs, Secondary: secondary, IfName: ifName})
+		SecurityGroups: sgs, Secondary: secondary, IfName: ifName, Port: port})
 }
 
 // dockerNetworkFor returns the Docker network of the plugin that carries n with these

@@ -149,6 +149,12 @@ type DockerNetwork struct {
 	// PoolMin and PoolMax (-o pool.min, pool.max) keep interfaces ready for its containers.
 	PoolMin int `json:"pool_min,omitempty"`
 	PoolMax int `json:"pool_max,omitempty"`
+
+	// Its ports' options (-o neutron.allowed_addresses, neutron.qos_policy,
+	// neutron.port_security=false): IP[/MAC] or CIDR[/MAC], a QoS policy's ID.
+	AllowedAddresses []string `json:"allowed_addresses,omitempty"`
+	QoSPolicy        string   `json:"qos_policy,omitempty"`
+	NoPortSecurity   bool     `json:"no_port_security,omitempty"`
 }
 
 // UsedVLANs returns the VLANs held by attachments.
