@@ -57,7 +57,8 @@ func Description(vifID string) string { return "ovn-docker vm=" + vifID }
 
 // Client talks to Neutron with one tenant's (or admin's) credentials.
 type Client struct {
-	sc *gophercloud.ServiceClient
+	sc   *gophercloud.ServiceClient
+	exts extCache // the API extensions Neutron was asked about
 }
 
 // New finds Neutron in the provider's catalog.
@@ -66,7 +67,7 @@ func New(pc *gophercloud.ProviderClient, eo gophercloud.EndpointOpts) (*Client, 
 	if err != nil {
 		return nil, fmt.Errorf("find neutron in the service catalog: %w", err)
 	}
-	return &Client{sc: sc}, nil
+	return &Client{sc: sc, exts: extCache{has: map[string]bool{}}}, nil
 }
 
 // ServiceClient exposes the underlying client, for tests and tools.

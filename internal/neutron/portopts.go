@@ -127,13 +127,10 @@ type extCache struct {
 	has map[string]bool
 }
 
-var exts sync.Map // *gophercloud.ServiceClient -> *extCache
-
 // HasExtension says whether Neutron has the API extension alias, asking it once per
 // client.
 func (c *Client) HasExtension(ctx context.Context, alias string) (bool, error) {
-	v, _ := exts.LoadOrStore(c.sc, &extCache{has: map[string]bool{}})
-	ec := v.(*extCache)
+	ec := &c.exts
 	ec.mu.Lock()
 	defer ec.mu.Unlock()
 	if has, ok := ec.has[alias]; ok {
