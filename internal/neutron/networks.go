@@ -37,6 +37,8 @@ type Subnet struct {
 	// each port's address either way; these say what OVN answers on the subnet.
 	IPv6AddressMode string `json:"ipv6_address_mode,omitempty"`
 	IPv6RAMode      string `json:"ipv6_ra_mode,omitempty"`
+	// Pools are the subnet's allocation pools: where Neutron picks addresses itself.
+	Pools []PoolRange `json:"allocation_pools,omitempty"`
 }
 
 // CIDRs lists the network's subnets' prefixes.
@@ -220,6 +222,7 @@ func toNetwork(r networkWithMTU, subs []subnets.Subnet) Network {
 		if gw, err := netip.ParseAddr(s.GatewayIP); err == nil {
 			sub.Gateway = gw
 		}
+		sub.Pools = poolRanges(s.AllocationPools)
 		n.Subnets = append(n.Subnets, sub)
 	}
 	sort.Slice(n.Subnets, func(i, j int) bool { return n.Subnets[i].IPVersion < n.Subnets[j].IPVersion })
