@@ -36,9 +36,9 @@ func TestFixedAddressesCLI(t *testing.T) {
 	s := testutil.LoadStack(t)
 	vms := s.TenantVMs(t, 2)
 	vm1, vm2 := vms[0], vms[1]
-	t.Cleanup(func() { cleanVM(t, vm1); cleanVM(t, vm2) })
 	name := uniq("fixip")
 	tenantNetwork(t, vm1, name, "--subnet", "10.141.0.0/24", "--ipv6-subnet", "fd00:141::/64")
+	t.Cleanup(func() { cleanVM(t, vm1); cleanVM(t, vm2) }) // before the network goes
 	const a4, a6 = "10.141.0.77", "fd00:141::77"
 
 	a := runBox(t, vm1, "fixa", []string{"--network", name}, []string{"--ip", a4, "--ip6", a6})
