@@ -108,3 +108,14 @@ func poolRanges(ps []subnets.AllocationPool) []PoolRange {
 	}
 	return out
 }
+
+// SetFixedIPs replaces a port's addresses; Neutron keeps an address named again, and
+// answers with the port as it now is.
+func (c *Client) SetFixedIPs(ctx context.Context, portID string, fs []FixedIPRequest) (*Port, error) {
+	var p rawPort
+	err := ports.Update(ctx, c.sc, portID, ports.UpdateOpts{FixedIPs: fixedIPsOpt(fs)}).ExtractInto(&p)
+	if err != nil {
+		return nil, wrap(err, "set the addresses of port %s to %s", portID, addressesAsked(fs))
+	}
+	return p.port()
+}
