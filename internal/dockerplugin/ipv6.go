@@ -140,7 +140,7 @@ func ipv6Modes(opts map[string]string) (addr, ra string) {
 // requestAddress6 is RequestAddress on an IPv6 pool: the IPv6 address of the port this
 // endpoint's IPv4 request got (see the top of this file), made exactly want (--ip6)
 // when asked.
-func (p *Plugin) requestAddress6(ctx context.Context, pool6 *state.DockerPool, pfx netip.Prefix, want string) (any, error) {
+func (p *Plugin) requestAddress6(ctx context.Context, pool6 *state.DockerPool, pfx netip.Prefix, want string) (_ any, err error) {
 	if pool6.Network == "" {
 		return nil, fmt.Errorf("IPv6 pool %s serves no network of the %s driver", pool6.ID, p.cfg.Name)
 	}
@@ -160,6 +160,17 @@ func (p *Plugin) requestAddress6(ctx context.Context, pool6 *state.DockerPool, p
 	if att == nil {
 		return nil, fmt.Errorf("no IPv4 address was handed out for this endpoint before its IPv6 one: the %s driver gives both from one Neutron port", p.cfg.Name)
 	}
+	attID, portID := att.ID, att.PortID
+	defer func() {
+		// Docker does not release the endpoint's IPv4 address when its IPv6 one fails
+		// (libnetwork's createEndpoint returns before it defers the release): the port
+		// goes here, or it would stay for nobody.
+		if err != nil {
+			if derr := p.cfg.Engine.Detach(context.WithoutCancel(ctx), attID); derr != nil {
+				err = fmt.Errorf("%w (and releasing port %s failed: %v)", err, portID, derr)
+			}
+		}
+	}()
 	addr, _ := addressIn(att.IPs, pfx)
 	if want != "" {
 		ip, err := parseIP(want)
@@ -249,17 +260,18 @@ func (p *Plugin) releaseAddress6(ctx context.Context, pool6 *state.DockerPool, i
 	return struct{}{}, nil
 }
 
-// ipv6For is the IPv6 subnet of a network the driver makes: the IPv6 pool's range, with
-// its gateway Neutron's default (the first address), which is what the IPAM told Docker.
-func ipv6For(pool6 *state.DockerPool) (netip.Prefix, error) {
+// ipv6For is the IPv6 subnet of a network the driver makes, and its gateway: the IPv6
+// pool's range and the gateway the IPAM told Docker.
+func ipv6For(pool6 *state.DockerPool) (netip.Prefix, netip.Addr, error) {
 	pfx, err := netip.ParsePrefix(pool6.CIDR)
 	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("IPv6 pool %s: %w", pool6.ID, err)
+		return netip.Prefix{}, netip.Addr{}, fmt.Errorf("IPv6 pool %s: %w", pool6.ID, err)
 	}
-	if pool6.Gateway != "" && pool6.Gateway != pfx.Addr().Next().String() {
-		return netip.Prefix{}, fmt.Errorf("IPv6 gateway %s: a network the %s driver makes has its IPv6 gateway at %s, leave out the IPv6 --gateway", pool6.Gateway, "ovn", pfx.Addr().Next())
+	gw, err := netip.ParseAddr(pool6.Gateway)
+	if err != nil {
+		return netip.Prefix{}, netip.Addr{}, fmt.Errorf("IPv6 pool %s: no gateway", pool6.ID)
 	}
-	return pfx, nil
+	return pfx, gw, nil
 }
 
 // bindPool6 puts the IPv6 pool on the network's Neutron network: an adopted one must be

@@ -140,7 +140,7 @@ func (p *Plugin) createNetwork(ctx context.Context, r *createNetworkRequest) (_ 
 		// err is the function's own: the deferred rollback must see how it ends.
 		o := neutron.CreateNetworkOpts{Name: "docker-" + short(r.NetworkID), Subnet: pfx, Gateway: gw}
 		if pool6 != nil {
-			if o.IPv6, err = ipv6For(pool6); err != nil {
+			if o.IPv6, o.Gateway6, err = ipv6For(pool6); err != nil {
 				return nil, err
 			}
 			o.IPv6AddressMode, o.IPv6RAMode = ipv6Modes(opts)

@@ -237,6 +237,8 @@ type CreateNetworkOpts struct {
 	Subnet  netip.Prefix // optional
 	Gateway netip.Addr   // optional; default: first host of Subnet
 	IPv6    netip.Prefix // optional
+	// Gateway6 is IPv6's gateway; default: Neutron's (the subnet-router address).
+	Gateway6 netip.Addr
 	// NoIPv4 makes an IPv6-only network: no IPv4 subnet at all. It needs IPv6.
 	NoIPv4 bool
 	// IPv6AddressMode and IPv6RAMode are Neutron's subnet attributes; see IPv6Modes.
@@ -346,7 +348,7 @@ func (c *Client) CreateNetwork(ctx context.Context, o CreateNetworkOpts) (_ *Net
 	if o.IPv6.IsValid() {
 		s6, err := subnets.Create(ctx, c.sc, subnets.CreateOpts{
 			NetworkID: raw.ID, Name: o.Name + "-v6", IPVersion: gophercloud.IPv6, CIDR: o.IPv6.Masked().String(),
-			IPv6AddressMode: addrMode, IPv6RAMode: raMode, EnableDHCP: dhcp,
+			IPv6AddressMode: addrMode, IPv6RAMode: raMode, EnableDHCP: dhcp, GatewayIP: gateway6(o),
 		}).Extract()
 		if err != nil {
 			return nil, "", wrap(err, "create IPv6 subnet of network %q", o.Name)
@@ -525,3 +527,11 @@ func looksLikeUUID(s string) bool {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// gateway6 is the IPv6 subnet's gateway_ip to send: nil leaves Neutron's default.
+func gateway6(o CreateNetworkOpts) *string {
+	if !o.Gateway6.IsValid() {
+		return nil
+	}
+	return ptr(o.Gateway6.String())
+}

@@ -52,7 +52,8 @@ func TestPluginDualStack(t *testing.T) {
 		t.Fatalf("Neutron network %s has subnets %v, want an IPv4 and an IPv6 one", ls, neu.Subnets)
 	}
 	opt := "neutron.net.name=" + ls
-	pluginNetwork(t, vm2, ls, "--ipv6", "-o", opt, "--ipam-opt", opt)
+	// With its subnets given: Docker takes --ip only on a network with subnets of its own.
+	pluginNetwork(t, vm2, ls, "--ipv6", "--subnet", "10.151.0.0/24", "--subnet", "fd00:151::/64", "-o", opt, "--ipam-opt", opt)
 
 	// A taken address, in the VM that has nothing yet: refused, nothing left.
 	c1 := uniq("ds1")
