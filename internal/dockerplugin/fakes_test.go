@@ -64,6 +64,9 @@ func (f *fakeEngine) Prepare(ctx context.Context, req engine.Request) (*state.At
 	if !req.Port.Empty() {
 		call += fmt.Sprintf(" port=%+v", req.Port)
 	}
+	for _, ip := range req.FixedIPs {
+		call += " fixed=" + ip.String()
+	}
 	if err := f.record(call); err != nil {
 		return nil, err
 	}
@@ -75,7 +78,12 @@ func (f *fakeEngine) Prepare(ctx context.Context, req engine.Request) (*state.At
 	i := f.nextIP[req.Network.ID]
 	f.mu.Unlock()
 	var ips []string
-	if f.ipsFor != nil {
+	if len(req.FixedIPs) > 0 {
+		for _, ip := range req.FixedIPs {
+			sub, _ := subnetOf(req.Network, ip)
+			ips = append(ips, netip.PrefixFrom(ip, sub.CIDR.Bits()).String())
+		}
+	} else if f.ipsFor != nil {
 		ips = f.ipsFor(req.Network, i)
 	} else {
 		sub, _ := firstIPv4(req.Network)
@@ -480,3 +488,32 @@ func (f *fakeHost) PortExists(_ context.Context, name string) (bool, error) {
 }
 
 var errBoom = errors.New("boom\nsecond line")
+
+func (f *fakeEngine) Readdress(ctx context.Context, attID string, n *neutron.Network, want netip.Addr) (*state.Attachment, error) {
+	if err := f.record("Readdress " + attID + " " + want.String()); err != nil {
+		return nil, err
+	}
+	var out *state.Attachment
+	err := f.store.Update(ctx, func(st *state.State) error {
+		a := st.Attachments[attID]
+		if a == nil {
+			return fmt.Errorf("fake: no attachment %s", attID)
+		}
+		sub, _ := subnetOf(n, want)
+		var ips []string
+		for _, s := range a.IPs {
+			if p := netip.MustParsePrefix(s); p.Addr().Is4() != want.Is4() {
+				ips = append(ips, s)
+			}
+		}
+		a.IPs = append(ips, netip.PrefixFrom(want, sub.CIDR.Bits()).String())
+		c := *a
+		out = &c
+		return nil
+	})
+	return out, err
+}
+
+func (f *fakeNeutron) UsedAddresses(context.Context, string) (map[netip.Addr]bool, error) {
+	return map[netip.Addr]bool{}, nil
+}

@@ -85,10 +85,7 @@ func ipamOwner(poolID string) string { return "ipam:" + poolID }
 
 func (p *Plugin) requestPool(ctx context.Context, r *requestPoolRequest) (_ any, err error) {
 	if r.V6 {
-		return nil, errors.New("IPv6 pools are not supported by the ovn IPAM: create the network without --ipv6")
-	}
-	if r.SubPool != "" {
-		return nil, fmt.Errorf("--ip-range %s is not supported: Neutron's allocation pools decide which addresses containers get", r.SubPool)
+		return p.requestPool6(ctx, r)
 	}
 	adopt, err := parseAdoption(r.Options, true)
 	if err != nil {
@@ -141,6 +138,11 @@ func (p *Plugin) requestPool(ctx context.Context, r *requestPoolRequest) (_ any,
 		}
 		p.log.Info("created a Neutron network for a Docker network", "neutron_network", n.ID, "name", n.Name, "range", note)
 	}
+	if r.SubPool != "" {
+		if pool.Range, err = subRange(r.SubPool, pool.CIDR); err != nil {
+			return nil, err
+		}
+	}
 	err = p.cfg.Engine.EditDockerRecords(ctx, func(d *engine.DockerRecords) error {
 		d.Pools[pool.ID] = pool
 		return nil
@@ -148,7 +150,7 @@ func (p *Plugin) requestPool(ctx context.Context, r *requestPoolRequest) (_ any,
 	if err != nil {
 		return nil, err
 	}
-	p.log.Info("pool", "pool", pool.ID, "cidr", pool.CIDR, "neutron_network", pool.NeutronNetwork, "created", created != nil)
+	p.log.Info("pool", "pool", pool.ID, "cidr", pool.CIDR, "neutron_network", pool.NeutronNetwork, "created", created != nil, "range", pool.Range)
 	return requestPoolResponse{PoolID: pool.ID, Pool: pool.CIDR, Data: map[string]string{}}, nil
 }
 
@@ -349,6 +351,9 @@ func (p *Plugin) requestAddress(ctx context.Context, r *requestAddressRequest) (
 		return nil, fmt.Errorf("pool %s serves no network of the %s driver: the %s IPAM driver works with its own network driver only (docker network create -d %s --ipam-driver %s)",
 			pool.ID, p.cfg.Name, p.cfg.Name, p.cfg.Name, p.cfg.Name)
 	}
+	if pool.V6 {
+		return p.requestAddress6(ctx, pool, pfx, r.Address)
+	}
 	if r.Address != "" {
 		return p.reservedAddress(ctx, pool, pfx, r.Address)
 	}
@@ -362,8 +367,13 @@ func (p *Plugin) requestAddress(ctx context.Context, r *requestAddressRequest) (
 			}
 		}
 	}
-	att, err := p.readyAddress(ctx, pool, sgs, port)
-	if err != nil {
+	var att *state.Attachment
+	if pool.Range != "" {
+		// No ready interface has an address picked for the range: the cold path.
+		if att, err = p.rangeAddress(ctx, pool, sgs, port); err != nil {
+			return nil, err
+		}
+	} else if att, err = p.readyAddress(ctx, pool, sgs, port); err != nil {
 		return nil, err
 	}
 	if att == nil {
@@ -485,6 +495,9 @@ func (p *Plugin) releaseAddress(ctx context.Context, r *releaseAddressRequest) (
 	ip, err := parseIP(r.Address)
 	if err != nil {
 		return nil, err
+	}
+	if pool.V6 {
+		return p.releaseAddress6(ctx, pool, ip)
 	}
 	if ip.String() == pool.Gateway {
 		return struct{}{}, nil

@@ -42,8 +42,8 @@ func (p *Plugin) createNetwork(ctx context.Context, r *createNetworkRequest) (_ 
 	if r.NetworkID == "" {
 		return nil, errors.New("no network ID")
 	}
-	if len(r.IPv6Data) > 0 {
-		return nil, errors.New("IPv6 is not supported: create the network without --ipv6")
+	if len(r.IPv6Data) > 1 {
+		return nil, errors.New("one IPv6 subnet per network: give at most one IPv6 --subnet")
 	}
 	switch len(r.IPv4Data) {
 	case 0:
@@ -115,6 +115,13 @@ func (p *Plugin) createNetwork(ctx context.Context, r *createNetworkRequest) (_ 
 		return nil, fmt.Errorf("no pool %s with gateway %s from the %s IPAM driver: create the network with --ipam-driver %s", d.Pool, gw, p.cfg.Name, p.cfg.Name)
 	}
 	defer p.locks.lock(poolKey(pool.ID))()
+	var pool6 *state.DockerPool
+	if len(r.IPv6Data) == 1 {
+		if pool6, err = pool6For(recs, r.IPv6Data[0]); err != nil {
+			return nil, err
+		}
+		defer p.locks.lock(poolKey(pool6.ID))()
+	}
 
 	var made *neutron.Network
 	switch {
@@ -144,7 +151,16 @@ func (p *Plugin) createNetwork(ctx context.Context, r *createNetworkRequest) (_ 
 		var note string
 		var sub neutron.Subnet
 		// err is the function's own: the deferred rollback must see how it ends.
-		made, sub, note, err = p.createNeutronNetwork(ctx, neutron.CreateNetworkOpts{Name: "docker-" + short(r.NetworkID), Subnet: pfx, Gateway: gw})
+		o := neutron.CreateNetworkOpts{Name: "docker-" + short(r.NetworkID), Subnet: pfx, Gateway: gw}
+		if pool6 != nil {
+			if o.IPv6, o.Gateway6, err = ipv6For(pool6); err != nil {
+				return nil, err
+			}
+			o.IPv6AddressMode, o.IPv6RAMode = ipv6Modes(opts)
+		} else if a, ra := ipv6Modes(opts); a != "" || ra != "" {
+			return nil, fmt.Errorf("options %s and %s need an IPv6 network (docker network create --ipv6 --subnet IPV6-PREFIX)", OptIPv6AddressMode, OptIPv6RAMode)
+		}
+		made, sub, note, err = p.createNeutronNetwork(ctx, o)
 		if err != nil {
 			return nil, err
 		}
@@ -157,15 +173,30 @@ func (p *Plugin) createNetwork(ctx context.Context, r *createNetworkRequest) (_ 
 		pool.NeutronNetwork, pool.Subnet, pool.Created = n.ID, sub.ID, true
 		p.log.Info("created a Neutron network for a Docker network", "network", r.NetworkID, "neutron_network", n.ID, "range", note)
 	}
+	if pool6 != nil {
+		if err := p.bindPool6(ctx, pool6, pool.NeutronNetwork); err != nil {
+			return nil, err
+		}
+	}
 	rec := &state.DockerNetwork{ID: r.NetworkID, Pool: pool.ID, NeutronNetwork: pool.NeutronNetwork, SecurityGroups: sgs,
 		Created: p.cfg.Now().UTC(), PoolMin: poolMin, PoolMax: poolMax,
 		AllowedAddresses: popts.allowed, QoSPolicy: qos, NoPortSecurity: popts.noPortSecurity}
+	if pool6 != nil {
+		rec.Pool6 = pool6.ID
+	}
 	err = p.cfg.Engine.EditDockerRecords(ctx, func(d *engine.DockerRecords) error {
 		pl := d.Pools[pool.ID]
 		if pl == nil || pl.Network != "" {
 			return fmt.Errorf("pool %s was released or taken meanwhile", pool.ID)
 		}
 		pl.NeutronNetwork, pl.Subnet, pl.Created, pl.Network = pool.NeutronNetwork, pool.Subnet, pool.Created, r.NetworkID
+		if pool6 != nil {
+			p6 := d.Pools[pool6.ID]
+			if p6 == nil || p6.Network != "" {
+				return fmt.Errorf("IPv6 pool %s was released or taken meanwhile", pool6.ID)
+			}
+			p6.NeutronNetwork, p6.Subnet, p6.Network = pool6.NeutronNetwork, pool6.Subnet, r.NetworkID
+		}
 		d.Networks[r.NetworkID] = rec
 		return nil
 	})
@@ -258,6 +289,9 @@ func (p *Plugin) deleteNetwork(ctx context.Context, r *networkRequest) (any, err
 				}
 			}
 		}
+		if p6 := d.Pools[rec.Pool6]; p6 != nil {
+			p6.Network, p6.NeutronNetwork, p6.Subnet = "", "", ""
+		}
 		// The pool stays for Docker's ReleasePool, with nothing left to delete.
 		pl.Network, pl.Created = "", false
 		if deleted || shared {
@@ -318,9 +352,6 @@ func (p *Plugin) createEndpoint(ctx context.Context, r *createEndpointRequest) (
 	if r.Interface == nil || r.Interface.Address == "" {
 		return nil, fmt.Errorf("no IPv4 address for the endpoint: the network needs the %s IPAM driver", p.cfg.Name)
 	}
-	if r.Interface.AddressIPv6 != "" {
-		return nil, errors.New("IPv6 addresses are not supported")
-	}
 	ip, err := parseIP(r.Interface.Address)
 	if err != nil {
 		return nil, err
@@ -338,6 +369,9 @@ func (p *Plugin) createEndpoint(ctx context.Context, r *createEndpointRequest) (
 	}
 	if !strings.HasPrefix(att.Owner, "ipam:") && att.Owner != r.EndpointID {
 		return nil, fmt.Errorf("address %s belongs to endpoint %s", ip, short(att.Owner))
+	}
+	if err := samePort6(att, r.Interface.AddressIPv6); err != nil {
+		return nil, err
 	}
 	if mac := r.Interface.MacAddress; mac != "" && !sameMAC(mac, att.MAC) {
 		return nil, fmt.Errorf("MAC %s was asked for, but the port's MAC is Neutron's %s and port security drops any other: leave out --mac-address",
@@ -429,11 +463,11 @@ func (p *Plugin) join(ctx context.Context, r *joinRequest) (any, error) {
 	}
 	id, endpoint := att.ID, r.EndpointID
 	p.background(func(ctx context.Context) { p.labelEndpoint(ctx, r.NetworkID, endpoint, id) })
-	gw := pool.Gateway
+	gw, gw6 := pool.Gateway, p.gateway6(ctx, r.NetworkID)
 	if att.Secondary {
-		gw = "" // the container's default route is another interface's
+		gw, gw6 = "", "" // the container's default route is another interface's
 	}
-	return joinResponse{InterfaceName: &interfaceName{SrcName: att.PeerIf, DstPrefix: "eth"}, Gateway: gw}, nil
+	return joinResponse{InterfaceName: &interfaceName{SrcName: att.PeerIf, DstPrefix: "eth"}, Gateway: gw, GatewayIPv6: gw6}, nil
 }
 
 // ensurePair makes sure the endpoint's pair is plumbed with its container end in the VM,

@@ -24,6 +24,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -41,6 +42,8 @@ type Engine interface {
 	Prepare(ctx context.Context, req engine.Request) (*state.Attachment, error)
 	Plumb(ctx context.Context, attID string, req engine.Request) (*state.Attachment, error)
 	Unplumb(ctx context.Context, attID string) error
+	// Readdress gives an attachment at rest another address of one family (--ip6).
+	Readdress(ctx context.Context, attID string, n *neutron.Network, want netip.Addr) (*state.Attachment, error)
 	Detach(ctx context.Context, attID string) error
 	// GC finishes what interrupted processes and failed releases left (engine.Recover)
 	// and deletes what no attachment records (a Neutron port whose creation completed
@@ -79,6 +82,8 @@ type Neutron interface {
 	SecurityGroupIDs(ctx context.Context, namesOrIDs []string) ([]string, error)
 	QoSPolicyID(ctx context.Context, nameOrID string) (string, error)
 	TagNetwork(ctx context.Context, id string, tags []string) error
+	// UsedAddresses lists the addresses of the network's ports (--ip-range).
+	UsedAddresses(ctx context.Context, networkID string) (map[netip.Addr]bool, error)
 }
 
 // Docker is what the plugin asks of the Docker daemon it serves; *docker.Client

@@ -499,11 +499,12 @@ func TestRefusals(t *testing.T) {
 		req    any
 		want   string
 	}{
-		{"IpamDriver.RequestAddress", requestAddressRequest{PoolID: poolID, Address: "10.10.1.50"}, "is not one Neutron gave this VM"},
-		{"IpamDriver.RequestPool", requestPoolRequest{V6: true}, "without --ipv6"},
-		{"IpamDriver.RequestPool", requestPoolRequest{Pool: "10.9.0.0/24", SubPool: "10.9.0.0/25"}, "--ip-range"},
+		{"IpamDriver.RequestAddress", requestAddressRequest{PoolID: poolID, Address: "10.11.1.50"}, "not in the network's subnet"},
+		{"IpamDriver.RequestPool", requestPoolRequest{V6: true}, "needs its IPv6 range"},
+		{"IpamDriver.RequestPool", requestPoolRequest{V6: true, Pool: "10.9.0.0/24"}, "not an IPv6 network"},
+		{"IpamDriver.RequestPool", requestPoolRequest{Pool: "10.9.0.0/24", SubPool: "10.8.0.0/25"}, "--ip-range 10.8.0.0/25 is not inside the subnet 10.9.0.0/24"},
 		{"NetworkDriver.CreateNetwork", createNetworkRequest{NetworkID: "b", IPv4Data: []ipamData{{AddressSpace: "LocalDefault", Pool: "172.18.0.0/16", Gateway: "172.18.0.1/16"}}}, "--ipam-driver ovn"},
-		{"NetworkDriver.CreateNetwork", createNetworkRequest{NetworkID: "b", IPv4Data: []ipamData{{AddressSpace: LocalAddressSpace, Pool: cidr, Gateway: gw}}, IPv6Data: []ipamData{{Pool: "fd00::/64"}}}, "IPv6"},
+		{"NetworkDriver.CreateNetwork", createNetworkRequest{NetworkID: "b", IPv4Data: []ipamData{{AddressSpace: LocalAddressSpace, Pool: cidr, Gateway: gw}}, IPv6Data: []ipamData{{Pool: "fd00::/64", Gateway: "fd00::1/64"}}}, "no pool"},
 		{"NetworkDriver.CreateNetwork", createNetworkRequest{NetworkID: "b", IPv4Data: []ipamData{{AddressSpace: LocalAddressSpace, Pool: "10.99.0.0/24", Gateway: "10.99.0.1/24"}}}, "no pool 10.99.0.0/24"},
 		{"NetworkDriver.CreateEndpoint", createEndpointRequest{NetworkID: "unknown", EndpointID: "e", Interface: &endpointInterface{Address: "10.0.0.5/24"}}, "not a network of the ovn driver"},
 		{"NetworkDriver.CreateEndpoint", createEndpointRequest{NetworkID: netA, EndpointID: "e", Interface: &endpointInterface{Address: "10.10.1.77/24"}}, "not handed out"},

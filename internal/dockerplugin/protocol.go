@@ -89,6 +89,7 @@ type interfaceName struct {
 type joinResponse struct {
 	InterfaceName         *interfaceName
 	Gateway               string `json:",omitempty"`
+	GatewayIPv6           string `json:",omitempty"`
 	DisableGatewayService bool
 }
 

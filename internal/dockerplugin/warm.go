@@ -87,7 +87,7 @@ func (p *Plugin) readyAddress(ctx context.Context, ipam *state.DockerPool, sgs [
 	if p.cfg.Pools == nil || !port.Empty() { // a pool's ports have Neutron's defaults
 		return nil, nil
 	}
-	return p.cfg.Pools.Reserve(ctx, pool.Key(ipam.NeutronNetwork, sgs), to, func(a *state.Attachment) { a.IPAMPool = ipam.ID })
+	return p.cfg.Pools.Reserve(ctx, pool.Key(ipam.NeutronNetwork, sgs), to, func(a *state.Attachment) { a.IPAMPool, a.IPAMPool6 = ipam.ID, "" })
 }
 
 // unpark gives back the port of a stopped container of this network that Docker starts
@@ -124,7 +124,7 @@ func (p *Plugin) unpark(ctx context.Context, ipam *state.DockerPool, to engine.H
 		return nil, nil
 	}
 	a, err := p.cfg.Engine.Hand(ctx, pick.ID, engine.Holder{Owner: pick.Owner, Kind: state.OwnerParked}, to,
-		func(a *state.Attachment) { a.IPAMPool = ipam.ID })
+		func(a *state.Attachment) { a.IPAMPool, a.IPAMPool6 = ipam.ID, "" })
 	if errors.Is(err, engine.ErrNotHeld) {
 		return nil, nil // another call took it
 	}
@@ -160,7 +160,7 @@ func (p *Plugin) reservedAddress(ctx context.Context, ipam *state.DockerPool, pf
 		case a.OwnerKind == state.OwnerReserved,
 			a.OwnerKind == state.OwnerParked && (a.IPAMPool == ipam.ID || a.IPAMPool == ""):
 			got, err := p.cfg.Engine.Hand(ctx, a.ID, engine.Holder{Owner: a.Owner, Kind: a.OwnerKind}, to,
-				func(a *state.Attachment) { a.IPAMPool = ipam.ID })
+				func(a *state.Attachment) { a.IPAMPool, a.IPAMPool6 = ipam.ID, "" })
 			if err != nil {
 				return nil, err
 			}
@@ -170,7 +170,23 @@ func (p *Plugin) reservedAddress(ctx context.Context, ipam *state.DockerPool, pf
 			return nil, fmt.Errorf("address %s is in use by another container of this VM", ip)
 		}
 	}
-	return nil, fmt.Errorf("address %s is not one Neutron gave this VM: a fixed address (--ip) is kept for a container run by ovn-docker, or one that had it before", ip)
+	// Not this VM's yet: a port made with exactly that address (--ip).
+	var sgs []string
+	var port neutron.PortOptions
+	if d, err := p.cfg.Engine.DockerRecords(ctx); err == nil {
+		if dn := d.Networks[ipam.Network]; dn != nil {
+			sgs = dn.SecurityGroups
+			if port, err = portOptionsOf(dn); err != nil {
+				return nil, err
+			}
+		}
+	}
+	att, err := p.prepareFixed(ctx, ipam, sgs, port, ip)
+	if err != nil {
+		return nil, err
+	}
+	p.log.Info("address", "pool", ipam.ID, "address", ip, "attachment", att.ID, "port", att.PortID, "fixed", true)
+	return requestAddressResponse{Address: netip.PrefixFrom(ip, pfx.Bits()).String(), Data: map[string]string{}}, nil
 }
 
 // giveUp takes an attachment Docker released (its address, after its endpoint): parked

@@ -310,8 +310,12 @@ func TestFixedAddress(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if msg := w.fails("IpamDriver.RequestAddress", requestAddressRequest{PoolID: poolID, Address: "10.30.0.91"}); !strings.Contains(msg, "not one Neutron gave this VM") {
-		t.Fatalf("a foreign fixed address: %q", msg)
+	// Not this VM's: a port is made with exactly that address (the cold path).
+	if got := w.ok("IpamDriver.RequestAddress", requestAddressRequest{PoolID: poolID, Address: "10.30.0.91"}); got["Address"] != "10.30.0.91/24" {
+		t.Fatalf("a new fixed address: %v", got)
+	}
+	if c := w.eng.called("Prepare "); len(c) != 1 || !strings.Contains(c[0], "fixed=10.30.0.91") {
+		t.Fatalf("a new fixed address: engine calls %v", c)
 	}
 	if msg := w.fails("IpamDriver.RequestAddress", requestAddressRequest{PoolID: poolID, Address: "10.99.0.1"}); !strings.Contains(msg, "not in the network's subnet") {
 		t.Fatalf("an address outside the subnet: %q", msg)

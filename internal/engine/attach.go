@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"time"
 
@@ -36,6 +37,10 @@ type Request struct {
 	// interface does not carry the default route (both: the Docker plugin's).
 	IPAMPool  string
 	Secondary bool
+	// FixedIPs are the addresses the interface must have (--ip, --ip6), at most one per
+	// family; the families not named get Neutron's choice. None: all Neutron's. A pool's
+	// interface never serves such a request.
+	FixedIPs []netip.Addr
 }
 
 // Attach makes one container interface: Prepare, then Plumb. On failure nothing it made
@@ -177,6 +182,10 @@ func (e *Engine) prepare(ctx context.Context, req Request, merged bool) (att *st
 	if err := e.checkProject(ctx, req.Network); err != nil {
 		return nil, nil, err
 	}
+	fixed, err := portAddresses(req.Network, req.FixedIPs)
+	if err != nil {
+		return nil, nil, err
+	}
 	var undo undoStack
 	defer func() {
 		if err != nil {
@@ -209,7 +218,7 @@ func (e *Engine) prepare(ctx context.Context, req Request, merged bool) (att *st
 	t0 = time.Now()
 	preq := neutron.PortRequest{
 		NetworkID: req.Network.ID, AttachmentID: att.ID, VIFID: e.cfg.VIFID,
-		Mode: e.cfg.Mode, VLAN: att.VLAN, SecurityGroups: req.SecurityGroups, Options: req.Port,
+		Mode: e.cfg.Mode, VLAN: att.VLAN, SecurityGroups: req.SecurityGroups, Options: req.Port, FixedIPs: fixed,
 	}
 	if e.cfg.Mode == neutron.ModeBindingProfile {
 		// Admin acts for the tenant: the port is bound where the VM is, and belongs to
@@ -223,6 +232,9 @@ func (e *Engine) prepare(ctx context.Context, req Request, merged bool) (att *st
 	if err != nil {
 		// A timeout may hide a port Neutron did make: look for it by name on the way out.
 		undo.push(func(ctx context.Context) error { return e.deleteOrphanPort(ctx, att.ID) })
+		if errors.Is(err, neutron.ErrAddressInUse) {
+			return att, nil, fmt.Errorf("address %s is already in use on network %s: %w", addressesOf(fixed), req.Network.Name, err)
+		}
 		return att, nil, fmt.Errorf("neutron port for attachment %s: %w", att.ID, err)
 	}
 	undo.push(func(ctx context.Context) error { return e.cfg.Neutron.DeletePort(ctx, port.ID) })

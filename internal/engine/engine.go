@@ -55,6 +55,8 @@ type Neutron interface {
 	AddSubports(ctx context.Context, trunkID string, subs []neutron.Subport) error
 	RemoveSubport(ctx context.Context, trunkID, portID string) error
 	SetTags(ctx context.Context, portID string, tags []string) error
+	// SetFixedIPs replaces a port's addresses (Readdress).
+	SetFixedIPs(ctx context.Context, portID string, fs []neutron.FixedIPRequest) (*neutron.Port, error)
 }
 
 // Switch is the VM's Open vSwitch; *ovs.Client implements it.

@@ -858,3 +858,23 @@ func (w *world) dropNetNS(ns string) {
 		}
 	}
 }
+
+func (n fakeNeutron) SetFixedIPs(ctx context.Context, portID string, fs []neutron.FixedIPRequest) (*neutron.Port, error) {
+	after, err := n.w.enter(ctx, "neutron.SetFixedIPs", portID, slices.Clone(fs))
+	if err != nil {
+		return nil, err
+	}
+	w := n.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	p := w.ports[portID]
+	if p == nil {
+		return nil, notFound("set the addresses of port " + portID)
+	}
+	p.FixedIPs = nil
+	for _, f := range fs {
+		p.FixedIPs = append(p.FixedIPs, neutron.FixedIP{SubnetID: f.SubnetID, IP: f.IP})
+	}
+	cp := *p
+	return &cp, after
+}

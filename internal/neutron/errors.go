@@ -76,6 +76,11 @@ func kindOf(status int, typ string) error {
 	case http.StatusForbidden:
 		return ErrForbidden
 	case http.StatusConflict:
+	case http.StatusBadRequest:
+		if typ == "InvalidIpForNetwork" || typ == "InvalidIpForSubnet" {
+			return ErrAddressInvalid
+		}
+		return nil
 	default:
 		return nil
 	}
@@ -86,6 +91,8 @@ func kindOf(status int, typ string) error {
 		return ErrPortInUse
 	case typ == "DuplicateSubPort":
 		return ErrVLANInUse
+	case typ == "IpAddressAlreadyAllocated", typ == "IpAddressInUse":
+		return ErrAddressInUse
 	case typ == "OverQuota":
 		return ErrOverQuota
 	case strings.HasPrefix(typ, "IpAddressGenerationFailure"):

@@ -19,7 +19,7 @@ import (
 // kinds are the errors callers tell apart; each refusal below is exactly one of them
 // (and ErrConflict too when it is a 409).
 var kinds = []error{ErrNotFound, ErrForbidden, ErrConflict, ErrNetworkInUse, ErrPortInUse, ErrVLANInUse,
-	ErrOverQuota, ErrNoAddresses, ErrConcurrentUpdate}
+	ErrOverQuota, ErrNoAddresses, ErrConcurrentUpdate, ErrAddressInUse, ErrAddressInvalid}
 
 // fakeNeutron is a Neutron endpoint answering every request with handler, and a client
 // of it, so that errors come out of gophercloud exactly as they do from the real one.
@@ -64,6 +64,12 @@ func TestErrorKinds(t *testing.T) {
 			ErrNoAddresses, "No more IP addresses available on network 0b1f2c3d-0000-4000-8000-000000000001. (IpAddressGenerationFailure, HTTP 409)"},
 		{"no addresses in any subnet (IPAM)", 409, `{"NeutronError": {"type": "IpAddressGenerationFailureAllSubnets", "message": "No more IP addresses available.", "detail": ""}}`,
 			ErrNoAddresses, "No more IP addresses available. (IpAddressGenerationFailureAllSubnets, HTTP 409)"},
+		{"address taken (IPAM)", 409, `{"NeutronError": {"type": "IpAddressAlreadyAllocated", "message": "IP address 10.1.0.5 already allocated in subnet 5e2a.", "detail": ""}}`,
+			ErrAddressInUse, "IP address 10.1.0.5 already allocated in subnet 5e2a. (IpAddressAlreadyAllocated, HTTP 409)"},
+		{"address taken (core)", 409, `{"NeutronError": {"type": "IpAddressInUse", "message": "The IP address 10.1.0.5 is in use.", "detail": ""}}`,
+			ErrAddressInUse, ""},
+		{"address outside the network", 400, `{"NeutronError": {"type": "InvalidIpForNetwork", "message": "IP address 10.9.0.5 is not a valid IP for any of the subnets on the specified network.", "detail": ""}}`,
+			ErrAddressInvalid, ""},
 		{"stale data", 409, `{"NeutronError": {"type": "StaleDataError", "message": "x"}}`,
 			ErrConcurrentUpdate, "x (StaleDataError, HTTP 409)"},
 		{"trunk busy", 409, `{"NeutronError": {"type": "TrunkInErrorState", "message": "Trunk 7e1c is in error state. Attempt to resolve the error condition before proceeding.", "detail": ""}}`,
@@ -76,8 +82,8 @@ func TestErrorKinds(t *testing.T) {
 			ErrPortInUse, "Port p1 is currently a subport for trunk t1. (PortInUseAsSubPort, HTTP 409)"},
 		{"vlan in use", 409, `{"NeutronError": {"type": "DuplicateSubPort", "message": "segmentation_type vlan and segmentation_id 101 already in use on trunk t1.", "detail": ""}}`,
 			ErrVLANInUse, "segmentation_type vlan and segmentation_id 101 already in use on trunk t1. (DuplicateSubPort, HTTP 409)"},
-		{"another conflict", 409, `{"NeutronError": {"type": "IpAddressInUse", "message": "Unable to complete operation for network n1. The IP address 10.0.0.5 is in use.", "detail": ""}}`,
-			ErrConflict, "Unable to complete operation for network n1. The IP address 10.0.0.5 is in use. (IpAddressInUse, HTTP 409)"},
+		{"another conflict", 409, `{"NeutronError": {"type": "MacAddressInUse", "message": "Unable to complete operation for network n1. The mac address fa:16:3e:00:00:01 is in use.", "detail": ""}}`,
+			ErrConflict, "Unable to complete operation for network n1. The mac address fa:16:3e:00:00:01 is in use. (MacAddressInUse, HTTP 409)"},
 		{"a 409 from something else", 409, `<html>Conflict</html>`, ErrConflict, ""},
 		{"policy", 403, `{"NeutronError": {"type": "PolicyNotAuthorized", "message": "(rule:create_port and rule:create_port:binding:profile) is disallowed by policy", "detail": ""}}`,
 			ErrForbidden, "(rule:create_port and rule:create_port:binding:profile) is disallowed by policy (PolicyNotAuthorized, HTTP 403)"},

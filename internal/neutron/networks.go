@@ -37,6 +37,8 @@ type Subnet struct {
 	// each port's address either way; these say what OVN answers on the subnet.
 	IPv6AddressMode string `json:"ipv6_address_mode,omitempty"`
 	IPv6RAMode      string `json:"ipv6_ra_mode,omitempty"`
+	// Pools are the subnet's allocation pools: where Neutron picks addresses itself.
+	Pools []PoolRange `json:"allocation_pools,omitempty"`
 }
 
 // CIDRs lists the network's subnets' prefixes.
@@ -220,6 +222,7 @@ func toNetwork(r networkWithMTU, subs []subnets.Subnet) Network {
 		if gw, err := netip.ParseAddr(s.GatewayIP); err == nil {
 			sub.Gateway = gw
 		}
+		sub.Pools = poolRanges(s.AllocationPools)
 		n.Subnets = append(n.Subnets, sub)
 	}
 	sort.Slice(n.Subnets, func(i, j int) bool { return n.Subnets[i].IPVersion < n.Subnets[j].IPVersion })
@@ -234,6 +237,8 @@ type CreateNetworkOpts struct {
 	Subnet  netip.Prefix // optional
 	Gateway netip.Addr   // optional; default: first host of Subnet
 	IPv6    netip.Prefix // optional
+	// Gateway6 is IPv6's gateway; default: Neutron's (the subnet-router address).
+	Gateway6 netip.Addr
 	// NoIPv4 makes an IPv6-only network: no IPv4 subnet at all. It needs IPv6.
 	NoIPv4 bool
 	// IPv6AddressMode and IPv6RAMode are Neutron's subnet attributes; see IPv6Modes.
@@ -343,7 +348,7 @@ func (c *Client) CreateNetwork(ctx context.Context, o CreateNetworkOpts) (_ *Net
 	if o.IPv6.IsValid() {
 		s6, err := subnets.Create(ctx, c.sc, subnets.CreateOpts{
 			NetworkID: raw.ID, Name: o.Name + "-v6", IPVersion: gophercloud.IPv6, CIDR: o.IPv6.Masked().String(),
-			IPv6AddressMode: addrMode, IPv6RAMode: raMode, EnableDHCP: dhcp,
+			IPv6AddressMode: addrMode, IPv6RAMode: raMode, EnableDHCP: dhcp, GatewayIP: gateway6(o),
 		}).Extract()
 		if err != nil {
 			return nil, "", wrap(err, "create IPv6 subnet of network %q", o.Name)
@@ -522,3 +527,11 @@ func looksLikeUUID(s string) bool {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// gateway6 is the IPv6 subnet's gateway_ip to send: nil leaves Neutron's default.
+func gateway6(o CreateNetworkOpts) *string {
+	if !o.Gateway6.IsValid() {
+		return nil
+	}
+	return ptr(o.Gateway6.String())
+}

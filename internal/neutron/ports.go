@@ -30,6 +30,9 @@ type PortRequest struct {
 	// sits in that project's security groups, like the tenant's own containers.
 	ProjectID string
 	Options   PortOptions // allowed addresses, QoS, DNS name, port security
+	// FixedIPs are the addresses asked for (--ip, --ip6) or the subnets to take one
+	// from; none: Neutron's choice, one per family.
+	FixedIPs []FixedIPRequest
 }
 
 // Port is a Neutron port as ovn-docker needs it.
@@ -71,6 +74,9 @@ func (r PortRequest) build() (ports.CreateOptsBuilder, error) {
 		ProjectID:   r.ProjectID,
 		// No device_id: Neutron refuses a port with one as a trunk subport ("PortInUse").
 	}
+	if f := fixedIPsOpt(r.FixedIPs); f != nil {
+		base.FixedIPs = f
+	}
 	if r.SecurityGroups != nil {
 		sg := append([]string(nil), r.SecurityGroups...)
 		base.SecurityGroups = &sg
@@ -107,12 +113,12 @@ func (c *Client) CreatePort(ctx context.Context, r PortRequest) (*Port, error) {
 	var p rawPort
 	if err := ports.Create(ctx, c.sc, b).ExtractInto(&p); err != nil {
 		if r.Mode == ModeBindingProfile && isForbidden(err) {
-			return nil, wrap(err, "create port on network %s: %s", r.NetworkID, bindingProfileHint)
+			return nil, wrap(err, "%s: %s", portOp(r), bindingProfileHint)
 		}
 		if !r.Options.Empty() && isForbidden(err) {
-			return nil, wrap(err, "create port on network %s: %s", r.NetworkID, portOptionsHint(r.Options))
+			return nil, wrap(err, "%s: %s", portOp(r), portOptionsHint(r.Options))
 		}
-		return nil, wrap(err, "create port on network %s", r.NetworkID)
+		return nil, wrap(err, "%s", portOp(r))
 	}
 	return p.port()
 }

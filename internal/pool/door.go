@@ -12,9 +12,18 @@ import (
 // standalone CLI): a pool lives in the VM's state, where the agent keeps it filled, so
 // any process of the VM may take from it. Nothing else takes a pool's interface.
 
+// Fits says whether a pool's interface can serve req: not when it asks for addresses of
+// its own or for port options (a pool's ports have Neutron's addresses and defaults),
+// which only a port made for it has.
+func Fits(req engine.Request) bool { return len(req.FixedIPs) == 0 && req.Port.Empty() }
+
 // Claim reserves for req.Owner a ready interface of req's pool (its network and security
-// groups), to be put in place with Take. It returns nil when the pool has none.
+// groups), to be put in place with Take. It returns nil when the pool has none, or when
+// the request does not fit a pool's interface (see Fits).
 func Claim(ctx context.Context, eng *engine.Engine, req engine.Request) (*state.Attachment, error) {
+	if !Fits(req) {
+		return nil, nil
+	}
 	return eng.Claim(ctx, Key(req.Network.ID, req.SecurityGroups), req)
 }
 

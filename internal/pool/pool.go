@@ -419,7 +419,7 @@ func (p *Pools) Attach(ctx context.Context, req engine.Request) (*state.Attachme
 	p.mu.Lock()
 	_, declared := p.pools[key]
 	p.mu.Unlock()
-	if declared {
+	if declared && Fits(req) {
 		att, err := Claim(ctx, p.eng, req)
 		if err != nil {
 			return nil, false, err

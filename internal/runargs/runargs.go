@@ -67,6 +67,10 @@ type Options struct {
 	// NetworkSysctls are the net.* --sysctl values; the other sysctls are
 	// in HostConfig.Sysctls.
 	NetworkSysctls map[string]string
+	// IPv4Address and IPv6Address are --ip and --ip6, normalized ("" when not
+	// given): the first network's interface gets exactly these addresses.
+	IPv4Address string `json:",omitempty"`
+	IPv6Address string `json:",omitempty"`
 }
 
 // Parse parses the arguments that follow `run`. Like docker, it reads the
@@ -106,7 +110,7 @@ func Usage() string {
 	b.WriteString("Run options:\n")
 	b.WriteString(p.fs.FlagUsages())
 	b.WriteString("\nRefused: -p/--publish and -P/--publish-all (the container is reached at its\n")
-	b.WriteString("Neutron IP address), --ip, --ip6 and --mac-address (Neutron assigns them),\n")
+	b.WriteString("Neutron IP address), --mac-address (Neutron assigns it),\n")
 	b.WriteString("--platform (only the VM's own platform runs).\n")
 	return b.String()
 }
@@ -120,7 +124,7 @@ type parser struct {
 
 	name, pull, platform, entrypoint, workdir, user string
 	hostname, domainname, restart, stopSignal       string
-	logDriver                                       string
+	logDriver, ip, ip6                              string
 
 	stopTimeout                                int
 	cpuShares, pidsLimit                       int64
@@ -199,12 +203,12 @@ func newParser(lookupEnv func(string) (string, bool)) *parser {
 	const reached = "the container is reached at its Neutron IP address, so ports are not published"
 	fs.VarP(&refusedValue{msg: "-p/--publish is not supported: " + reached}, "publish", "p", "")
 	fs.VarPF(&refusedValue{msg: "-P/--publish-all is not supported: " + reached}, "publish-all", "P", "").NoOptDefVal = "true"
-	for _, n := range []string{"ip", "ip6", "mac-address"} {
-		fs.Var(&refusedValue{msg: "--" + n + " is not supported: Neutron assigns the container's addresses"}, n, "")
-	}
+	fs.StringVar(&p.ip, "ip", "", "IPv4 `address` of the first network's interface (the Neutron port's fixed IP)")
+	fs.StringVar(&p.ip6, "ip6", "", "IPv6 `address` of the first network's interface (the Neutron port's fixed IP)")
+	fs.Var(&refusedValue{msg: "--mac-address is not supported: Neutron assigns the container's addresses"}, "mac-address", "")
 	fs.StringVar(&p.platform, "platform", "", "")
 
-	for _, n := range []string{"net", "dns-opt", "publish", "publish-all", "ip", "ip6", "mac-address", "platform"} {
+	for _, n := range []string{"net", "dns-opt", "publish", "publish-all", "mac-address", "platform"} {
 		_ = fs.MarkHidden(n)
 	}
 	return p
@@ -525,6 +529,12 @@ func (p *parser) build(rest []string) (*Options, error) {
 	}
 	if len(netSysctls) > 0 {
 		o.NetworkSysctls = netSysctls
+	}
+	if o.IPv4Address, err = fixedAddress("--ip", p.ip, true); err != nil {
+		return nil, err
+	}
+	if o.IPv6Address, err = fixedAddress("--ip6", p.ip6, false); err != nil {
+		return nil, err
 	}
 	return o, nil
 }

@@ -486,8 +486,10 @@ func TestParseInvalid(t *testing.T) {
 		{[]string{"-p"}, `-p/--publish is not supported: the container is reached at its Neutron IP address, so ports are not published`},
 		{[]string{"-dP", "busybox"}, `-P/--publish-all is not supported: the container is reached at its Neutron IP address, so ports are not published`},
 		{[]string{"--publish-all", "busybox"}, `-P/--publish-all is not supported: the container is reached at its Neutron IP address, so ports are not published`},
-		{[]string{"--ip", "10.0.0.5", "busybox"}, `--ip is not supported: Neutron assigns the container's addresses`},
-		{[]string{"--ip6=2001:db8::5", "busybox"}, `--ip6 is not supported: Neutron assigns the container's addresses`},
+		{[]string{"--ip", "2001:db8::5", "busybox"}, `invalid --ip "2001:db8::5": not an IPv4 address`},
+		{[]string{"--ip6=10.0.0.5", "busybox"}, `invalid --ip6 "10.0.0.5": not an IPv6 address`},
+		{[]string{"--ip", "x", "busybox"}, `invalid --ip "x": not an IP address`},
+		{[]string{"--ip6", "ff02::1", "busybox"}, `invalid --ip6 "ff02::1": not a unicast address`},
 		{[]string{"--mac-address", "02:00:00:00:00:01", "busybox"}, `--mac-address is not supported: Neutron assigns the container's addresses`},
 		{[]string{"--platform", "linux/arm64", "busybox"}, `--platform is not supported: only the VM's own platform runs`},
 
@@ -671,7 +673,7 @@ func TestUsage(t *testing.T) {
 			t.Errorf("usage does not list %s", name)
 		}
 	}
-	for _, name := range []string{"--publish", "--publish-all", "--ip", "--ip6", "--mac-address", "--platform", "--net", "--dns-opt"} {
+	for _, name := range []string{"--publish", "--publish-all", "--mac-address", "--platform", "--net", "--dns-opt"} {
 		if seen[name] {
 			t.Errorf("usage lists %s as an option", name)
 		}

@@ -10,6 +10,7 @@ import (
 	"math"
 	"math/big"
 	"net"
+	"net/netip"
 	"os"
 	"path"
 	"regexp"
@@ -603,4 +604,26 @@ func parseTmpfs(v string) (target, options string, err error) {
 		}
 	}
 	return target, options, nil
+}
+
+// fixedAddress checks --ip (v4) or --ip6 as docker does: one address of that family.
+func fixedAddress(flag, v string, v4 bool) (string, error) {
+	if v = strings.TrimSpace(v); v == "" {
+		return "", nil
+	}
+	a, err := netip.ParseAddr(v)
+	if err == nil && a.Is4In6() && v4 {
+		a = a.Unmap()
+	}
+	switch {
+	case err != nil || a.Zone() != "":
+		return "", fmt.Errorf("invalid %s %q: not an IP address", flag, v)
+	case v4 && !a.Is4():
+		return "", fmt.Errorf("invalid %s %q: not an IPv4 address", flag, v)
+	case !v4 && !a.Is6():
+		return "", fmt.Errorf("invalid %s %q: not an IPv6 address", flag, v)
+	case a.IsUnspecified() || a.IsMulticast() || a.IsLoopback():
+		return "", fmt.Errorf("invalid %s %q: not a unicast address", flag, v)
+	}
+	return a.String(), nil
 }

@@ -43,6 +43,9 @@ func checkRun(r api.RunRequest) error {
 	if n := opts.Network; n != "" && n != "none" {
 		return api.Invalid(fmt.Errorf("docker's --net/--network %q: a container run by ovn-docker gets its networks from ovn-docker's --network (before \"run\"); use --net=none or leave it out", n))
 	}
+	if _, err := fixedIPs(opts); err != nil {
+		return api.Invalid(err)
+	}
 	return nil
 }
 
@@ -176,6 +179,9 @@ func (s *Service) Run(ctx context.Context, r api.RunRequest) (res *api.RunResult
 	for i, n := range nets {
 		req := engine.Request{Owner: pending, OwnerKind: state.OwnerSandbox, ContainerName: opts.Name, Network: n,
 			IfName: fmt.Sprintf("eth%d", i), SecurityGroups: sgs, Port: forNetwork(popts, n, i == 0, nets)}
+		if i == 0 {
+			req.FixedIPs, _ = fixedIPs(opts) // checked by checkRun
+		}
 		att, err := pool.Claim(ctx, eng, req)
 		if err == nil && att == nil {
 			att, err = eng.Prepare(ctx, req)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -79,7 +80,11 @@ func (s *Service) runOnDockerNetworks(ctx context.Context, r api.RunRequest, dc 
 			return nil, err
 		}
 		// Docker names the interface of the container's own network eth0, the other eth1.
-		a, err := s.reserve(ctx, eng, pending, opts.Name, fmt.Sprintf("eth%d", i), n, sgs, i > 0, forNetwork(popts, n, i == 0, nets))
+		var fixed []netip.Addr
+		if i == 0 {
+			fixed, _ = fixedIPs(opts) // checked by checkRun
+		}
+		a, err := s.reserve(ctx, eng, pending, opts.Name, fmt.Sprintf("eth%d", i), n, sgs, i > 0, fixed, forNetwork(popts, n, i == 0, nets))
 		if err != nil {
 			return nil, fmt.Errorf("attach eth%d to network %s: %w", i, n.Name, err)
 		}
@@ -161,9 +166,11 @@ func (s *Service) runOnDockerNetworks(ctx context.Context, r api.RunRequest, dc 
 // reserve makes an interface on n ready for a run, held by it: a pool's ready one, else
 // one made now (port, subport, pair in the VM, access port, data path proven).
 func (s *Service) reserve(ctx context.Context, eng *engine.Engine, run, name, ifName string, n *neutron.Network, sgs []string, secondary bool,
-	port neutron.PortOptions) (*state.Attachment, error) {
-	to := engine.Holder{Owner: run, Kind: state.OwnerReserved}
-	if port.Empty() { // a pool's port has Neutron's defaults only
+	fixed []netip.Addr, port neutron.PortOptions) (*state.Attachment, error) {
+	req := engine.Request{Owner: run, OwnerKind: state.OwnerReserved, ContainerName: name, Network: n,
+		SecurityGroups: sgs, Secondary: secondary, IfName: ifName, FixedIPs: fixed, Port: port}
+	if pool.Fits(req) { // a pool's port has Neutron's addresses and defaults only
+		to := engine.Holder{Owner: run, Kind: state.OwnerReserved}
 		a, err := pool.Reserve(ctx, eng, pool.Key(n.ID, sgs), to, func(a *state.Attachment) {
 			a.Secondary, a.ContainerName, a.IfName = secondary, name, ifName
 		})
@@ -171,8 +178,7 @@ func (s *Service) reserve(ctx context.Context, eng *engine.Engine, run, name, if
 			return a, err
 		}
 	}
-	return eng.Attach(ctx, engine.Request{Owner: run, OwnerKind: state.OwnerReserved, ContainerName: name, Network: n,
-		SecurityGroups: sgs, Secondary: secondary, IfName: ifName, Port: port})
+	return eng.Attach(ctx, req)
 }
 
 // dockerNetworkFor returns the Docker network of the plugin that carries n with these

@@ -102,6 +102,9 @@ type Attachment struct {
 	Note          string    `json:"note,omitempty"`  // what the agent could not do for it, for ps
 
 	IPAMPool string `json:"ipam_pool,omitempty"` // the Docker IPAM pool that handed it out
+	// IPAMPool6 is the Docker IPv6 pool that handed out its IPv6 address: Docker asks a
+	// dual-stack network's two pools one after the other for one endpoint.
+	IPAMPool6 string `json:"ipam_pool6,omitempty"`
 	// Secondary: the interface does not carry the container's default route (eth1...).
 	Secondary bool `json:"secondary,omitempty"`
 	// Restarts: its container's restart policy has Docker start it again by itself.
@@ -135,6 +138,10 @@ type DockerPool struct {
 	Created        bool      `json:"created,omitempty"` // ovn-docker made the Neutron network, and deletes it
 	Network        string    `json:"network,omitempty"` // the Docker network it serves, once there is one
 	Requested      time.Time `json:"requested"`
+	// V6 is an IPv6 pool: it hands out the IPv6 address of the ports its IPv4 pool
+	// (the Docker network's) made. Range is --ip-range: the addresses it may give.
+	V6    bool   `json:"v6,omitempty"`
+	Range string `json:"range,omitempty"`
 }
 
 // DockerNetwork is a Docker network of the plugin's network driver.
@@ -142,6 +149,7 @@ type DockerNetwork struct {
 	ID             string    `json:"id"`
 	Name           string    `json:"name,omitempty"` // Docker's name for it, once learned
 	Pool           string    `json:"pool"`
+	Pool6          string    `json:"pool6,omitempty"` // its IPv6 pool (docker network create --ipv6)
 	NeutronNetwork string    `json:"neutron_network"`
 	SecurityGroups []string  `json:"security_groups,omitempty"` // IDs, for its ports; none: the project's default
 	Created        time.Time `json:"created"`

@@ -261,7 +261,7 @@ func neutronNetworkNamed(t *testing.T, nc *gophercloud.ServiceClient, name strin
 
 // endpointOf is a container's endpoint on a network as docker network inspect shows it.
 type endpointOf struct {
-	Name, EndpointID, MacAddress, IPv4Address string
+	Name, EndpointID, MacAddress, IPv4Address, IPv6Address string
 }
 
 func inspectEndpoints(t *testing.T, vm *testutil.VM, network string) map[string]endpointOf {
