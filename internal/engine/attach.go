@@ -470,6 +470,12 @@ func (e *Engine) Name(ctx context.Context, attID, container, containerName strin
 	return portID, err
 }
 
+// NamePort gives a pool's port, taken by a container with a hostname, its dns_name: a
+// call of its own that, like the tags, nothing waits for.
+func (e *Engine) NamePort(ctx context.Context, portID, dnsName string) error {
+	return e.cfg.Neutron.SetDNSName(ctx, portID, dnsName)
+}
+
 // TagPort tags a Neutron port with the VM and the container: what an operator reads in
 // Neutron, which nothing waits for (the agent does it in the background).
 func (e *Engine) TagPort(ctx context.Context, portID, container string) error {

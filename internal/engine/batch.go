@@ -175,7 +175,7 @@ func (e *Engine) Take(ctx context.Context, attID string, req Request) (*state.At
 // Claim reserves a ready attachment of the pool for req.Owner, so that no one else takes
 // it. It returns nil when the pool has none.
 func (e *Engine) Claim(ctx context.Context, pool string, req Request) (*state.Attachment, error) {
-	if !req.Port.Empty() {
+	if req.Port.OwnPort() {
 		return nil, nil // the pools' ports have Neutron's defaults: the cold path makes one
 	}
 	var got *state.Attachment

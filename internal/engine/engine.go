@@ -55,6 +55,7 @@ type Neutron interface {
 	AddSubports(ctx context.Context, trunkID string, subs []neutron.Subport) error
 	RemoveSubport(ctx context.Context, trunkID, portID string) error
 	SetTags(ctx context.Context, portID string, tags []string) error
+	SetDNSName(ctx context.Context, portID, name string) error
 	// SetFixedIPs replaces a port's addresses (Readdress).
 	SetFixedIPs(ctx context.Context, portID string, fs []neutron.FixedIPRequest) (*neutron.Port, error)
 }

@@ -563,6 +563,19 @@ func (n fakeNeutron) RemoveSubport(ctx context.Context, trunkID, portID string) 
 	return after
 }
 
+func (n fakeNeutron) SetDNSName(ctx context.Context, portID, name string) error {
+	after, err := n.w.enter(ctx, "neutron.SetDNSName", portID, name)
+	if err != nil {
+		return err
+	}
+	n.w.mu.Lock()
+	defer n.w.mu.Unlock()
+	if n.w.ports[portID] == nil {
+		return notFound("name port " + portID)
+	}
+	return after
+}
+
 func (n fakeNeutron) SetTags(ctx context.Context, portID string, tags []string) error {
 	after, err := n.w.enter(ctx, "neutron.SetTags", portID, slices.Clone(tags))
 	if err != nil {

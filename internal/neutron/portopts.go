@@ -32,6 +32,14 @@ type PortOptions struct {
 	NoPortSecurity bool `json:"no_port_security,omitempty"`
 }
 
+// OwnPort says the options need a port made for the request: allowed addresses, a QoS
+// policy and port security are a port's from its creation on (a pool's have Neutron's
+// defaults). A dns_name is not among them: a pool's port is given it afterwards
+// (SetDNSName), off the critical path, since nothing on the data path waits for it.
+func (o PortOptions) OwnPort() bool {
+	return len(o.AllowedAddresses) > 0 || o.QoSPolicyID != "" || o.NoPortSecurity
+}
+
 // Empty says the options ask for nothing.
 func (o PortOptions) Empty() bool {
 	return len(o.AllowedAddresses) == 0 && o.QoSPolicyID == "" && o.DNSName == "" && !o.NoPortSecurity

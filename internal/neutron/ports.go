@@ -11,6 +11,7 @@ import (
 
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/attributestags"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/dns"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/portsbinding"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
 )
@@ -224,6 +225,16 @@ func (c *Client) PortByMAC(ctx context.Context, mac net.HardwareAddr) (*Port, er
 }
 
 // SetTags replaces the port's tags (Neutron takes tags in a call of their own).
+// SetDNSName gives a port its dns_name (a pool's port, taken by a container with a
+// hostname).
+func (c *Client) SetDNSName(ctx context.Context, portID, name string) error {
+	_, err := ports.Update(ctx, c.sc, portID, dns.PortUpdateOptsExt{UpdateOptsBuilder: ports.UpdateOpts{}, DNSName: &name}).Extract()
+	if err != nil {
+		return wrap(err, "set the dns_name of port %s", portID)
+	}
+	return nil
+}
+
 func (c *Client) SetTags(ctx context.Context, portID string, tags []string) error {
 	return c.replaceTags(ctx, "ports", portID, tags, "tag port %s")
 }

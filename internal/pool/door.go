@@ -14,8 +14,8 @@ import (
 
 // Fits says whether a pool's interface can serve req: not when it asks for addresses of
 // its own or for port options (a pool's ports have Neutron's addresses and defaults),
-// which only a port made for it has.
-func Fits(req engine.Request) bool { return len(req.FixedIPs) == 0 && req.Port.Empty() }
+// which only a port made for it has. A dns_name is given afterwards (engine.NamePort).
+func Fits(req engine.Request) bool { return len(req.FixedIPs) == 0 && !req.Port.OwnPort() }
 
 // Claim reserves for req.Owner a ready interface of req's pool (its network and security
 // groups), to be put in place with Take. It returns nil when the pool has none, or when

@@ -3,8 +3,10 @@ package pool
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"testing"
 
+	"github.com/ovn-docker/ovn-docker/internal/engine"
 	"github.com/ovn-docker/ovn-docker/internal/neutron"
 )
 
@@ -30,6 +32,27 @@ func TestExhausted(t *testing.T) {
 	} {
 		if got := exhausted(tc.err); got != tc.want {
 			t.Errorf("%s: exhausted(%v) = %q, want %q", tc.name, tc.err, got, tc.want)
+		}
+	}
+}
+
+// TestFits: a pool's interface serves a request only without addresses or port options
+// of its own; a hostname's dns_name is no reason for the cold path (given afterwards).
+func TestFits(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		req  engine.Request
+		want bool
+	}{
+		{"nothing asked", engine.Request{}, true},
+		{"a dns_name only", engine.Request{Port: neutron.PortOptions{DNSName: "web-1"}}, true},
+		{"a fixed address", engine.Request{FixedIPs: []netip.Addr{netip.MustParseAddr("10.0.0.5")}}, false},
+		{"an allowed address", engine.Request{Port: neutron.PortOptions{AllowedAddresses: []neutron.AddressPair{{IP: "10.0.0.9"}}}}, false},
+		{"a QoS policy", engine.Request{Port: neutron.PortOptions{QoSPolicyID: "q"}}, false},
+		{"no port security", engine.Request{Port: neutron.PortOptions{NoPortSecurity: true}}, false},
+	} {
+		if got := Fits(tc.req); got != tc.want {
+			t.Errorf("%s: Fits = %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }

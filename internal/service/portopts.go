@@ -6,6 +6,7 @@ import (
 	"net/netip"
 
 	"github.com/ovn-docker/ovn-docker/internal/api"
+	"github.com/ovn-docker/ovn-docker/internal/engine"
 	"github.com/ovn-docker/ovn-docker/internal/neutron"
 )
 
@@ -94,4 +95,14 @@ func inNetwork(p neutron.AddressPair, n *neutron.Network) bool {
 		}
 	}
 	return false
+}
+
+// nameLater gives a pool's port, taken by a request with a hostname, its dns_name once no
+// run or ADD is starting: a pool's ports are made before anyone names them.
+func (s *Service) nameLater(eng *engine.Engine, portID, dnsName string) {
+	s.whenQuiet(func(ctx context.Context) {
+		if err := eng.NamePort(ctx, portID, dnsName); err != nil && !errors.Is(err, neutron.ErrNotFound) {
+			s.log.Warn("could not give the Neutron port its dns_name", "port", portID, "dns_name", dnsName, "err", err)
+		}
+	})
 }

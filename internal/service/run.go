@@ -258,6 +258,12 @@ func (s *Service) Run(ctx context.Context, r api.RunRequest) (res *api.RunResult
 		if err := eng.Label(ctx, att.ID, id, name); err != nil {
 			s.log.Warn("could not tag the Neutron port with the container", "port", att.PortID, "err", err)
 		}
+		// A pool's port is named now (a port made for the run was named at creation).
+		if dn := popts.DNSName; dn != "" && warm[att.ID] {
+			if err := eng.NamePort(ctx, att.PortID, dn); err != nil {
+				s.log.Warn("could not give the Neutron port its dns_name", "port", att.PortID, "dns_name", dn, "err", err)
+			}
+		}
 	}
 	res, err = s.start(ctx, dc, id, name, warnings, opts.Detach)
 	if err != nil {

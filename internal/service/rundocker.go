@@ -174,6 +174,9 @@ func (s *Service) reserve(ctx context.Context, eng *engine.Engine, run, name, if
 		a, err := pool.Reserve(ctx, eng, pool.Key(n.ID, sgs), to, func(a *state.Attachment) {
 			a.Secondary, a.ContainerName, a.IfName = secondary, name, ifName
 		})
+		if a != nil && port.DNSName != "" {
+			s.nameLater(eng, a.PortID, port.DNSName)
+		}
 		if err != nil || a != nil {
 			return a, err
 		}

@@ -3,8 +3,11 @@
 package e2e
 
 import (
+	"context"
 	"net"
 	"testing"
+
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
 
 	"github.com/ovn-docker/ovn-docker/internal/testutil"
 )
@@ -81,4 +84,19 @@ func TestCNIDualStack(t *testing.T) {
 	if ok, out := testutil.Ping(p2.ns, c6.String(), 3); !ok {
 		t.Fatalf("pod %s cannot reach pod %s (from the pool) over IPv6 at %s: %s", p2.ns, p3.ns, c6, out)
 	}
+	// A pool's port was made before the pod had a name: it gets the pod's as its
+	// dns_name afterwards, off ADD's critical path.
+	nc := s.Network(t, "tenant-a")
+	port := podPort(t, vm1, p3).Port
+	waitUntil(t, "the pooled port's dns_name", func() (bool, string) {
+		var got struct {
+			Port struct {
+				DNSName string `json:"dns_name"`
+			} `json:"port"`
+		}
+		if err := ports.Get(context.Background(), nc, port).ExtractIntoStructPtr(&got, ""); err != nil {
+			return false, err.Error()
+		}
+		return got.Port.DNSName == p3.ns, "dns_name " + got.Port.DNSName
+	})
 }
