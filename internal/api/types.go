@@ -126,6 +126,12 @@ type CreateNetworkRequest struct {
 	IPv6AddressMode string `json:"ipv6_address_mode,omitempty"` // slaac, dhcpv6-stateful, dhcpv6-stateless, none
 	IPv6RAMode      string `json:"ipv6_ra_mode,omitempty"`
 	NoDHCP          bool   `json:"no_dhcp,omitempty"`
+	// SubnetPool and IPv6SubnetPool (name or ID) give the subnets from Neutron subnet
+	// pools, of PrefixLength and IPv6PrefixLength bits (0: the pool's default).
+	SubnetPool       string `json:"subnet_pool,omitempty"`
+	IPv6SubnetPool   string `json:"ipv6_subnet_pool,omitempty"`
+	PrefixLength     int    `json:"prefix_length,omitempty"`
+	IPv6PrefixLength int    `json:"ipv6_prefix_length,omitempty"`
 }
 
 // CreateNetworkResult is the network made, and how its range was chosen.

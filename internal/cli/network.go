@@ -25,7 +25,8 @@ With no --subnet, the project's default subnet pool gives the range if there is 
 otherwise a free private /24 that overlaps none of the project's subnets is chosen, and
 the command says which.`,
 		Example: "  ovn-docker --cred=$TOKEN create network LS1\n  ovn-docker create network LS2 --subnet 10.20.0.0/24 --gateway 10.20.0.1 --ipv6-subnet fd00:20::/64\n" +
-			"  ovn-docker create network V6 --ipv4=false --ipv6-subnet fd00:77::/64 --ipv6-address-mode slaac --ipv6-ra-mode slaac",
+			"  ovn-docker create network V6 --ipv4=false --ipv6-subnet fd00:77::/64 --ipv6-address-mode slaac --ipv6-ra-mode slaac\n" +
+			"  ovn-docker create network LS3 --subnet-pool shared-v4 --prefix-length 26",
 		Args: exactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req.Name = args[0]
@@ -75,6 +76,10 @@ the command says which.`,
 		"how ports get IPv6 addresses: slaac, dhcpv6-stateful, dhcpv6-stateless or none (static) (default: dhcpv6-stateful, none with --no-dhcp)")
 	net.Flags().StringVar(&req.IPv6RAMode, "ipv6-ra-mode", "",
 		"what a router advertises on the IPv6 subnet: slaac, dhcpv6-stateful, dhcpv6-stateless or none (default: dhcpv6-stateful when neither mode is given, otherwise unset)")
+	net.Flags().StringVar(&req.SubnetPool, "subnet-pool", "", "take the IPv4 subnet from this Neutron subnet pool (name or ID; a shared pool will do)")
+	net.Flags().StringVar(&req.IPv6SubnetPool, "ipv6-subnet-pool", "", "take an IPv6 subnet from this Neutron subnet pool (name or ID)")
+	net.Flags().IntVar(&req.PrefixLength, "prefix-length", 0, "size of the IPv4 subnet taken from --subnet-pool, or chosen for you (default: the pool's default, else 24)")
+	net.Flags().IntVar(&req.IPv6PrefixLength, "ipv6-prefix-length", 0, "size of the IPv6 subnet taken from --ipv6-subnet-pool (default: the pool's default)")
 	net.Flags().BoolVar(&req.NoDHCP, "no-dhcp", false, "DHCP and DHCPv6 off on the subnets (addresses are still Neutron's, set statically)")
 	addOutputFlags(net, &out)
 	net.Flags().Lookup("format").Usage += " (default: a sentence saying how the range was chosen)"

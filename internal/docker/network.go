@@ -106,14 +106,18 @@ type NetworkSpec struct {
 	// Subnet and Gateway, when set, are the IPAM configuration's: Docker lets its
 	// containers have fixed addresses only on a network with a subnet of its own.
 	Subnet, Gateway string
+	// Subnet6 and Gateway6, when set, make it an IPv6 network too (--ipv6).
+	Subnet6, Gateway6 string
 }
 
 // CreateNetwork creates a network and returns its ID.
 func (c *Client) CreateNetwork(ctx context.Context, s NetworkSpec) (string, error) {
-	resp, err := c.api.NetworkCreate(ctx, s.Name, network.CreateOptions{
-		Driver: s.Driver, Options: s.Options, Labels: s.Labels,
-		IPAM: ipamOf(s),
-	})
+	opts := network.CreateOptions{Driver: s.Driver, Options: s.Options, Labels: s.Labels, IPAM: ipamOf(s)}
+	if s.Subnet6 != "" {
+		v6 := true
+		opts.EnableIPv6 = &v6
+	}
+	resp, err := c.api.NetworkCreate(ctx, s.Name, opts)
 	if err != nil {
 		if cerrdefs.IsConflict(err) {
 			return "", fmt.Errorf("create network %s: %w: %w", s.Name, ErrConflict, err)
@@ -136,6 +140,9 @@ func ipamOf(s NetworkSpec) *network.IPAM {
 	ipam := &network.IPAM{Driver: s.Driver, Options: s.IPAMOptions}
 	if s.Subnet != "" {
 		ipam.Config = []network.IPAMConfig{{Subnet: s.Subnet, Gateway: s.Gateway}}
+	}
+	if s.Subnet6 != "" {
+		ipam.Config = append(ipam.Config, network.IPAMConfig{Subnet: s.Subnet6, Gateway: s.Gateway6})
 	}
 	return ipam
 }

@@ -247,6 +247,10 @@ type CreateNetworkOpts struct {
 	NoDHCP bool
 	// PrefixLen is the size of a subnet chosen for the caller (no Subnet given): 24 when 0.
 	PrefixLen int
+	// SubnetPool and SubnetPool6 (name or ID) give the IPv4 and IPv6 subnets from a
+	// Neutron subnet pool, of PrefixLen and PrefixLen6 bits (the pool's default when 0).
+	SubnetPool, SubnetPool6 string
+	PrefixLen6              int
 }
 
 // CreateNetwork creates a network and its subnet(s). It returns the network and a
@@ -269,7 +273,10 @@ func (c *Client) CreateNetwork(ctx context.Context, o CreateNetworkOpts) (_ *Net
 	if o.NoIPv4 && (o.Subnet.IsValid() || o.Gateway.IsValid()) {
 		return nil, "", errors.New("--ipv4=false makes an IPv6-only network: drop --subnet and --gateway")
 	}
-	if o.NoIPv4 && !o.IPv6.IsValid() {
+	if err := checkPools(o); err != nil {
+		return nil, "", err
+	}
+	if o.NoIPv4 && !o.IPv6.IsValid() && o.SubnetPool6 == "" {
 		return nil, "", errors.New("--ipv4=false needs --ipv6-subnet")
 	}
 	addrMode, raMode, err := IPv6Modes(o.IPv6AddressMode, o.IPv6RAMode, !o.NoDHCP)
@@ -283,7 +290,7 @@ func (c *Client) CreateNetwork(ctx context.Context, o CreateNetworkOpts) (_ *Net
 		if (addrMode == "slaac" || addrMode == "dhcpv6-stateless") && o.IPv6.Bits() != 64 {
 			return nil, "", fmt.Errorf("--ipv6-address-mode %s needs a /64, not %s", addrMode, o.IPv6)
 		}
-	} else if o.IPv6AddressMode != "" || o.IPv6RAMode != "" {
+	} else if (o.IPv6AddressMode != "" || o.IPv6RAMode != "") && o.SubnetPool6 == "" {
 		return nil, "", errors.New("--ipv6-address-mode and --ipv6-ra-mode need --ipv6-subnet")
 	}
 	// Refuse a second network of the same name: names are how users pick networks.
@@ -291,6 +298,19 @@ func (c *Client) CreateNetwork(ctx context.Context, o CreateNetworkOpts) (_ *Net
 		return nil, "", fmt.Errorf("network %q already exists", o.Name)
 	} else if !errors.Is(err, ErrNotFound) {
 		return nil, "", err
+	}
+
+	// The pools are found before anything is made: a missing one is one line.
+	var pool4, pool6 *SubnetPool
+	if o.SubnetPool != "" {
+		if pool4, err = c.FindSubnetPool(ctx, o.SubnetPool, 4); err != nil {
+			return nil, "", err
+		}
+	}
+	if o.SubnetPool6 != "" {
+		if pool6, err = c.FindSubnetPool(ctx, o.SubnetPool6, 6); err != nil {
+			return nil, "", err
+		}
 	}
 
 	dhcp := ptr(!o.NoDHCP)
@@ -304,6 +324,9 @@ func (c *Client) CreateNetwork(ctx context.Context, o CreateNetworkOpts) (_ *Net
 			sub.GatewayIP = ptr(o.Gateway.String())
 		}
 		note = "subnet " + sub.CIDR + " as asked"
+	case pool4 != nil:
+		sub.SubnetPoolID, sub.Prefixlen = pool4.ID, o.PrefixLen
+		note = fmt.Sprintf("subnet from subnet pool %q", pool4.Name)
 	default:
 		pool, err := c.defaultPool(ctx)
 		if err != nil {
@@ -345,11 +368,17 @@ func (c *Client) CreateNetwork(ctx context.Context, o CreateNetworkOpts) (_ *Net
 		}
 		created = append(created, *s4)
 	}
-	if o.IPv6.IsValid() {
-		s6, err := subnets.Create(ctx, c.sc, subnets.CreateOpts{
-			NetworkID: raw.ID, Name: o.Name + "-v6", IPVersion: gophercloud.IPv6, CIDR: o.IPv6.Masked().String(),
+	if o.IPv6.IsValid() || pool6 != nil {
+		opts6 := subnets.CreateOpts{
+			NetworkID: raw.ID, Name: o.Name + "-v6", IPVersion: gophercloud.IPv6,
 			IPv6AddressMode: addrMode, IPv6RAMode: raMode, EnableDHCP: dhcp, GatewayIP: gateway6(o),
-		}).Extract()
+		}
+		if pool6 != nil {
+			opts6.SubnetPoolID, opts6.Prefixlen = pool6.ID, o.PrefixLen6
+		} else {
+			opts6.CIDR = o.IPv6.Masked().String()
+		}
+		s6, err := subnets.Create(ctx, c.sc, opts6).Extract()
 		if err != nil {
 			return nil, "", wrap(err, "create IPv6 subnet of network %q", o.Name)
 		}
@@ -361,6 +390,8 @@ func (c *Client) CreateNetwork(ctx context.Context, o CreateNetworkOpts) (_ *Net
 	}
 	if o.IPv6.IsValid() {
 		note += fmt.Sprintf(", IPv6 subnet %s (%s)", o.IPv6.Masked(), ModeText(addrMode))
+	} else if pool6 != nil && len(created) > 0 {
+		note += fmt.Sprintf(", IPv6 subnet %s from subnet pool %q (%s)", created[len(created)-1].CIDR, pool6.Name, ModeText(addrMode))
 	}
 	if o.NoDHCP {
 		note += ", DHCP off"

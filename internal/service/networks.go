@@ -57,7 +57,8 @@ func networkOf(n *neutron.Network, containers int) api.Network {
 func (s *Service) CreateNetwork(ctx context.Context, r api.CreateNetworkRequest) (*api.CreateNetworkResult, error) {
 	// The name is checked by the neutron package, with the others' rules.
 	opts := neutron.CreateNetworkOpts{Name: r.Name, NoIPv4: r.NoIPv4, NoDHCP: r.NoDHCP,
-		IPv6AddressMode: r.IPv6AddressMode, IPv6RAMode: r.IPv6RAMode}
+		IPv6AddressMode: r.IPv6AddressMode, IPv6RAMode: r.IPv6RAMode,
+		SubnetPool: r.SubnetPool, SubnetPool6: r.IPv6SubnetPool, PrefixLen: r.PrefixLength, PrefixLen6: r.IPv6PrefixLength}
 	var err error
 	if r.Subnet != "" {
 		if opts.Subnet, err = ParsePrefix("--subnet", r.Subnet); err != nil {
@@ -82,6 +83,9 @@ func (s *Service) CreateNetwork(ctx context.Context, r api.CreateNetworkRequest)
 		return nil, err
 	}
 	n, note, err := nc.CreateNetwork(ctx, opts)
+	if errors.Is(err, neutron.ErrNotFound) && (r.SubnetPool != "" || r.IPv6SubnetPool != "") {
+		return nil, api.NotFound(err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -95,10 +99,12 @@ func checkFamilies(r api.CreateNetworkRequest) error {
 	switch {
 	case r.NoIPv4 && (r.Subnet != "" || r.Gateway != ""):
 		return api.Invalid(errors.New("--ipv4=false makes an IPv6-only network: drop --subnet and --gateway"))
-	case r.NoIPv4 && r.IPv6Subnet == "":
-		return api.Invalid(errors.New("--ipv4=false needs --ipv6-subnet"))
-	case r.IPv6Subnet == "" && (r.IPv6AddressMode != "" || r.IPv6RAMode != ""):
+	case r.NoIPv4 && r.IPv6Subnet == "" && r.IPv6SubnetPool == "":
+		return api.Invalid(errors.New("--ipv4=false needs --ipv6-subnet or --ipv6-subnet-pool"))
+	case r.IPv6Subnet == "" && r.IPv6SubnetPool == "" && (r.IPv6AddressMode != "" || r.IPv6RAMode != ""):
 		return api.Invalid(errors.New("--ipv6-address-mode and --ipv6-ra-mode need --ipv6-subnet"))
+	case r.PrefixLength != 0 && r.Subnet != "":
+		return api.Invalid(errors.New("--prefix-length sizes a subnet chosen for you: drop it with --subnet"))
 	}
 	if _, _, err := neutron.IPv6Modes(r.IPv6AddressMode, r.IPv6RAMode, !r.NoDHCP); err != nil {
 		return api.Invalid(err)

@@ -111,7 +111,7 @@ func (s *Service) Run(ctx context.Context, r api.RunRequest) (res *api.RunResult
 		return nil, err
 	}
 	lap("engine")
-	if s.useDockerNetworks(r) {
+	if s.useDockerNetworks(r, nets) {
 		return s.runOnDockerNetworks(ctx, r, dc, nc, eng, nets, sgs, popts)
 	}
 	exe, err := os.Executable()

@@ -34,8 +34,9 @@ const LabelMadeBy = "org.ovn-docker.made-by"
 // container is created on a Docker network of the plugin per Neutron network, and
 // Docker's own network hooks put its interfaces in place (from the pools, with the
 // ports reserved here), with no sandbox container: one container start, not two.
-func (s *Service) useDockerNetworks(r api.RunRequest) bool {
-	return s.cfg.DockerPlugin != "" && len(r.Networks) <= maxDockerNetworks
+// An IPv6-only network takes the sandbox's way (see dockerCarries).
+func (s *Service) useDockerNetworks(r api.RunRequest, nets []*neutron.Network) bool {
+	return s.cfg.DockerPlugin != "" && len(r.Networks) <= maxDockerNetworks && dockerCarries(nets)
 }
 
 // runOnDockerNetworks is Run through the agent's Docker plugin. Each interface is made
@@ -115,17 +116,14 @@ func (s *Service) runOnDockerNetworks(ctx context.Context, r api.RunRequest, dc 
 		// off the user's critical path.
 		hc.AutoRemove = opts.Remove
 	}
-	fixed := func(a *state.Attachment) *network.EndpointSettings {
-		return &network.EndpointSettings{IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: firstIPv4(a)}}
-	}
-	id, warnings, err := dc.CreateOn(ctx, opts.Name, cfg, hc, map[string]*network.EndpointSettings{dnets[0]: fixed(reserved[0])})
+	id, warnings, err := dc.CreateOn(ctx, opts.Name, cfg, hc, map[string]*network.EndpointSettings{dnets[0]: endpointFor(reserved[0], nets[0])})
 	if err != nil {
 		return nil, err
 	}
 	app = id
 	s.step("container-created")
 	for i := 1; i < len(dnets); i++ {
-		if err := dc.Connect(ctx, dnets[i], id, fixed(reserved[i])); err != nil {
+		if err := dc.Connect(ctx, dnets[i], id, endpointFor(reserved[i], nets[i])); err != nil {
 			return nil, err
 		}
 	}
@@ -203,17 +201,23 @@ func (s *Service) dockerNetworkFor(ctx context.Context, dc *docker.Client, eng *
 		}
 		// Docker gives fixed addresses only on networks created with a subnet (inspect
 		// shows one for any network): the ones made here are.
-		if dn, err := dc.Network(ctx, id); err == nil && dn.Labels[LabelMadeBy] != "" {
+		if dn, err := dc.Network(ctx, id); err == nil && dn.Labels[LabelMadeBy] != "" && sameSubnets(dn.Subnets, n) {
 			return id, nil
 		}
 	}
-	sub, ok := n.FirstIPv4()
+	sub, ok, sub6, ok6 := dockerSubnets(n)
 	if !ok {
-		return "", api.Invalid(fmt.Errorf("neutron network %s has no IPv4 subnet", n.Name))
+		return "", api.Invalid(fmt.Errorf("neutron network %s has no IPv4 subnet, which Docker 20.10 needs on every network: run with --standalone", n.Name))
 	}
-	var gw string
+	var gw, cidr6, gw6 string
 	if sub.Gateway.IsValid() {
 		gw = sub.Gateway.String()
+	}
+	if ok6 {
+		cidr6 = sub6.CIDR.String()
+		if sub6.Gateway.IsValid() {
+			gw6 = sub6.Gateway.String()
+		}
 	}
 	opts := map[string]string{"neutron.net.id": n.ID}
 	if len(sgs) > 0 {
@@ -227,9 +231,9 @@ func (s *Service) dockerNetworkFor(ctx context.Context, dc *docker.Client, eng *
 	var last error
 	for _, name := range names {
 		id, err := dc.CreateNetwork(ctx, docker.NetworkSpec{Name: name, Driver: s.cfg.DockerPlugin, Options: opts, IPAMOptions: ipam,
-			Subnet: sub.CIDR.String(), Gateway: gw, Labels: map[string]string{LabelMadeBy: "ovn-docker run"}})
+			Subnet: sub.CIDR.String(), Gateway: gw, Subnet6: cidr6, Gateway6: gw6, Labels: map[string]string{LabelMadeBy: "ovn-docker run"}})
 		if err == nil {
-			s.log.Info("made a Docker network for ovn-docker run", "network", name, "neutron_network", n.ID)
+			s.log.Info("made a Docker network for ovn-docker run", "network", name, "neutron_network", n.ID, "ipv6", cidr6)
 			return id, nil
 		}
 		if !errors.Is(err, docker.ErrConflict) {
