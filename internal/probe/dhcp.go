@@ -124,15 +124,18 @@ func (x exchange) onThread(ctx context.Context, ifName string) (err error) {
 	copy(dst.Addr[:], x.dst[:])
 	buf := make([]byte, 2048)
 	interval := 50 * time.Millisecond
+	// others counts what was read that is not the answer: a timeout then tells an OVN
+	// that said nothing from answers this probe did not take (a flake's first question).
+	start, others := time.Now(), 0
 	for sent := 0; ; sent++ {
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("%w to %d requests", errTimeout, sent)
+			return fmt.Errorf("%w to %d requests in %s (%d other frames read)", errTimeout, sent, time.Since(start).Round(time.Millisecond), others)
 		}
 		if err := unix.Sendto(fd, x.frame, 0, dst); err != nil {
 			return fmt.Errorf("%s probe: send on %s: %w", x.what, ifName, err)
 		}
 		deadline := time.Now().Add(interval)
-		for time.Now().Before(deadline) {
+		for time.Now().Before(deadline) && ctx.Err() == nil {
 			n, _, err := unix.Recvfrom(fd, buf, 0)
 			if err != nil {
 				if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
@@ -143,6 +146,7 @@ func (x exchange) onThread(ctx context.Context, ifName string) (err error) {
 			if ok, err := x.match(buf[:n]); ok {
 				return err
 			}
+			others++
 		}
 		if interval < 400*time.Millisecond {
 			interval *= 2

@@ -46,8 +46,11 @@ func vmSNMP(t *testing.T, vm *testutil.VM, proto, field string) int {
 // double-tagged, 802.1ad-tagged or priority-tagged, with ARP and ICMP inside, reaches
 // nothing on the other network: not the container that owns that VLAN in the same VM,
 // not a peer of that network in another VM (to which it pretends to be the owner), not
-// the VM itself. The VM's access port drops tagged frames; the hypervisor never sees
-// the forged tag.
+// the VM itself. The VM's access port drops tagged frames or keeps them in the
+// attacker's VLAN, and the VM's own port on its bridge (a trunk of every VLAN) shows
+// it: nothing of the attacker arrives there on another VLAN or untagged. (Frames the
+// bridge floods do arrive there in the attacker's VLAN; the VM's kernel, with no
+// interface on that VLAN, does not take them.) The hypervisor never sees the forged tag.
 func TestSecurityVLANHopping(t *testing.T) {
 	t.Parallel()
 	s := testutil.LoadStack(t)
@@ -151,8 +154,24 @@ func TestSecurityVLANHopping(t *testing.T) {
 				echos = append(echos, v.snmp(t, "Icmp", "InEchos"))
 			}
 			vmEchos := vmSNMP(t, vm1, "Icmp", "InEchos")
+			// The VM's own port on its bridge carries every VLAN: what of the attacker
+			// reaches it shows where the access port put the frames.
+			onBridge := listenVM(t, vm1, "br0")
 			tx.send(t, a.frames...)
 			settle(caps...)
+			onBridge.stop()
+			hopped := map[int]int{} // VLAN (-1: untagged) -> frames
+			for _, f := range onBridge.seen(anyOf(withMarker(m), fromIdentity(att.mac(), att.ip()))) {
+				if f.vlan != va {
+					hopped[f.vlan]++
+				}
+			}
+			if len(hopped) > 0 {
+				t.Errorf("%s's own bridge port carried frames of the attacker outside its VLAN %d (VLAN: frames, -1 untagged): %v: the access port let them hop", vm1.Name, va, hopped)
+			}
+			if n := len(onBridge.seen(withMarker(m))); n > 0 && len(hopped) == 0 {
+				t.Logf("%s's own port received %d of the attack's frames, all in the attacker's VLAN %d (flooded there: its kernel has no interface on that VLAN)", vm1.Name, n, va)
+			}
 			for i, v := range victims {
 				if got := caps[i].seen(anyOf(withMarker(m), fromIdentity(att.mac(), att.ip()))); len(got) > 0 {
 					t.Errorf("%s, on the other network, received %d frame(s) of the attacker: first %s", v, len(got), got[0])
