@@ -72,7 +72,7 @@ func TestPlan(t *testing.T) {
 
 func TestMgmtSocket(t *testing.T) {
 	for in, want := range map[string]string{
-		"unix:/var/run/openvswitch/db.sock":             "/var/run/openvswitch/br0.mgmt",
+		"unix:/var/run/openvswitch/db.sock":              "/var/run/openvswitch/br0.mgmt",
 		"unix:/var/lib/ovn-docker-stack/vm3/ovs/db.sock": "/var/lib/ovn-docker-stack/vm3/ovs/br0.mgmt",
 	} {
 		if got, err := MgmtSocket(in, "br0"); err != nil || got != want {
