@@ -93,6 +93,12 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := svc.Preflight(sctx); err != nil {
 		return err
 	}
+	// Flows die with ovs-vswitchd: the agent's start is where a restarted VM gets them back.
+	if n, err := svc.EnsureGuard(sctx); err != nil {
+		return err
+	} else if n > 0 {
+		alog.Info("ra guard installed", "flow_mods", n)
+	}
 	eng, err := svc.Engine(sctx)
 	if err != nil {
 		return err

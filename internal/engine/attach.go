@@ -41,6 +41,9 @@ func (e *Engine) Attach(ctx context.Context, req Request) (*state.Attachment, er
 	if err := checkRequest(req, true); err != nil {
 		return nil, err
 	}
+	if err := e.guard(ctx); err != nil {
+		return nil, err
+	}
 	att, subport, err := e.prepare(ctx, req, true)
 	if err != nil {
 		return nil, err

@@ -175,6 +175,8 @@ type Config struct {
 	// from Neutron.
 	TrunkID string
 	OnTrunk func(id string)
+	// Guard, when set, is made sure of before any container's plumbing.
+	Guard Guard
 }
 
 // SubportQueue batches trunk changes; *subports.Batcher implements it. An error that is

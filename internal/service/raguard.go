@@ -1,0 +1,54 @@
+package service
+
+// The RA guard of the VM's bridge (package raguard): made sure of by every attach (the
+// engine), at the agent's start and by setup; doctor checks it.
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/ovn-docker/ovn-docker/internal/ovs"
+	"github.com/ovn-docker/ovn-docker/internal/raguard"
+)
+
+func (s *Service) guardOf(sw *ovs.Client) *raguard.Guard {
+	return &raguard.Guard{Switch: sw, OVSDB: s.cfg.OVSDB, Bridge: s.cfg.Bridge, Uplink: s.cfg.Uplink}
+}
+
+// EnsureGuard installs the bridge's guard, or puts back what is missing of it; it
+// returns the flow mods that took (0: it was in place).
+func (s *Service) EnsureGuard(ctx context.Context) (int, error) {
+	sw, err := s.OVS(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n, err := s.guardOf(sw).Ensure(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("ra guard on %s: %w", s.cfg.Bridge, err)
+	}
+	return n, nil
+}
+
+// raGuard is doctor's line: the guard's flows are all on the bridge. Flows are lost
+// when ovs-vswitchd restarts, until the next attach or the agent's start.
+func (d *doctor) raGuard(ctx context.Context) {
+	s := d.s
+	sw, err := s.OVS(ctx)
+	if err != nil {
+		return // doctor's ovsdb line says it
+	}
+	missing, extra, err := s.guardOf(sw).Check(ctx)
+	fix := "ovn-docker setup (or restart the agent; every container's attach puts it back too)"
+	switch {
+	case err != nil:
+		d.fail("ra guard", err, "check that ovs-vswitchd runs and serves "+s.cfg.Bridge+".mgmt next to the database socket (--ovsdb)")
+	case len(missing) > 0:
+		d.fail("ra guard", fmt.Errorf("%d of %d flows missing on %s (first: %s): containers' router advertisements, redirects and DHCP server replies are not dropped",
+			len(missing), len(raguard.Kinds)*3, s.cfg.Bridge, missing[0]), fix)
+	case len(extra) > 0:
+		d.fail("ra guard", fmt.Errorf("%d stale flow(s) of ovn-docker's cookie on %s (first: %s)", len(extra), s.cfg.Bridge, extra[0]), fix)
+	default:
+		d.ok("ra guard", fmt.Sprintf("%d flows on %s drop router advertisements, redirects and DHCP server replies from containers",
+			len(raguard.Kinds)*3, s.cfg.Bridge))
+	}
+}
