@@ -303,6 +303,9 @@ func (e *Engine) Plumb(ctx context.Context, attID string, req Request) (*state.A
 
 // plumb is Plumb that hands its undo steps to the caller instead of running them.
 func (e *Engine) plumb(ctx context.Context, att *state.Attachment, req Request) (*state.Attachment, undoStack, error) {
+	if err := e.guard(ctx); err != nil {
+		return att, nil, err
+	}
 	att, undo, err := e.plumbLocal(ctx, att, req)
 	if err != nil {
 		return att, undo, err

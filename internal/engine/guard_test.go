@@ -37,3 +37,30 @@ func TestAttachEnsuresGuardFirst(t *testing.T) {
 	}
 	h2.assertClean(t)
 }
+
+// TestPlumbEnsuresGuard: the split attach (Prepare, then Plumb: run, the plugin, the
+// pools) makes sure of the guard before the veth; when it cannot, the attachment stays
+// prepared with nothing local.
+func TestPlumbEnsuresGuard(t *testing.T) {
+	h := newHarness(t)
+	h.e.cfg.Guard = fakeGuard{h.w}
+	req := h.request("c1", "eth0")
+	att, err := h.e.Prepare(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.w.reset()
+	h.w.failAt("guard.Ensure", 1, errors.New("no OpenFlow socket"))
+	if _, err := h.e.Plumb(context.Background(), att.ID, req); err == nil || !strings.Contains(err.Error(), "ra guard") {
+		t.Fatalf("plumb: %v, want the guard's error", err)
+	}
+	if log := names(h.w.log()); len(log) != 1 || log[0] != "guard.Ensure" {
+		t.Errorf("calls %v: want the guard's alone", log)
+	}
+	if _, err := h.e.Plumb(context.Background(), att.ID, req); err != nil {
+		t.Fatal(err)
+	}
+	if log := names(h.w.log())[1:]; len(log) < 2 || log[0] != "guard.Ensure" {
+		t.Errorf("calls %v: want guard.Ensure first", log)
+	}
+}
