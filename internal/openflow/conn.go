@@ -36,6 +36,8 @@ type Conn struct {
 	mu  sync.Mutex
 	c   net.Conn
 	xid uint32
+	// pending are port status messages read while waiting for something else.
+	pending [][]byte
 }
 
 // Dial connects to the switch at the unix socket path (Open vSwitch's
@@ -121,6 +123,9 @@ func (c *Conn) read() (ver, typ uint8, xid uint32, body []byte, err error) {
 		return
 	}
 	ver, typ, xid = h[0], h[1], binary.BigEndian.Uint32(h[4:])
+	if typ == typePortStatus {
+		c.pending = append(c.pending, body)
+	}
 	if typ == typeEchoRequest {
 		// Answered at once: the switch drops a connection that does not.
 		rep := header(typeEchoReply, n, xid)

@@ -317,3 +317,54 @@ func TestContextEndsWait(t *testing.T) {
 		t.Fatalf("err %v, want context.Canceled", err)
 	}
 }
+
+func TestPortMessages(t *testing.T) {
+	same(t, "port desc request", portDescRequest(5), unhex(t, `04 12 0010 00000005 000d 0000 00000000`))
+	same(t, "set async: port status only", setAsyncPorts(6), unhex(t, `
+		04 1c 0020 00000006
+		00000000 00000000
+		00000007 00000007
+		00000000 00000000`))
+	port := unhex(t, `00000003 00000000 02aabbccddee 0000
+		75706c696e6b00000000000000000000
+		00000000 00000004 00000000 00000000 00000000 00000000 00000000 00000000`) // "uplink", live
+	p, err := parsePort(port)
+	if err != nil || p != (Port{No: 3, Name: "uplink"}) {
+		t.Fatalf("port %+v %v", p, err)
+	}
+	ps, err := parsePortStatus(append(unhex(t, `01 00000000000000`), port...))
+	if err != nil || ps.Reason != PortDeleted || ps.Port.Name != "uplink" {
+		t.Fatalf("port status %+v %v", ps, err)
+	}
+	if _, err := parsePortStatus(port[:40]); err == nil {
+		t.Error("short port status: no error")
+	}
+}
+
+// TestPortsAndStatus: Ports reads a multi-part description; a port status that comes
+// while another reply is awaited is kept for NextPortStatus.
+func TestPortsAndStatus(t *testing.T) {
+	port := func(no uint32, name string) []byte {
+		b := binary.BigEndian.AppendUint32(nil, no)
+		b = append(b, make([]byte, 12)...)
+		n := make([]byte, 16)
+		copy(n, name)
+		return append(append(b, n...), make([]byte, 32)...)
+	}
+	c := fakeSwitch(t, func(s net.Conn, typ uint8, xid uint32, body []byte) bool {
+		if typ == typeMultipartRequest && binary.BigEndian.Uint16(body) == mpPortDesc {
+			_, _ = s.Write(msg(typePortStatus, 0, append(make([]byte, 8), port(9, "new0")...)))
+			_, _ = s.Write(msg(typeMultipartReply, xid, append(unhex(t, `000d 0001 00000000`), port(1, "eth0")...)))
+			_, _ = s.Write(msg(typeMultipartReply, xid, append(append(unhex(t, `000d 0000 00000000`), port(PortLocal, "br0")...), port(2, "c1")...)))
+		}
+		return true
+	})
+	ports, err := c.Ports(context.Background())
+	if err != nil || len(ports) != 3 || ports[0] != (Port{1, "eth0"}) || ports[1] != (Port{PortLocal, "br0"}) || ports[2] != (Port{2, "c1"}) {
+		t.Fatalf("ports %v %v", ports, err)
+	}
+	ps, err := c.NextPortStatus(context.Background())
+	if err != nil || ps.Reason != PortAdded || ps.Port != (Port{9, "new0"}) {
+		t.Fatalf("port status %+v %v", ps, err)
+	}
+}

@@ -1,7 +1,7 @@
 package ovs
 
-// What the RA guard (package raguard) asks of the database: the uplink's OpenFlow port,
-// and a bridge that accepts OpenFlow 1.3.
+// What the RA guard (package raguard) asks of the database: a bridge that accepts
+// OpenFlow 1.3.
 
 import (
 	"context"
@@ -12,36 +12,6 @@ import (
 
 	"github.com/ovn-docker/ovn-docker/internal/ovsdb/vswitch"
 )
-
-// OFPort is the OpenFlow port number ovs-vswitchd gave the interface called name; 0 or
-// -1 while it has none (not opened yet, or failed). Asked of the server: the uplink may
-// have been re-added by another process since the cache last heard.
-func (c *Client) OFPort(ctx context.Context, name string) (int, error) {
-	var port int
-	err := c.do(ctx, func(cn *conn) error {
-		ops := []ovsdb.Operation{{Op: ovsdb.OperationSelect, Table: vswitch.InterfaceTable,
-			Where: []ovsdb.Condition{ovsdb.NewCondition("name", ovsdb.ConditionEqual, name)}, Columns: []string{"_uuid", "name", "ofport"}}}
-		res, err := cn.ovs.Transact(ctx, ops...)
-		if err == nil {
-			err = txnError(res, ops)
-		}
-		if err != nil {
-			return fmt.Errorf("read the OpenFlow port of %s: %w", name, err)
-		}
-		if len(res[0].Rows) == 0 {
-			return fmt.Errorf("interface %s not found in %s", name, c.endpoint)
-		}
-		m, err := rowModel(cn.cache.DatabaseModel(), vswitch.InterfaceTable, res[0].Rows[0])
-		if err != nil {
-			return err
-		}
-		if p := m.(*vswitch.Interface).Ofport; p != nil {
-			port = *p
-		}
-		return nil
-	})
-	return port, err
-}
 
 // acceptOpenFlow13Ops adds OpenFlow13 to the bridge's protocols, keeping the others;
 // nil when nothing is to do (empty protocols: ovs-vswitchd's default set has 1.3).

@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/ovn-docker/ovn-docker/internal/openflow"
 )
@@ -116,8 +117,6 @@ func MgmtSocket(ovsdb, bridge string) (string, error) {
 // Switch is what the guard asks of the VM's Open vSwitch database; *ovs.Client
 // implements it.
 type Switch interface {
-	// OFPort is the OpenFlow port number of the interface called name.
-	OFPort(ctx context.Context, name string) (int, error)
 	// AcceptOpenFlow13 adds OpenFlow13 to the bridge's protocols when they are set and
 	// leave it out.
 	AcceptOpenFlow13(ctx context.Context, bridge string) error
@@ -130,39 +129,46 @@ type Guard struct {
 	Bridge, Uplink string
 }
 
-// ErrUplink: the uplink has no OpenFlow port yet (not on the bridge, or not opened).
-var ErrUplink = errors.New("the uplink has no OpenFlow port")
+// ErrUplink: the uplink is not a port of the bridge (not added, or not opened).
+var ErrUplink = errors.New("the uplink is not an OpenFlow port of the bridge")
 
-func (g *Guard) target(ctx context.Context) (sock string, want []openflow.Flow, err error) {
-	if sock, err = MgmtSocket(g.OVSDB, g.Bridge); err != nil {
-		return "", nil, err
-	}
-	p, err := g.Switch.OFPort(ctx, g.Uplink)
+// dial connects to the bridge's OpenFlow socket, after making sure it speaks 1.3.
+func (g *Guard) dial(ctx context.Context) (*openflow.Conn, error) {
+	sock, err := MgmtSocket(g.OVSDB, g.Bridge)
 	if err != nil {
-		return "", nil, err
-	}
-	if p <= 0 {
-		return "", nil, fmt.Errorf("%s: %w (%d)", g.Uplink, ErrUplink, p)
-	}
-	return sock, Flows(uint32(p)), nil
-}
-
-// Ensure installs the guard, or puts right what differs; it changes nothing when the
-// guard is in place. It returns how many flow mods it sent.
-func (g *Guard) Ensure(ctx context.Context) (int, error) {
-	sock, want, err := g.target(ctx)
-	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	if err := g.Switch.AcceptOpenFlow13(ctx, g.Bridge); err != nil {
-		return 0, err
+		return nil, err
 	}
-	c, err := openflow.Dial(ctx, sock)
+	return openflow.Dial(ctx, sock)
+}
+
+// read gives the flows the guard wants, from the uplink's port number as the switch
+// says it (the number the flows name), and those of its cookie the bridge has.
+func (g *Guard) read(ctx context.Context, c *openflow.Conn) (want, have []openflow.Flow, err error) {
+	ports, err := c.Ports(ctx)
 	if err != nil {
-		return 0, err
+		return nil, nil, err
 	}
-	defer c.Close()
-	have, err := c.Flows(ctx, Cookie, ^uint64(0))
+	var uplink *openflow.Port
+	for i := range ports {
+		if ports[i].Name == g.Uplink {
+			uplink = &ports[i]
+		}
+	}
+	if uplink == nil {
+		return nil, nil, fmt.Errorf("%s: %w %s", g.Uplink, ErrUplink, g.Bridge)
+	}
+	if have, err = c.Flows(ctx, Cookie, ^uint64(0)); err != nil {
+		return nil, nil, err
+	}
+	return Flows(uplink.No), have, nil
+}
+
+// ensure puts the guard right on c; it returns the flow mods it took.
+func (g *Guard) ensure(ctx context.Context, c *openflow.Conn) (int, error) {
+	want, have, err := g.read(ctx, c)
 	if err != nil {
 		return 0, err
 	}
@@ -176,10 +182,21 @@ func (g *Guard) Ensure(ctx context.Context) (int, error) {
 	return len(mods), nil
 }
 
+// Ensure installs the guard, or puts right what differs; it changes nothing when the
+// guard is in place. It returns how many flow mods it sent.
+func (g *Guard) Ensure(ctx context.Context) (int, error) {
+	c, err := g.dial(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	return g.ensure(ctx, c)
+}
+
 // Check reads the guard: the flows missing from the bridge, and those of ovn-docker's
 // cookie that should not be there.
 func (g *Guard) Check(ctx context.Context) (missing, extra []openflow.Flow, err error) {
-	sock, want, err := g.target(ctx)
+	sock, err := MgmtSocket(g.OVSDB, g.Bridge)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -188,10 +205,66 @@ func (g *Guard) Check(ctx context.Context) (missing, extra []openflow.Flow, err 
 		return nil, nil, err
 	}
 	defer c.Close()
-	have, err := c.Flows(ctx, Cookie, ^uint64(0))
+	want, have, err := g.read(ctx, c)
 	if err != nil {
 		return nil, nil, err
 	}
 	missing, extra = Diff(want, have)
 	return missing, extra, nil
+}
+
+// Pause bounds between attempts to reach a switch that went away (ovs-vswitchd
+// restarting takes about a second).
+const (
+	retryMin = 100 * time.Millisecond
+	retryMax = 2 * time.Second
+)
+
+// Watch keeps the guard in place until ctx ends: at once, each time the uplink's port
+// changes (re-added, it may get another number), and each time the switch comes back
+// after its connection dropped (an ovs-vswitchd restart loses every flow). report is
+// told the outcome of each attempt: the flow mods it took, or why it failed.
+func (g *Guard) Watch(ctx context.Context, report func(mods int, err error)) {
+	wait := retryMin
+	for ctx.Err() == nil {
+		connected, err := g.watchOnce(ctx, report)
+		if ctx.Err() != nil {
+			return
+		}
+		if connected {
+			wait = retryMin
+		}
+		report(0, fmt.Errorf("ra guard watch: %w; again in %v", err, wait))
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		wait = min(2*wait, retryMax)
+	}
+}
+
+// watchOnce is one connection's watch; it returns when the connection fails.
+func (g *Guard) watchOnce(ctx context.Context, report func(int, error)) (connected bool, err error) {
+	c, err := g.dial(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer c.Close()
+	if err := c.WatchPorts(ctx); err != nil {
+		return true, err
+	}
+	// Ensured after asking for port changes: a change from now on is seen.
+	report(g.ensure(ctx, c))
+	for {
+		ps, err := c.NextPortStatus(ctx)
+		if err != nil {
+			return true, err
+		}
+		if ps.Port.Name == g.Uplink {
+			report(g.ensure(ctx, c))
+		}
+	}
 }

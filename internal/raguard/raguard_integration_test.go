@@ -3,6 +3,7 @@
 package raguard
 
 import (
+	"context"
 	"encoding/hex"
 	"os/exec"
 	"path/filepath"
@@ -128,5 +129,78 @@ func TestGuardOnRealBridge(t *testing.T) {
 	}
 	if missing, extra, err := g.Check(ctx); err != nil || len(missing)+len(extra) != 0 {
 		t.Fatalf("Check after the uplink moved: %v missing, %v extra, %v", missing, extra, err)
+	}
+}
+
+// TestWatchPutsGuardBack: the agent's watch puts the guard back, with no attach, when
+// ovs-vswitchd restarts (flows lost) and when the uplink is re-added with another port
+// number (its flows move to it). Each time, the watch's report is the event waited on.
+func TestWatchPutsGuardBack(t *testing.T) {
+	o := testutil.StartOVS(t, "")
+	o.AddBridge(t, "brw")
+	o.Vsctl(t, "add-port", "brw", "up0", "--", "set", "Interface", "up0", "type=internal")
+	ctx := testutil.Context(t)
+	sw, err := ovs.Dial(ctx, o.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sw.Close)
+	g := &Guard{Switch: sw, OVSDB: o.Endpoint, Bridge: "brw", Uplink: "up0"}
+	type outcome struct {
+		n   int
+		err error
+	}
+	reports := make(chan outcome, 100)
+	wctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); g.Watch(wctx, func(n int, err error) { reports <- outcome{n, err} }) }()
+	t.Cleanup(func() { stop(); <-done })
+	// next waits for the watch to install flows (errors while the switch is away are
+	// reported and retried).
+	next := func(what string) {
+		t.Helper()
+		for {
+			select {
+			case r := <-reports:
+				if r.err != nil {
+					t.Logf("%s: %v", what, r.err)
+					continue
+				}
+				if r.n > 0 {
+					t.Logf("%s: %d flow mods", what, r.n)
+					return
+				}
+			case <-ctx.Done():
+				t.Fatalf("%s: the watch never put the guard back", what)
+			}
+		}
+	}
+	next("start")
+	check := func(what string) {
+		t.Helper()
+		missing, extra, err := g.Check(ctx)
+		if err != nil || len(missing)+len(extra) > 0 {
+			t.Fatalf("%s: missing %v, extra %v, %v", what, missing, extra, err)
+		}
+	}
+	check("start")
+
+	o.RestartVswitchd()
+	next("ovs-vswitchd restarted")
+	check("ovs-vswitchd restarted")
+
+	o.Vsctl(t, "del-port", "brw", "up0")
+	o.Vsctl(t, "add-port", "brw", "up0", "--", "set", "Interface", "up0", "type=internal", "ofport_request=41")
+	next("uplink re-added")
+	for {
+		missing, extra, err := g.Check(ctx)
+		if err == nil && len(missing)+len(extra) == 0 {
+			break
+		}
+		next("uplink re-added, more") // the delete's and the add's events may come apart
+	}
+	out, err := exec.Command("ovs-ofctl", "-O", "OpenFlow13", "--no-stats", "dump-flows", "unix:"+filepath.Join(o.Dir, "brw.mgmt"), "in_port=41").CombinedOutput()
+	if err != nil || strings.Count(string(out), "cookie=0x6f766e6472616701") != len(Kinds) {
+		t.Fatalf("flows of the uplink's new port 41: %v\n%s", err, out)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/ovn-docker/ovn-docker/internal/engine"
 	"github.com/ovn-docker/ovn-docker/internal/ovs"
 	"github.com/ovn-docker/ovn-docker/internal/raguard"
 )
@@ -29,6 +30,16 @@ func (s *Service) EnsureGuard(ctx context.Context) (int, error) {
 	return n, nil
 }
 
+// WatchGuard keeps the guard in place until ctx ends (the agent's): see raguard.Watch.
+func (s *Service) WatchGuard(ctx context.Context, report func(mods int, err error)) {
+	sw, err := s.OVS(ctx)
+	if err != nil {
+		report(0, err)
+		return
+	}
+	s.guardOf(sw).Watch(ctx, report)
+}
+
 // raGuard is doctor's line: the guard's flows are all on the bridge. Flows are lost
 // when ovs-vswitchd restarts, until the next attach or the agent's start.
 func (d *doctor) raGuard(ctx context.Context) {
@@ -39,7 +50,18 @@ func (d *doctor) raGuard(ctx context.Context) {
 	}
 	missing, extra, err := s.guardOf(sw).Check(ctx)
 	fix := "ovn-docker setup (or restart the agent; every container's attach puts it back too)"
+	containers := 0
+	if ports, perr := sw.Ports(ctx, s.cfg.Bridge); perr == nil {
+		for _, p := range ports {
+			if p.ExternalIDs[engine.ExtAttachment] != "" {
+				containers++
+			}
+		}
+	}
 	switch {
+	case err == nil && containers == 0 && len(extra) == 0 && len(missing) == len(raguard.Kinds)*3:
+		// Nothing to guard yet, and no part of the guard in the way of the VM's own DHCP.
+		d.ok("ra guard", fmt.Sprintf("not installed: no container on %s yet (the agent's start and the first attach install it)", s.cfg.Bridge))
 	case err != nil:
 		d.fail("ra guard", err, "check that ovs-vswitchd runs and serves "+s.cfg.Bridge+".mgmt next to the database socket (--ovsdb)")
 	case len(missing) > 0:
