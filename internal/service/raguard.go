@@ -65,8 +65,16 @@ func (d *doctor) raGuard(ctx context.Context) {
 	case err != nil:
 		d.fail("ra guard", err, "check that ovs-vswitchd runs and serves "+s.cfg.Bridge+".mgmt next to the database socket (--ovsdb)")
 	case len(missing) > 0:
-		d.fail("ra guard", fmt.Errorf("%d of %d flows missing on %s (first: %s): containers' router advertisements, redirects and DHCP server replies are not dropped",
-			len(missing), len(raguard.Kinds)*3, s.cfg.Bridge, missing[0]), fix)
+		// A missing drop lets containers through; a missing exception (the uplink came
+		// back with another port number) drops the real router's and DHCP servers' too.
+		what := "the uplink's and the VM's exceptions are missing: the real router's advertisements and the DHCP servers' replies to the VM are dropped too"
+		for _, f := range missing {
+			if len(f.Output) == 0 {
+				what = "containers' router advertisements, redirects and DHCP server replies are not dropped"
+			}
+		}
+		d.fail("ra guard", fmt.Errorf("%d of %d flows missing on %s (first: %s): %s",
+			len(missing), len(raguard.Kinds)*3, s.cfg.Bridge, missing[0], what), fix)
 	case len(extra) > 0:
 		d.fail("ra guard", fmt.Errorf("%d stale flow(s) of ovn-docker's cookie on %s (first: %s)", len(extra), s.cfg.Bridge, extra[0]), fix)
 	default:

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -40,6 +41,11 @@ func TestRAGuard(t *testing.T) {
 		assertClean(t, s, vm1)
 		assertClean(t, s, vm2)
 	})
+	// The VM as ovs-vswitchd leaves it after a restart: none of the guard's flows. The
+	// attaches put them in.
+	mgmt := mgmtSocket(vm1)
+	delGuard(t, mgmt)
+	guardFlows(t, mgmt, 0)
 	on := []string{"--network", ls}
 	bs := runBoxes(t,
 		boxSpec{vm: vm1, name: "rogue", global: on},
@@ -47,7 +53,6 @@ func TestRAGuard(t *testing.T) {
 		boxSpec{vm: vm2, name: "peer", global: on})
 	att, nbr, peer := bs[0], bs[1], bs[2]
 	victims := []*box{peer, nbr}
-	mgmt := mgmtSocket(vm1)
 
 	guardFlows(t, mgmt, 3*len(raguard.Kinds))
 	if c := doctorCheck(t, vm1, "ra guard"); !c.OK {
@@ -98,10 +103,7 @@ func TestRAGuard(t *testing.T) {
 	mustDrop(t, "guard in place")
 
 	// The flows go, as they do when ovs-vswitchd restarts.
-	if out, err := exec.Command("ovs-ofctl", "-O", "OpenFlow13", "del-flows", "unix:"+mgmt,
-		"cookie="+hexCookie()+"/-1").CombinedOutput(); err != nil {
-		t.Fatalf("ovs-ofctl del-flows: %v: %s", err, out)
-	}
+	delGuard(t, mgmt)
 	guardFlows(t, mgmt, 0)
 	c := doctorCheck(t, vm1, "ra guard")
 	if c.OK || !strings.Contains(c.Detail, "missing") || !strings.Contains(c.Fix, "ovn-docker setup") {
@@ -132,6 +134,15 @@ func mgmtSocket(vm *testutil.VM) string {
 }
 
 func hexCookie() string { return fmt.Sprintf("%#x", raguard.Cookie) }
+
+// delGuard deletes the guard's flows from the bridge, and them alone.
+func delGuard(t *testing.T, mgmt string) {
+	t.Helper()
+	if out, err := exec.Command("ovs-ofctl", "-O", "OpenFlow13", "del-flows", "unix:"+mgmt,
+		"cookie="+hexCookie()+"/-1").CombinedOutput(); err != nil {
+		t.Fatalf("ovs-ofctl del-flows: %v: %s", err, out)
+	}
+}
 
 // guardFlows checks, with ovs-ofctl, that the bridge has n flows of the guard's cookie.
 func guardFlows(t *testing.T, mgmt string, n int) {
@@ -232,4 +243,62 @@ func dhcp4Offer(att *box, m []byte) []byte {
 	copy(ip[16:], []byte{255, 255, 255, 255})
 	binary.BigEndian.PutUint16(ip[10:], checksum(ip))
 	return ether(broadcast, att.mac(), 0x0800, append(ip, udp...))
+}
+
+// TestRAGuardAgent: with the agent, the guard is in place as soon as it serves, a
+// container the Docker plugin attaches puts it back after it was lost, and when the
+// uplink is re-added (another OpenFlow port number) the agent moves the guard's
+// exceptions to it by itself, with no attach: the VM's own DHCP replies and the real
+// router's RAs keep passing.
+func TestRAGuardAgent(t *testing.T) {
+	t.Parallel()
+	s := testutil.LoadStack(t)
+	vm := s.TenantVMs(t, 1)[0]
+	mgmt := mgmtSocket(vm)
+	delGuard(t, mgmt)
+	d := startPlugin(t, vm)
+	t.Cleanup(func() { cleanVM(t, vm); assertClean(t, s, vm) })
+	guardFlows(t, mgmt, 3*len(raguard.Kinds))
+
+	delGuard(t, mgmt)
+	ls := uniq("ragdp")
+	pluginNetwork(t, vm, ls)
+	runIn(t, vm, uniq("ragdc"), "--network", ls, "busybox:local", "sleep", "600")
+	guardFlows(t, mgmt, 3*len(raguard.Kinds))
+
+	before := strings.TrimSpace(vm.VSCtl(t, "get", "Interface", "eth0", "ofport"))
+	reports := logLines(d.log, "ra guard installed")
+	t.Cleanup(func() { _, _ = vm.Try("ovs-vsctl", "--db="+vm.OVSDB(), "--may-exist", "add-port", "br0", "eth0") })
+	vm.VSCtl(t, "del-port", "br0", "eth0")
+	vm.VSCtl(t, "add-port", "br0", "eth0")
+	after := strings.TrimSpace(vm.VSCtl(t, "get", "Interface", "eth0", "ofport"))
+	if after == before {
+		t.Fatalf("eth0 came back as port %s again: the test cannot tell", after)
+	}
+	// The agent's report of the move is the event waited on.
+	waitLogLine(t, d.log, "ra guard installed", reports+1)
+	out, err := exec.Command("ovs-ofctl", "-O", "OpenFlow13", "--no-stats", "dump-flows", "unix:"+mgmt, "in_port="+after).CombinedOutput()
+	if err != nil || strings.Count(string(out), "cookie="+hexCookie()) != len(raguard.Kinds) {
+		t.Fatalf("the guard's exceptions for the uplink's new port %s (was %s): %v\n%s", after, before, err, out)
+	}
+	guardFlows(t, mgmt, 3*len(raguard.Kinds)) // the old port's are gone
+	if c := doctorCheck(t, vm, "ra guard"); !c.OK {
+		t.Fatalf("doctor's ra guard after the uplink moved: %s", c.Detail)
+	}
+	t.Logf("uplink eth0 moved from port %s to %s; the agent moved the guard's exceptions", before, after)
+}
+
+func logLines(path, s string) int {
+	b, _ := os.ReadFile(path)
+	return strings.Count(string(b), s)
+}
+
+// waitLogLine waits until the daemon's log has n lines containing s.
+func waitLogLine(t *testing.T, path, s string, n int) {
+	t.Helper()
+	for end := time.Now().Add(30 * time.Second); logLines(path, s) < n; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("the daemon's log has %d lines with %q, want %d", logLines(path, s), s, n)
+		}
+	}
 }
