@@ -31,6 +31,7 @@ type settings struct {
 	secGroups    []string
 	mode         string
 	ovsdb        string
+	ovsRunDir    string
 	bridge       string
 	uplink       string
 	stateDir     string
@@ -66,7 +67,7 @@ func (a *app) serviceConfig() service.Config {
 	return service.Config{
 		Cred: a.s.cred, CredFile: a.s.credFile, Cloud: a.s.cloud, AuthURL: a.s.authURL, Region: a.s.region,
 		VIFID: a.s.vifID, Mode: a.s.mode, OVSDB: a.s.ovsdb, Bridge: a.s.bridge, Uplink: a.s.uplink,
-		StateDir: a.s.stateDir, ReadyTimeout: a.s.readyTimeout,
+		StateDir: a.s.stateDir, ReadyTimeout: a.s.readyTimeout, OVSRunDir: a.s.ovsRunDir,
 		Getenv: a.getenv, Log: a.log, Redactor: a.redactor, Fault: a.fault, Transport: a.transport,
 	}
 }

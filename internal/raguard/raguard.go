@@ -104,12 +104,20 @@ func Plan(want, have []openflow.Flow) []openflow.Mod {
 	return mods
 }
 
+// socket is the bridge's OpenFlow socket.
+func (g *Guard) socket() (string, error) {
+	if g.RunDir != "" {
+		return filepath.Join(g.RunDir, g.Bridge+".mgmt"), nil
+	}
+	return MgmtSocket(g.OVSDB, g.Bridge)
+}
+
 // MgmtSocket is where ovs-vswitchd listens for OpenFlow on bridge: <rundir>/<bridge>.mgmt,
 // the rundir being its database socket's directory (ovsdb endpoint "unix:PATH").
 func MgmtSocket(ovsdb, bridge string) (string, error) {
 	path, ok := strings.CutPrefix(ovsdb, "unix:")
 	if !ok || path == "" {
-		return "", fmt.Errorf("the OpenFlow socket of %s is found next to a local database socket (unix:PATH), not %q", bridge, ovsdb)
+		return "", fmt.Errorf("the OpenFlow socket of %s is found next to a local database socket (unix:PATH), not %q: give ovs-vswitchd's run directory (--ovs-rundir)", bridge, ovsdb)
 	}
 	return filepath.Join(filepath.Dir(path), bridge+".mgmt"), nil
 }
@@ -126,6 +134,7 @@ type Switch interface {
 type Guard struct {
 	Switch         Switch
 	OVSDB          string // the database's endpoint, to find the OpenFlow socket
+	RunDir         string // ovs-vswitchd's run directory, when not OVSDB's
 	Bridge, Uplink string
 }
 
@@ -134,7 +143,7 @@ var ErrUplink = errors.New("the uplink is not an OpenFlow port of the bridge")
 
 // dial connects to the bridge's OpenFlow socket, after making sure it speaks 1.3.
 func (g *Guard) dial(ctx context.Context) (*openflow.Conn, error) {
-	sock, err := MgmtSocket(g.OVSDB, g.Bridge)
+	sock, err := g.socket()
 	if err != nil {
 		return nil, err
 	}
@@ -196,7 +205,7 @@ func (g *Guard) Ensure(ctx context.Context) (int, error) {
 // Check reads the guard: the flows missing from the bridge, and those of ovn-docker's
 // cookie that should not be there.
 func (g *Guard) Check(ctx context.Context) (missing, extra []openflow.Flow, err error) {
-	sock, err := MgmtSocket(g.OVSDB, g.Bridge)
+	sock, err := g.socket()
 	if err != nil {
 		return nil, nil, err
 	}

@@ -2,6 +2,7 @@ package raguard
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/ovn-docker/ovn-docker/internal/openflow"
@@ -83,5 +84,16 @@ func TestMgmtSocket(t *testing.T) {
 		if _, err := MgmtSocket(in, "br0"); err == nil {
 			t.Errorf("%s: no error", in)
 		}
+	}
+}
+
+func TestGuardSocket(t *testing.T) {
+	g := &Guard{OVSDB: "tcp:127.0.0.1:6640", Bridge: "br0"}
+	if _, err := g.socket(); err == nil || !strings.Contains(err.Error(), "--ovs-rundir") {
+		t.Errorf("tcp database, no rundir: %v, want a refusal naming --ovs-rundir", err)
+	}
+	g.RunDir = "/run/openvswitch"
+	if got, err := g.socket(); err != nil || got != "/run/openvswitch/br0.mgmt" {
+		t.Errorf("rundir given: %q %v", got, err)
 	}
 }

@@ -13,7 +13,7 @@ import (
 )
 
 func (s *Service) guardOf(sw *ovs.Client) *raguard.Guard {
-	return &raguard.Guard{Switch: sw, OVSDB: s.cfg.OVSDB, Bridge: s.cfg.Bridge, Uplink: s.cfg.Uplink}
+	return &raguard.Guard{Switch: sw, OVSDB: s.cfg.OVSDB, RunDir: s.cfg.OVSRunDir, Bridge: s.cfg.Bridge, Uplink: s.cfg.Uplink}
 }
 
 // EnsureGuard installs the bridge's guard, or puts back what is missing of it; it
@@ -63,7 +63,7 @@ func (d *doctor) raGuard(ctx context.Context) {
 		// Nothing to guard yet, and no part of the guard in the way of the VM's own DHCP.
 		d.ok("ra guard", fmt.Sprintf("not installed: no container on %s yet (the agent's start and the first attach install it)", s.cfg.Bridge))
 	case err != nil:
-		d.fail("ra guard", err, "check that ovs-vswitchd runs and serves "+s.cfg.Bridge+".mgmt next to the database socket (--ovsdb)")
+		d.fail("ra guard", err, "check that ovs-vswitchd runs and serves "+s.cfg.Bridge+".mgmt in its run directory (--ovs-rundir; default: the --ovsdb socket's)")
 	case len(missing) > 0:
 		// A missing drop lets containers through; a missing exception (the uplink came
 		// back with another port number) drops the real router's and DHCP servers' too.

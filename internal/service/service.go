@@ -60,6 +60,8 @@ type Config struct {
 	StateDir    string
 	// ReadyTimeout bounds the wait for OVN to carry a new interface's packets.
 	ReadyTimeout time.Duration
+	// OVSRunDir is where ovs-vswitchd serves <bridge>.mgmt; "" means OVSDB's directory.
+	OVSRunDir string
 
 	Getenv   func(string) string // the process environment (default os.Getenv)
 	Log      *slog.Logger
