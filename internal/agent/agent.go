@@ -93,6 +93,12 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := svc.Preflight(sctx); err != nil {
 		return err
 	}
+	// Flows die with ovs-vswitchd: the agent's start is where a restarted VM gets them back.
+	if n, err := svc.EnsureGuard(sctx); err != nil {
+		return err
+	} else if n > 0 {
+		alog.Info("ra guard installed", "flow_mods", n)
+	}
 	eng, err := svc.Engine(sctx)
 	if err != nil {
 		return err
@@ -200,6 +206,16 @@ func Run(ctx context.Context, cfg Config) error {
 	// started again gets its ports back in its new namespace (see lifecycle.go).
 	lw := &watcher{src: serviceDocker{svc}, h: svc, log: alog, now: time.Now, after: time.After, noteError: svc.NoteError}
 	goBackground(func() { lw.run(mctx) })
+	// The guard is put back as soon as ovs-vswitchd comes back or the uplink is re-added.
+	goBackground(func() {
+		svc.WatchGuard(mctx, func(n int, err error) {
+			if err != nil {
+				alog.Warn("ra guard", "err", err)
+			} else if n > 0 {
+				alog.Info("ra guard installed", "flow_mods", n)
+			}
+		})
+	})
 
 	svc.SetAgent(api.AgentInfo{Running: true, Version: cfg.Version, PID: os.Getpid(), Since: time.Now().UTC(),
 		VIFID: ecfg.VIFID, Bridge: ecfg.Bridge})

@@ -32,6 +32,7 @@ type settings struct {
 	port         api.PortOptions // run's --allowed-address, --qos-policy, --no-port-security
 	mode         string
 	ovsdb        string
+	ovsRunDir    string
 	bridge       string
 	uplink       string
 	stateDir     string
@@ -67,7 +68,7 @@ func (a *app) serviceConfig() service.Config {
 	return service.Config{
 		Cred: a.s.cred, CredFile: a.s.credFile, Cloud: a.s.cloud, AuthURL: a.s.authURL, Region: a.s.region,
 		VIFID: a.s.vifID, Mode: a.s.mode, OVSDB: a.s.ovsdb, Bridge: a.s.bridge, Uplink: a.s.uplink,
-		StateDir: a.s.stateDir, ReadyTimeout: a.s.readyTimeout,
+		StateDir: a.s.stateDir, ReadyTimeout: a.s.readyTimeout, OVSRunDir: a.s.ovsRunDir,
 		Getenv: a.getenv, Log: a.log, Redactor: a.redactor, Fault: a.fault, Transport: a.transport,
 	}
 }

@@ -25,6 +25,7 @@ var configKeys = map[string]string{
 	"uplink":          "OVN_DOCKER_UPLINK",
 	"ovsdb":           "OVN_DOCKER_OVSDB",
 	"bridge":          "OVN_DOCKER_BRIDGE",
+	"ovs-rundir":      "OVN_DOCKER_OVS_RUNDIR",
 	"state-dir":       "OVN_DOCKER_STATE_DIR",
 	"mode":            "OVN_DOCKER_MODE",
 	"log-level":       "OVN_DOCKER_LOG_LEVEL",

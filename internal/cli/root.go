@@ -79,6 +79,7 @@ Local settings (flag, or environment variable):
   --uplink     OVN_DOCKER_UPLINK     the VM's NIC towards the hypervisor (default eth0)
   --ovsdb      OVN_DOCKER_OVSDB      the VM's Open_vSwitch database (default unix:/var/run/openvswitch/db.sock)
   --bridge     OVN_DOCKER_BRIDGE     the VM's OVS bridge with the uplink on it (default br0)
+  --ovs-rundir OVN_DOCKER_OVS_RUNDIR where ovs-vswitchd serves <bridge>.mgmt (default: --ovsdb's directory)
   --state-dir  OVN_DOCKER_STATE_DIR  local state (default /var/lib/ovn-docker)
   --mode       OVN_DOCKER_MODE       trunk (default, tenant credentials) or binding-profile (admin)
   --log-level  OVN_DOCKER_LOG_LEVEL  debug, info, warn (default) or error
@@ -150,6 +151,7 @@ func newRoot(a *app) *cobra.Command {
 	f.BoolVar(&a.s.port.NoPortSecurity, "no-port-security", false, "run's ports without port security (nor security groups), where Neutron's policy allows it")
 	f.StringVar(&a.s.mode, "mode", envOr(env, "OVN_DOCKER_MODE", "trunk"), "how container ports hang off the VM's port: trunk or binding-profile")
 	f.StringVar(&a.s.ovsdb, "ovsdb", envOr(env, "OVN_DOCKER_OVSDB", service.DefaultOVSDB), "the VM's Open_vSwitch database")
+	f.StringVar(&a.s.ovsRunDir, "ovs-rundir", env("OVN_DOCKER_OVS_RUNDIR"), "ovs-vswitchd's run directory, where it serves BRIDGE.mgmt for OpenFlow (default: the --ovsdb socket's)")
 	f.StringVar(&a.s.bridge, "bridge", envOr(env, "OVN_DOCKER_BRIDGE", service.DefaultBridge), "the VM's OVS bridge")
 	f.StringVar(&a.s.uplink, "uplink", envOr(env, "OVN_DOCKER_UPLINK", service.DefaultUplink), "the VM's uplink NIC (finds the vif-id by MAC)")
 	f.StringVar(&a.s.stateDir, "state-dir", envOr(env, "OVN_DOCKER_STATE_DIR", service.DefaultStateDir), "local state directory")

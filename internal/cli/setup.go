@@ -94,6 +94,15 @@ func newSetupCmd(a *app) *cobra.Command {
 			if res.Changed {
 				fmt.Fprintf(a.stdout, "%s is on %s, which holds %v; the VM still reaches %v\n", a.s.uplink, a.s.bridge, res.Moved, reach)
 			}
+			if !dryRun {
+				n, err := svc.EnsureGuard(ctx)
+				if err != nil {
+					return err
+				}
+				if n > 0 {
+					fmt.Fprintf(a.stdout, "ra guard installed on %s: containers' router advertisements, redirects and DHCP server replies are dropped\n", a.s.bridge)
+				}
+			}
 			if noTrunk || dryRun || a.s.mode != string(neutron.ModeTrunk) {
 				return nil
 			}

@@ -49,6 +49,9 @@ func (e *Engine) Attach(ctx context.Context, req Request) (*state.Attachment, er
 	if err := checkRequest(req, true); err != nil {
 		return nil, err
 	}
+	if err := e.guard(ctx); err != nil {
+		return nil, err
+	}
 	att, subport, err := e.prepare(ctx, req, true)
 	if err != nil {
 		return nil, err
@@ -315,6 +318,9 @@ func (e *Engine) Plumb(ctx context.Context, attID string, req Request) (*state.A
 
 // plumb is Plumb that hands its undo steps to the caller instead of running them.
 func (e *Engine) plumb(ctx context.Context, att *state.Attachment, req Request) (*state.Attachment, undoStack, error) {
+	if err := e.guard(ctx); err != nil {
+		return att, nil, err
+	}
 	att, undo, err := e.plumbLocal(ctx, att, req)
 	if err != nil {
 		return att, undo, err
@@ -402,7 +408,7 @@ func (e *Engine) finish(ctx context.Context, att *state.Attachment, req Request)
 	if req.NetNS == "" {
 		phase = state.PhaseReady
 	}
-	if err := e.setPhase(ctx, att, phase, func(a *state.Attachment) { a.PID = 0 }); err != nil {
+	if err := e.setPhase(ctx, att, phase, func(a *state.Attachment) { a.PID, a.ProbeRouters = 0, att.ProbeRouters }); err != nil {
 		return att, err
 	}
 	e.fault("attached")
@@ -412,19 +418,26 @@ func (e *Engine) finish(ctx context.Context, att *state.Attachment, req Request)
 }
 
 // waitReady probes the interface's data path, for each family OVN answers on, until OVN
-// answers or ReadyTimeout passes: DHCP for IPv4, DHCPv6 for IPv6. A family OVN answers
-// nothing for (DHCP off, SLAAC or static IPv6) is not probed, and the log says so.
+// answers or ReadyTimeout passes: DHCP for IPv4, DHCPv6 for IPv6, and where there is
+// none (DHCP off, SLAAC or static IPv6) the gateway's router port (ARP, NS, or RS). A
+// family nothing answers for is not probed, and the log says so.
 func (e *Engine) waitReady(ctx context.Context, att *state.Attachment, nsPath, ifName string) error {
 	if e.cfg.ReadyTimeout < 0 {
 		return nil
 	}
 	plan := readyPlan(att)
+	if att.Phase == state.PhaseReplug {
+		plan = plan.recorded(att.ProbeRouters)
+	} else {
+		plan = e.findRouters(ctx, att, plan)
+		att.ProbeRouters = plan.routers()
+	}
 	logAt := e.log.Debug
-	if len(plan.skipped) > 0 {
-		logAt = e.log.Info // a family whose path nothing proves is worth a line
+	if len(plan.skipped) > 0 || len(plan.gateways) > 0 {
+		logAt = e.log.Info // a family proven otherwise than by DHCP, or not at all, is worth a line
 	}
 	logAt("data path proof", "attachment", att.ID, "network", att.NetworkName, "proof", plan.say())
-	if len(plan.probes) == 0 {
+	if len(plan.probes) == 0 && len(plan.gateways) == 0 {
 		return nil
 	}
 	mac, err := net.ParseMAC(att.MAC)
@@ -435,6 +448,14 @@ func (e *Engine) waitReady(ctx context.Context, att *state.Attachment, nsPath, i
 	defer cancel()
 	for _, ip := range plan.probes {
 		if err := e.cfg.Links.Probe(pctx, nsPath, ifName, mac, ip); err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("wait for the data path of port %s: %w", att.PortID, ctx.Err())
+			}
+			return fmt.Errorf("the data path of port %s is not live after %s (%w): OVN on the hypervisor has not bound it", att.PortID, e.cfg.ReadyTimeout, err)
+		}
+	}
+	for _, g := range plan.gateways {
+		if err := e.cfg.Links.ProbeGateway(pctx, nsPath, ifName, mac, g); err != nil {
 			if ctx.Err() != nil {
 				return fmt.Errorf("wait for the data path of port %s: %w", att.PortID, ctx.Err())
 			}

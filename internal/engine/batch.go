@@ -146,6 +146,10 @@ func (e *Engine) PrepareBatch(ctx context.Context, req Request, n int) (atts []*
 // claimed the attachment (see Claim). On failure the attachment is ready again.
 func (e *Engine) Take(ctx context.Context, attID string, req Request) (*state.Attachment, error) {
 	att := &state.Attachment{ID: attID}
+	if err := e.guard(ctx); err != nil {
+		e.unclaim(context.WithoutCancel(ctx), attID)
+		return nil, err
+	}
 	if err := e.setPhase(ctx, att, state.PhasePlace, func(a *state.Attachment) {
 		a.IfName, a.NetNS, a.PID = req.IfName, req.NetNS, os.Getpid()
 		if req.Owner != "" {

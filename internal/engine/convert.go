@@ -16,7 +16,7 @@ import (
 // what OVN will answer to prove each family's data path.
 func fillFromPort(a *state.Attachment, p *neutron.Port, n *neutron.Network) {
 	a.PortID, a.MAC = p.ID, p.MAC.String()
-	a.IPs, a.Gateways, a.ProbeIP, a.ProbeIP6 = nil, nil, "", ""
+	a.IPs, a.Gateways, a.ProbeIP, a.ProbeIP6, a.ProbeRA6 = nil, nil, "", "", ""
 	gwSeen := map[int]bool{}
 	for _, f := range p.FixedIPs {
 		bits := 32
@@ -33,6 +33,9 @@ func fillFromPort(a *state.Attachment, p *neutron.Port, n *neutron.Network) {
 		}
 		if ok && a.ProbeIP6 == "" {
 			a.ProbeIP6 = probe6(sub, f.IP)
+		}
+		if ok && sub.IPVersion == 6 && sub.IPv6RAMode != "" && a.ProbeRA6 == "" {
+			a.ProbeRA6 = sub.CIDR.Masked().String()
 		}
 		if ok && sub.Gateway.IsValid() && !gwSeen[sub.IPVersion] {
 			gwSeen[sub.IPVersion] = true

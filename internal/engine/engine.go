@@ -58,6 +58,9 @@ type Neutron interface {
 	SetDNSName(ctx context.Context, portID, name string) error
 	// SetFixedIPs replaces a port's addresses (Readdress).
 	SetFixedIPs(ctx context.Context, portID string, fs []neutron.FixedIPRequest) (*neutron.Port, error)
+	// RouterPortAt finds the router port holding a subnet's gateway (a readiness proof
+	// where no DHCP answers); none is neutron.ErrNotFound.
+	RouterPortAt(ctx context.Context, networkID string, ip netip.Addr) (*neutron.Port, error)
 }
 
 // Switch is the VM's Open vSwitch; *ovs.Client implements it.
@@ -79,6 +82,9 @@ type Links interface {
 	// nsPath ("" for the VM's), from ifName with the port's MAC, OVN must offer ip by
 	// DHCP, or for IPv6 by DHCPv6 (:: for a stateless subnet: any answer).
 	Probe(ctx context.Context, nsPath, ifName string, mac net.HardwareAddr, ip netip.Addr) error
+	// ProbeGateway proves it where no DHCP answers: the gateway's router port answers
+	// ARP or a neighbor solicitation, or OVN's router an RS (see GatewayProof).
+	ProbeGateway(ctx context.Context, nsPath, ifName string, mac net.HardwareAddr, g GatewayProof) error
 	// MoveIn moves a prepared pair's container end into a container (a pool's warm
 	// attach); Reclaim takes it back, scrubbed, or says netdev.ErrGone.
 	MoveIn(ctx context.Context, s netdev.Spec) error
@@ -172,6 +178,8 @@ type Config struct {
 	// from Neutron.
 	TrunkID string
 	OnTrunk func(id string)
+	// Guard, when set, is made sure of before any container's plumbing.
+	Guard Guard
 }
 
 // SubportQueue batches trunk changes; *subports.Batcher implements it. An error that is

@@ -64,6 +64,7 @@ type world struct {
 	// addedBehind is added to the trunk right after EnsureTrunk answered: someone's
 	// subports that the engine's copy of the trunk does not show.
 	addedBehind map[string]int
+	routers     map[netip.Addr]string // gateway address -> its router port (RouterPortAt)
 }
 
 // veth is one pair in the fake VM.
@@ -576,6 +577,20 @@ func (n fakeNeutron) SetDNSName(ctx context.Context, portID, name string) error 
 	return after
 }
 
+func (n fakeNeutron) RouterPortAt(ctx context.Context, networkID string, ip netip.Addr) (*neutron.Port, error) {
+	after, err := n.w.enter(ctx, "neutron.RouterPortAt", networkID, ip.String())
+	if err != nil {
+		return nil, err
+	}
+	n.w.mu.Lock()
+	defer n.w.mu.Unlock()
+	id, ok := n.w.routers[ip]
+	if !ok {
+		return nil, notFound("router port at " + ip.String())
+	}
+	return &neutron.Port{ID: id, NetworkID: networkID, DeviceOwner: "network:router_interface"}, after
+}
+
 func (n fakeNeutron) SetTags(ctx context.Context, portID string, tags []string) error {
 	after, err := n.w.enter(ctx, "neutron.SetTags", portID, slices.Clone(tags))
 	if err != nil {
@@ -732,6 +747,20 @@ func (l fakeLinks) Probe(ctx context.Context, nsPath, ifName string, mac net.Har
 	if err != nil {
 		return err
 	}
+	return l.wired(ctx, ifName, mac, after)
+}
+
+// ProbeGateway answers like OVN's responders, when the port is wired (see Probe).
+func (l fakeLinks) ProbeGateway(ctx context.Context, nsPath, ifName string, mac net.HardwareAddr, g GatewayProof) error {
+	after, err := l.w.enter(ctx, "links.ProbeGateway", nsPath, ifName, mac.String(), g.String())
+	if err != nil {
+		return err
+	}
+	return l.wired(ctx, ifName, mac, after)
+}
+
+// wired waits until the port with that MAC is wired end to end, after downPolls misses.
+func (l fakeLinks) wired(ctx context.Context, ifName string, mac net.HardwareAddr, after error) error {
 	w := l.w
 	for {
 		w.mu.Lock()

@@ -10,31 +10,50 @@ import (
 // proofPlan is how an attachment's data path is proven before its container starts:
 // what OVN is asked, per family, and the families it cannot be asked about.
 type proofPlan struct {
-	probes  []netip.Addr // DHCPv4 first: it proves the path both families share
-	skipped []string
+	probes []netip.Addr // DHCPv4 first: it proves the path both families share
+	// gateways are the families without DHCP, asked of their gateway's router port
+	// instead (see gateways.go): candidates until findRouters finds the ports.
+	gateways []GatewayProof
+	skipped  []string
 }
 
-// readyPlan reads the plan from what fillFromPort recorded. An IPv6 family without
-// DHCPv6 (SLAAC, static, DHCP off) has nothing OVN answers without a router (whose port
-// would answer neighbor solicitations for the gateway): it is skipped, and said so.
+// readyPlan reads the plan from what fillFromPort recorded. A family without DHCP
+// (IPv4 DHCP off; IPv6 SLAAC, static or DHCP off) is left to its gateway, which OVN
+// answers for only when it is a Neutron router's port; without a gateway it is skipped,
+// and said so.
 func readyPlan(att *state.Attachment) proofPlan {
 	var p proofPlan
-	var has4, has6 bool
+	var addr4, addr6 netip.Prefix
 	for _, ip := range att.IPs {
 		if pfx, err := netip.ParsePrefix(ip); err == nil {
-			has4 = has4 || pfx.Addr().Is4()
-			has6 = has6 || pfx.Addr().Is6()
+			if pfx.Addr().Is4() && !addr4.IsValid() {
+				addr4 = pfx
+			} else if pfx.Addr().Is6() && !addr6.IsValid() {
+				addr6 = pfx
+			}
+		}
+	}
+	var gw4, gw6 netip.Addr
+	for _, g := range att.Gateways {
+		if ip, err := netip.ParseAddr(g); err == nil && ip.Is4() {
+			gw4 = ip
+		} else if err == nil {
+			gw6 = ip
 		}
 	}
 	if ip, err := netip.ParseAddr(att.ProbeIP); err == nil && ip.Is4() {
 		p.probes = append(p.probes, ip)
-	} else if has4 {
-		p.skipped = append(p.skipped, "IPv4 (no DHCP on its subnet)")
+	} else if addr4.IsValid() && gw4.IsValid() {
+		p.gateways = append(p.gateways, GatewayProof{Src: addr4, Gateway: gw4})
+	} else if addr4.IsValid() {
+		p.skipped = append(p.skipped, "IPv4 (no DHCP and no gateway on its subnet)")
 	}
 	if ip, err := netip.ParseAddr(att.ProbeIP6); err == nil && ip.Is6() {
 		p.probes = append(p.probes, ip)
-	} else if has6 {
-		p.skipped = append(p.skipped, "IPv6 (no DHCPv6 on its subnet: SLAAC, static or DHCP off)")
+	} else if addr6.IsValid() && gw6.IsValid() {
+		p.gateways = append(p.gateways, GatewayProof{Src: addr6, Gateway: gw6, RA: att.ProbeRA6 != ""})
+	} else if addr6.IsValid() {
+		p.skipped = append(p.skipped, "IPv6 (no DHCPv6 and no gateway on its subnet)")
 	}
 	return p
 }
@@ -50,6 +69,9 @@ func (p proofPlan) say() string {
 		} else {
 			parts = append(parts, "DHCPv6 advertise of "+ip.String())
 		}
+	}
+	for _, g := range p.gateways {
+		parts = append(parts, g.String())
 	}
 	if len(p.skipped) > 0 {
 		parts = append(parts, "not proven: "+strings.Join(p.skipped, ", "))

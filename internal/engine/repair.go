@@ -21,6 +21,9 @@ func (e *Engine) RestoreAccessPort(ctx context.Context, attID string) error {
 	if att.HostIf == "" || (att.Phase != state.PhaseReady && att.Phase != state.PhaseAttached) {
 		return fmt.Errorf("attachment %s is not plumbed (phase %s)", attID, att.Phase)
 	}
+	if err := e.guard(ctx); err != nil {
+		return err
+	}
 	if err := e.cfg.Switch.AddAccessPort(ctx, e.accessPort(att)); err != nil {
 		return fmt.Errorf("restore access port %s tag %d on %s: %w", att.HostIf, att.VLAN, e.cfg.Bridge, err)
 	}

@@ -36,6 +36,9 @@ func (e *Engine) Replug(ctx context.Context, attID, netns string, defaultRoute b
 	if netns == "" {
 		return nil, fmt.Errorf("replug attachment %s: no network namespace", attID)
 	}
+	if err := e.guard(ctx); err != nil {
+		return nil, err
+	}
 	att := &state.Attachment{ID: attID}
 	err := e.cfg.Store.Update(ctx, func(st *state.State) error {
 		a := st.Attachments[attID]

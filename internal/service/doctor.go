@@ -54,6 +54,9 @@ func (d *doctor) fail(name string, err error, fix string) {
 func (s *Service) Doctor(ctx context.Context, o DoctorOptions) []api.Check {
 	d := &doctor{s: s}
 	d.local(ctx)
+	if !failed(d.out) {
+		d.raGuard(ctx)
+	}
 	d.openstack(ctx)
 	d.docker(ctx)
 	d.agent(ctx, o)
@@ -299,6 +302,16 @@ func activatePlugin(ctx context.Context, sock string) (string, error) {
 		return "", fmt.Errorf("%s: Plugin.Activate: %s", sock, resp.Status)
 	}
 	return string(body), nil
+}
+
+// failed says a check of out failed.
+func failed(out []api.Check) bool {
+	for _, c := range out {
+		if !c.OK {
+			return true
+		}
+	}
+	return false
 }
 
 // vsctl is the ovs-vsctl command line for this VM's database.

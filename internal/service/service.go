@@ -60,6 +60,8 @@ type Config struct {
 	StateDir    string
 	// ReadyTimeout bounds the wait for OVN to carry a new interface's packets.
 	ReadyTimeout time.Duration
+	// OVSRunDir is where ovs-vswitchd serves <bridge>.mgmt; "" means OVSDB's directory.
+	OVSRunDir string
 
 	Getenv   func(string) string // the process environment (default os.Getenv)
 	Log      *slog.Logger
@@ -512,7 +514,7 @@ func (s *Service) Engine(ctx context.Context) (*engine.Engine, error) {
 	}
 	eng, err := engine.New(engine.Config{
 		VIFID: vif, VIFProject: project, Bridge: s.cfg.Bridge, Mode: mode, Store: st, Neutron: nc, Switch: sw,
-		Subports: q, TrunkID: s.trunkID, OnTrunk: s.saveVMPort,
+		Subports: q, TrunkID: s.trunkID, OnTrunk: s.saveVMPort, Guard: s.guardOf(sw),
 		Log: s.log, ReadyTimeout: s.cfg.ReadyTimeout,
 		Observe: func(phase string, d time.Duration) {
 			s.log.Debug("attach phase", "phase", phase, "ms", d.Milliseconds())

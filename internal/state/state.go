@@ -72,34 +72,38 @@ const (
 
 // Attachment is one container interface and everything made for it.
 type Attachment struct {
-	ID            string    `json:"id"`                       // random; also tagged on the Neutron port
-	Owner         string    `json:"owner,omitempty"`          // who holds it: sandbox container id, Docker endpoint id
-	OwnerKind     string    `json:"owner_kind,omitempty"`     // OwnerSandbox, OwnerEndpoint or OwnerPool
-	Container     string    `json:"container,omitempty"`      // the user's container id
-	ContainerName string    `json:"container_name,omitempty"` // and its name
-	NetworkID     string    `json:"network_id"`
-	NetworkName   string    `json:"network_name,omitempty"`
-	IfName        string    `json:"ifname,omitempty"` // eth0, eth1... inside the container
-	NetNS         string    `json:"netns,omitempty"`
-	VLAN          int       `json:"vlan"`
-	Mode          string    `json:"mode"` // trunk | binding-profile
-	TrunkID       string    `json:"trunk_id,omitempty"`
-	PortID        string    `json:"port_id,omitempty"`
-	MAC           string    `json:"mac,omitempty"`
-	IPs           []string  `json:"ips,omitempty"`      // CIDR notation
-	Gateways      []string  `json:"gateways,omitempty"` // per IP family
-	MTU           int       `json:"mtu,omitempty"`
-	ProbeIP       string    `json:"probe_ip,omitempty"`  // the IPv4 OVN's DHCP offers: proves the data path
-	ProbeIP6      string    `json:"probe_ip6,omitempty"` // the IPv6 OVN's DHCPv6 advertises, "::" on a stateless subnet (any answer)
-	HostIf        string    `json:"host_if,omitempty"`   // VM-side veth end, also the OVS port's name
-	PeerIf        string    `json:"peer_if,omitempty"`   // container end's name while in the VM
-	Pool          string    `json:"pool,omitempty"`      // pool key while it belongs to a pool
-	Phase         Phase     `json:"phase"`
-	PID           int       `json:"pid,omitempty"` // process working on it; 0 when at rest
-	Created       time.Time `json:"created"`
-	Updated       time.Time `json:"updated"`
-	Error         string    `json:"error,omitempty"` // last failure, for gc and ps
-	Note          string    `json:"note,omitempty"`  // what the agent could not do for it, for ps
+	ID            string   `json:"id"`                       // random; also tagged on the Neutron port
+	Owner         string   `json:"owner,omitempty"`          // who holds it: sandbox container id, Docker endpoint id
+	OwnerKind     string   `json:"owner_kind,omitempty"`     // OwnerSandbox, OwnerEndpoint or OwnerPool
+	Container     string   `json:"container,omitempty"`      // the user's container id
+	ContainerName string   `json:"container_name,omitempty"` // and its name
+	NetworkID     string   `json:"network_id"`
+	NetworkName   string   `json:"network_name,omitempty"`
+	IfName        string   `json:"ifname,omitempty"` // eth0, eth1... inside the container
+	NetNS         string   `json:"netns,omitempty"`
+	VLAN          int      `json:"vlan"`
+	Mode          string   `json:"mode"` // trunk | binding-profile
+	TrunkID       string   `json:"trunk_id,omitempty"`
+	PortID        string   `json:"port_id,omitempty"`
+	MAC           string   `json:"mac,omitempty"`
+	IPs           []string `json:"ips,omitempty"`      // CIDR notation
+	Gateways      []string `json:"gateways,omitempty"` // per IP family
+	MTU           int      `json:"mtu,omitempty"`
+	ProbeIP       string   `json:"probe_ip,omitempty"`  // the IPv4 OVN's DHCP offers: proves the data path
+	ProbeIP6      string   `json:"probe_ip6,omitempty"` // the IPv6 OVN's DHCPv6 advertises, "::" on a stateless subnet (any answer)
+	ProbeRA6      string   `json:"probe_ra6,omitempty"` // the IPv6 subnet whose prefix a router advertises (ipv6_ra_mode set)
+	// ProbeRouters are the gateways found on router ports when the path was first proven
+	// ("IP=port"): a replug, which never asks Neutron, proves the path through them again.
+	ProbeRouters []string  `json:"probe_routers,omitempty"`
+	HostIf       string    `json:"host_if,omitempty"` // VM-side veth end, also the OVS port's name
+	PeerIf       string    `json:"peer_if,omitempty"` // container end's name while in the VM
+	Pool         string    `json:"pool,omitempty"`    // pool key while it belongs to a pool
+	Phase        Phase     `json:"phase"`
+	PID          int       `json:"pid,omitempty"` // process working on it; 0 when at rest
+	Created      time.Time `json:"created"`
+	Updated      time.Time `json:"updated"`
+	Error        string    `json:"error,omitempty"` // last failure, for gc and ps
+	Note         string    `json:"note,omitempty"`  // what the agent could not do for it, for ps
 
 	IPAMPool string `json:"ipam_pool,omitempty"` // the Docker IPAM pool that handed it out
 	// IPAMPool6 is the Docker IPv6 pool that handed out its IPv6 address: Docker asks a

@@ -493,3 +493,17 @@ func (o *OVS) logTails() string {
 	}
 	return b.String()
 }
+
+// RestartVswitchd stops ovs-vswitchd and starts it again, as a crash or an upgrade
+// would: every OpenFlow flow is lost, the database keeps the bridges and ports. Call it
+// from the test goroutine.
+func (o *OVS) RestartVswitchd() {
+	o.t.Helper()
+	o.mu.Lock()
+	err := o.vswitchd.stop()
+	o.mu.Unlock()
+	if err != nil {
+		o.t.Errorf("stop ovs-vswitchd: %v", err)
+	}
+	o.startVswitchd()
+}

@@ -215,7 +215,8 @@ func TestSetupFromCloudImage(t *testing.T) {
 
 	r := runBinary(t, pkg, vm, bus, "--standalone", "setup", "--datapath", "netdev")
 	if r.code != 0 || !strings.Contains(r.stdout, "eth0 is on br0, which holds ["+ip+"/"+prefix+"]") ||
-		!strings.Contains(r.stdout, "the VM's port "+vm.VIFID()+" is the parent of trunk ") {
+		!strings.Contains(r.stdout, "the VM's port "+vm.VIFID()+" is the parent of trunk ") ||
+		!strings.Contains(r.stdout, "ra guard installed on br0") {
 		t.Fatalf("setup: %s", r)
 	}
 	ping.await(t, 5)
