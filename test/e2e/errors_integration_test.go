@@ -120,7 +120,7 @@ func TestWorkflowErrors(t *testing.T) {
 		{"--cred and --cred-file", nil, []string{"--cred", badToken, "--cred-file", dir + "/token-private", "list", "networks"}, "not both"},
 		// docker run arguments.
 		{"published port", nil, []string{"--network", ls, "run", "-d", "-p", "80:80", "busybox:local", "true"}, "-p"},
-		{"fixed IP", nil, []string{"--network", ls, "run", "-d", "--ip", "10.0.0.5", "busybox:local", "true"}, "--ip"},
+		{"fixed IP outside the network", nil, []string{"--network", ls, "run", "-d", "--ip", "10.0.0.5", "busybox:local", "true"}, "address 10.0.0.5 is in none of network " + ls + "'s subnets"},
 		{"-it with no terminal", nil, []string{"--network", ls, "run", "-it", "busybox:local", "sh"}, "the input device is not a TTY"},
 		{"restart with --rm", nil, []string{"--network", ls, "run", "-d", "--rm", "--restart=always", "busybox:local", "true"}, "--restart"},
 		{"unknown docker option", nil, []string{"--network", ls, "run", "-d", "--frob", "busybox:local", "true"}, `unknown docker run option "--frob"`},
