@@ -180,9 +180,21 @@ func (c *Conn) Apply(ctx context.Context, mods ...Mod) error {
 // Flows reads the flows of every table whose cookie is cookie under mask.
 func (c *Conn) Flows(ctx context.Context, cookie, mask uint64) ([]Flow, error) {
 	var flows []Flow
-	err := c.with(ctx, func() error {
+	err := c.multipart(ctx, "flow stats", func(x uint32) []byte { return flowStatsRequest(x, cookie, mask) },
+		func(body []byte) (bool, error) {
+			fs, more, err := parseFlowStats(body)
+			flows = append(flows, fs...)
+			return more, err
+		})
+	return flows, err
+}
+
+// multipart sends the request req makes and hands each part of the switch's reply to
+// part, until part says no more follow or fails.
+func (c *Conn) multipart(ctx context.Context, what string, req func(xid uint32) []byte, part func(body []byte) (more bool, err error)) error {
+	return c.with(ctx, func() error {
 		x := c.next()
-		if _, err := c.c.Write(flowStatsRequest(x, cookie, mask)); err != nil {
+		if _, err := c.c.Write(req(x)); err != nil {
 			return err
 		}
 		for {
@@ -195,20 +207,15 @@ func (c *Conn) Flows(ctx context.Context, cookie, mask uint64) ([]Flow, error) {
 			}
 			switch typ {
 			case typeError:
-				return fmt.Errorf("flow stats: %w", errorOf(body))
+				return fmt.Errorf("%s: %w", what, errorOf(body))
 			case typeMultipartReply:
-				fs, more, err := parseFlowStats(body)
-				if err != nil {
+				more, err := part(body)
+				if err != nil || !more {
 					return err
-				}
-				flows = append(flows, fs...)
-				if !more {
-					return nil
 				}
 			}
 		}
 	})
-	return flows, err
 }
 
 // Mod is one flow mod.

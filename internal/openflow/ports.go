@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"fmt"
 )
 
 const (
@@ -73,39 +72,18 @@ func setAsyncPorts(xid uint32) []byte {
 // Ports lists the switch's ports.
 func (c *Conn) Ports(ctx context.Context) ([]Port, error) {
 	var ports []Port
-	err := c.with(ctx, func() error {
-		x := c.next()
-		if _, err := c.c.Write(portDescRequest(x)); err != nil {
-			return err
+	err := c.multipart(ctx, "port description", portDescRequest, func(body []byte) (bool, error) {
+		if len(body) < 8 || binary.BigEndian.Uint16(body) != mpPortDesc {
+			return false, errors.New("port description: unexpected reply")
 		}
-		for {
-			_, typ, xid, body, err := c.read()
+		for b := body[8:]; len(b) > 0; b = b[min(portLen, len(b)):] {
+			p, err := parsePort(b)
 			if err != nil {
-				return err
+				return false, err
 			}
-			if xid != x {
-				continue
-			}
-			switch typ {
-			case typeError:
-				return fmt.Errorf("port description: %w", errorOf(body))
-			case typeMultipartReply:
-				if len(body) < 8 || binary.BigEndian.Uint16(body) != mpPortDesc {
-					return errors.New("port description: unexpected reply")
-				}
-				more := binary.BigEndian.Uint16(body[2:])&mpReplyMore != 0
-				for b := body[8:]; len(b) > 0; b = b[min(portLen, len(b)):] {
-					p, err := parsePort(b)
-					if err != nil {
-						return err
-					}
-					ports = append(ports, p)
-				}
-				if !more {
-					return nil
-				}
-			}
+			ports = append(ports, p)
 		}
+		return binary.BigEndian.Uint16(body[2:])&mpReplyMore != 0, nil
 	})
 	return ports, err
 }
