@@ -99,14 +99,11 @@ func (p *Plugin) requestPool(ctx context.Context, r *requestPoolRequest) (_ any,
 	var created *neutron.Network
 	switch {
 	case adopt.any():
-		n, sub, err := p.resolveSubnet(ctx, adopt, r.Pool)
+		n, sub, err := p.resolveSubnet(ctx, adopt, r.Pool, 4)
 		if err != nil {
 			return nil, err
 		}
-		pool.CIDR, pool.NeutronNetwork, pool.Subnet = sub.CIDR.String(), n.ID, sub.ID
-		if sub.Gateway.IsValid() {
-			pool.Gateway = sub.Gateway.String()
-		}
+		adoptSubnet(pool, n, sub)
 	case r.Pool != "":
 		pfx, err := netip.ParsePrefix(r.Pool)
 		if err != nil || !pfx.Addr().Is4() || pfx.Masked() != pfx {
@@ -138,25 +135,44 @@ func (p *Plugin) requestPool(ctx context.Context, r *requestPoolRequest) (_ any,
 		}
 		p.log.Info("created a Neutron network for a Docker network", "neutron_network", n.ID, "name", n.Name, "range", note)
 	}
-	if r.SubPool != "" {
-		if pool.Range, err = subRange(r.SubPool, pool.CIDR); err != nil {
+	// err is the function's own: the deferred rollback must see how it ends.
+	var resp any
+	resp, err = p.savePool(ctx, pool, r.SubPool)
+	return resp, err
+}
+
+// adoptSubnet gives pool the Neutron subnet sub of network n.
+func adoptSubnet(pool *state.DockerPool, n *neutron.Network, sub neutron.Subnet) {
+	pool.CIDR, pool.NeutronNetwork, pool.Subnet = sub.CIDR.String(), n.ID, sub.ID
+	if sub.Gateway.IsValid() {
+		pool.Gateway = sub.Gateway.String()
+	}
+}
+
+// savePool records a pool, within subPool (Docker's --ip-range) when given, and answers
+// Docker with it.
+func (p *Plugin) savePool(ctx context.Context, pool *state.DockerPool, subPool string) (any, error) {
+	if subPool != "" {
+		var err error
+		if pool.Range, err = subRange(subPool, pool.CIDR); err != nil {
 			return nil, err
 		}
 	}
-	err = p.cfg.Engine.EditDockerRecords(ctx, func(d *engine.DockerRecords) error {
+	if err := p.cfg.Engine.EditDockerRecords(ctx, func(d *engine.DockerRecords) error {
 		d.Pools[pool.ID] = pool
 		return nil
-	})
-	if err != nil {
+	}); err != nil {
 		return nil, err
 	}
-	p.log.Info("pool", "pool", pool.ID, "cidr", pool.CIDR, "neutron_network", pool.NeutronNetwork, "created", created != nil, "range", pool.Range)
+	p.log.Info("pool", "pool", pool.ID, "cidr", pool.CIDR, "neutron_network", pool.NeutronNetwork, "created", pool.Created, "range", pool.Range, "v6", pool.V6)
 	return requestPoolResponse{PoolID: pool.ID, Pool: pool.CIDR, Data: map[string]string{}}, nil
 }
 
-// resolveSubnet finds the network and IPv4 subnet that options name; want, when set, is
-// the CIDR Docker asked for (--subnet), which must be that subnet's.
-func (p *Plugin) resolveSubnet(ctx context.Context, a adoption, want string) (*neutron.Network, neutron.Subnet, error) {
+// resolveSubnet finds the network that options name and its subnet of the family (4 or
+// 6); want, when set, is the CIDR Docker asked for (--subnet), which must be that
+// subnet's. A subnet named in the options is the IPv4 pool's: the IPv6 pool takes the
+// network's IPv6 subnet.
+func (p *Plugin) resolveSubnet(ctx context.Context, a adoption, want string, family int) (*neutron.Network, neutron.Subnet, error) {
 	var n *neutron.Network
 	var subID string
 	var err error
@@ -178,9 +194,19 @@ func (p *Plugin) resolveSubnet(ctx context.Context, a adoption, want string) (*n
 			return nil, neutron.Subnet{}, err
 		}
 	}
+	if family == 6 {
+		subID = ""
+	}
+	sub, err := familySubnet(n, family, subID, want)
+	return n, sub, err
+}
+
+// familySubnet is n's subnet of the family: subID's when given, the one of CIDR want when
+// given, else the only one.
+func familySubnet(n *neutron.Network, family int, subID, want string) (neutron.Subnet, error) {
 	var cands []neutron.Subnet
 	for _, s := range n.Subnets {
-		if s.IPVersion == 4 && (subID == "" || s.ID == subID) {
+		if s.IPVersion == family && (subID == "" || s.ID == subID) {
 			cands = append(cands, s)
 		}
 	}
@@ -192,17 +218,24 @@ func (p *Plugin) resolveSubnet(ctx context.Context, a adoption, want string) (*n
 			}
 		}
 		if len(match) == 0 {
-			return nil, neutron.Subnet{}, fmt.Errorf("neutron network %s has no IPv4 subnet %s (it has %s)", n.Name, want, strings.Join(cidrsOf(cands), ", "))
+			if len(cands) == 0 {
+				return neutron.Subnet{}, fmt.Errorf("neutron network %s has no IPv%d subnet %s", n.Name, family, want)
+			}
+			return neutron.Subnet{}, fmt.Errorf("neutron network %s has no IPv%d subnet %s (it has %s)", n.Name, family, want, strings.Join(cidrsOf(cands), ", "))
 		}
 		cands = match
 	}
-	switch len(cands) {
-	case 0:
-		return nil, neutron.Subnet{}, fmt.Errorf("neutron network %s (%s) has no IPv4 subnet", n.Name, n.ID)
-	case 1:
-		return n, cands[0], nil
+	switch {
+	case len(cands) == 1:
+		return cands[0], nil
+	case len(cands) == 0 && family == 6:
+		return neutron.Subnet{}, fmt.Errorf("neutron network %s (%s) has no IPv6 subnet: create the Docker network without --ipv6", n.Name, n.ID)
+	case len(cands) == 0:
+		return neutron.Subnet{}, fmt.Errorf("neutron network %s (%s) has no IPv4 subnet", n.Name, n.ID)
+	case family == 6:
+		return neutron.Subnet{}, fmt.Errorf("neutron network %s has %d IPv6 subnets (%s): choose one with --subnet", n.Name, len(cands), strings.Join(cidrsOf(cands), ", "))
 	}
-	return nil, neutron.Subnet{}, fmt.Errorf("neutron network %s has %d IPv4 subnets (%s): choose one with --ipam-opt %s=ID or --subnet",
+	return neutron.Subnet{}, fmt.Errorf("neutron network %s has %d IPv4 subnets (%s): choose one with --ipam-opt %s=ID or --subnet",
 		n.Name, len(cands), strings.Join(cidrsOf(cands), ", "), OptSubnetID)
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"strings"
 
 	"github.com/ovn-docker/ovn-docker/internal/engine"
 	"github.com/ovn-docker/ovn-docker/internal/neutron"
@@ -43,18 +42,11 @@ func (p *Plugin) requestPool6(ctx context.Context, r *requestPoolRequest) (any, 
 	pool := &state.DockerPool{ID: id, V6: true, Requested: p.cfg.Now().UTC()}
 	switch {
 	case adopt.any():
-		n, err := p.findAdopted(ctx, adopt)
+		n, sub, err := p.resolveSubnet(ctx, adopt, r.Pool, 6)
 		if err != nil {
 			return nil, err
 		}
-		sub, err := subnet6(n, r.Pool)
-		if err != nil {
-			return nil, err
-		}
-		pool.CIDR, pool.NeutronNetwork, pool.Subnet = sub.CIDR.String(), n.ID, sub.ID
-		if sub.Gateway.IsValid() {
-			pool.Gateway = sub.Gateway.String()
-		}
+		adoptSubnet(pool, n, sub)
 	case r.Pool != "":
 		pfx, err := netip.ParsePrefix(r.Pool)
 		if err != nil || !pfx.Addr().Is6() || pfx.Addr().Is4In6() || pfx.Masked() != pfx {
@@ -64,53 +56,12 @@ func (p *Plugin) requestPool6(ctx context.Context, r *requestPoolRequest) (any, 
 	default:
 		return nil, errors.New("an IPv6 network needs its IPv6 range: give --subnet with an IPv6 prefix, or adopt a Neutron network (--ipam-opt neutron.net.name=...)")
 	}
-	if r.SubPool != "" {
-		if pool.Range, err = subRange(r.SubPool, pool.CIDR); err != nil {
-			return nil, err
-		}
-	}
-	if err := p.cfg.Engine.EditDockerRecords(ctx, func(d *engine.DockerRecords) error {
-		d.Pools[pool.ID] = pool
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-	p.log.Info("pool", "pool", pool.ID, "cidr", pool.CIDR, "neutron_network", pool.NeutronNetwork, "v6", true)
-	return requestPoolResponse{PoolID: pool.ID, Pool: pool.CIDR, Data: map[string]string{}}, nil
-}
-
-// findAdopted finds the network that adoption options name (by its subnet, when named).
-func (p *Plugin) findAdopted(ctx context.Context, a adoption) (*neutron.Network, error) {
-	ref := ""
-	if a.subnetID != "" || a.subnetName != "" {
-		netID, _, err := p.cfg.Neutron.FindSubnet(ctx, a.subnetID, a.subnetName)
-		if err != nil {
-			return nil, err
-		}
-		ref = netID
-	} else {
-		_, ref = a.network()
-	}
-	return p.cfg.Neutron.FindNetwork(ctx, ref)
+	return p.savePool(ctx, pool, r.SubPool)
 }
 
 // subnet6 is n's IPv6 subnet: the one of CIDR want when given, else the only one.
 func subnet6(n *neutron.Network, want string) (neutron.Subnet, error) {
-	var cands []neutron.Subnet
-	for _, s := range n.Subnets {
-		if s.IPVersion == 6 && (want == "" || s.CIDR.String() == want) {
-			cands = append(cands, s)
-		}
-	}
-	switch {
-	case len(cands) == 1:
-		return cands[0], nil
-	case len(cands) == 0 && want != "":
-		return neutron.Subnet{}, fmt.Errorf("neutron network %s has no IPv6 subnet %s", n.Name, want)
-	case len(cands) == 0:
-		return neutron.Subnet{}, fmt.Errorf("neutron network %s (%s) has no IPv6 subnet: create the Docker network without --ipv6", n.Name, n.ID)
-	}
-	return neutron.Subnet{}, fmt.Errorf("neutron network %s has %d IPv6 subnets (%s): choose one with --subnet", n.Name, len(cands), strings.Join(cidrsOf(cands), ", "))
+	return familySubnet(n, 6, "", want)
 }
 
 // pool6For finds the IPv6 pool Docker's CreateNetwork names (IPv6Data), as for IPv4.
