@@ -96,22 +96,7 @@ func newListCmd(a *app) *cobra.Command {
 		Short:   "List the Neutron networks of the project",
 		Long:    "List the networks the credentials see: name, ID, subnets, MTU and how many containers of this VM are on each.",
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(out, networkColumns); err != nil {
-				return err
-			}
-			ctx, cancel := a.withTimeout(cmd.Context())
-			defer cancel()
-			b, err := a.backend(ctx)
-			if err != nil {
-				return err
-			}
-			nets, err := b.Networks(ctx)
-			if err != nil {
-				return err
-			}
-			return writeList(a.stdout, out, networkColumns, nets)
-		},
+		RunE:    listRunE(a, &out, networkColumns, api.Backend.Networks),
 	}
 	addOutputFlags(nets, &out)
 	ports := newPsCmd(a)

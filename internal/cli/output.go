@@ -9,6 +9,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/ovn-docker/ovn-docker/internal/api"
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 )
@@ -219,4 +221,25 @@ func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// listRunE is the RunE of a command that lists rows fetch reads from the backend (the
+// agent, or the standalone one), printed as out asks.
+func listRunE[T any](a *app, out *output, cols []column[T], fetch func(api.Backend, context.Context) ([]T, error)) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		if err := checkOutput(*out, cols); err != nil {
+			return err
+		}
+		ctx, cancel := a.withTimeout(cmd.Context())
+		defer cancel()
+		b, err := a.backend(ctx)
+		if err != nil {
+			return err
+		}
+		rows, err := fetch(b, ctx)
+		if err != nil {
+			return err
+		}
+		return writeList(a.stdout, *out, cols, rows)
+	}
 }

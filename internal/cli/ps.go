@@ -17,22 +17,7 @@ func newPsCmd(a *app) *cobra.Command {
 		Short: "List this VM's container interfaces: network, VLAN, MAC, IP, Neutron port",
 		Long:  "List the container interfaces ovn-docker made in this VM, from its local state (no credentials needed).",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(out, interfaceColumns); err != nil {
-				return err
-			}
-			ctx, cancel := a.withTimeout(cmd.Context())
-			defer cancel()
-			b, err := a.backend(ctx)
-			if err != nil {
-				return err
-			}
-			rows, err := b.Interfaces(ctx)
-			if err != nil {
-				return err
-			}
-			return writeList(a.stdout, out, interfaceColumns, rows)
-		},
+		RunE:  listRunE(a, &out, interfaceColumns, api.Backend.Interfaces),
 	}
 	addOutputFlags(cmd, &out)
 	return cmd
