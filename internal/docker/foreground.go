@@ -77,23 +77,5 @@ func (c *Client) Foreground(ctx context.Context, id string, removed bool, st Str
 			}
 		}()
 	}
-	var code int
-	select {
-	case res := <-resC:
-		if res.Error != nil && res.Error.Message != "" {
-			return int(res.StatusCode), fmt.Errorf("wait for container %s: %s", id, res.Error.Message)
-		}
-		code = int(res.StatusCode)
-	case err := <-errC:
-		return 0, fmt.Errorf("wait for container %s: %w", id, err)
-	}
-	select {
-	case err := <-copied:
-		if err != nil {
-			return code, fmt.Errorf("output of container %s: %w", id, err)
-		}
-	case <-ctx.Done():
-		return code, ctx.Err()
-	}
-	return code, nil
+	return waitExit(ctx, id, resC, errC, copied)
 }

@@ -63,6 +63,12 @@ func (c *Client) RunRemoved(ctx context.Context, cfg *container.Config, hc *cont
 	if err := c.api.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
 		return 0, fmt.Errorf("start container %s: %w", id, err)
 	}
+	return waitExit(ctx, id, resC, errC, copied)
+}
+
+// waitExit waits for the container's exit code, then for its output to be all copied.
+func waitExit(ctx context.Context, id string, resC <-chan container.WaitResponse, errC <-chan error, copied <-chan error) (int, error) {
+	var code int
 	select {
 	case res := <-resC:
 		if res.Error != nil && res.Error.Message != "" {
