@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # hack/stack.sh: a complete local OpenStack + OVN sandbox on one machine, loopback only.
 #
-#   hack/stack.sh up [--vms N] [--tenants a,b,...] [--docker]   install what is missing, start everything
+#   hack/stack.sh up [--vms N] [--tenants a,b,...] [--docker] [--ovn-cluster 1|3|5]
+#                                                                install what is missing, start everything
 #   hack/stack.sh status                                         what runs and what does not
 #   hack/stack.sh logs [component]                               tails of the logs
 #   hack/stack.sh down [--purge]                                 stop everything; --purge also deletes the run folder
-#   hack/stack.sh stop|start COMPONENT                           one part: neutron, keystone, ovn-nb, vmN-ovsdb
+#   hack/stack.sh stop|start COMPONENT                           one part: neutron, keystone, ovn-nb, vmN-ovsdb,
+#                                                                ovn-sb, ovn-nbI, ovn-sbI, ovn-nb-leader, ovn-sb-leader
 #
 # Everything lives under one run folder, $OVN_DOCKER_STACK_DIR (default /var/lib/ovn-docker-stack).
 # What runs: MariaDB (unix socket only), Keystone on 127.0.0.1:5000, neutron-server with ML2/OVN,
-# the trunk and QoS plugins and DNS names on ports on 127.0.0.1:9696, OVN NB/SB/northd, the
+# the trunk and QoS plugins and DNS names on ports on 127.0.0.1:9696, OVN NB/SB/northd (standalone,
+# or with --ovn-cluster 3 each database a Raft cluster with a northd per member: hack/stack_ovn.sh), the
 # hypervisor's OVS (netdev datapath) with br-int and ovn-controller, and N "VMs": network
 # namespaces whose eth0 is bound on br-int to the VM's Neutron port, each with its own OVS
 # (bridge br0, eth0 as uplink), loopback relays to Keystone and Neutron, and on request its own
@@ -29,6 +32,9 @@ HV_DB=$RUN/hv/db.sock
 NB_SOCK=$RUN/ovn/ovnnb_db.sock
 SB_SOCK=$RUN/ovn/ovnsb_db.sock
 MYSQL_SOCK=$RUN/mysql/mysqld.sock
+# shellcheck source=hack/stack_ovn.sh
+. "$HERE/stack_ovn.sh"
+ovn_remotes
 
 PACKAGES=(openvswitch-switch ovn-central ovn-host neutron-server python3-neutron mariadb-server
 	python3-pymysql keystone python3-openstackclient uwsgi-core uwsgi-plugin-python3 docker.io
@@ -50,7 +56,7 @@ hv_vsctl() { ovs-vsctl --timeout=20 --db="unix:$HV_DB" "$@"; }
 hv_ovs_up() { alive "$RUN/hv/ovs-vswitchd.pid" && hv_vsctl --timeout=2 br-exists br-int; }
 vm_vsctl() { local vm=$1; shift; ovs-vsctl --timeout=20 --db="unix:$RUN/$vm/ovs/db.sock" "$@"; }
 vm_ovs_up() { alive "$RUN/$1/ovs/ovs-vswitchd.pid" && vm_vsctl "$1" --timeout=2 br-exists br0; }
-nbctl() { ovn-nbctl --db="unix:$NB_SOCK" "$@"; }
+nbctl() { ovn-nbctl --db="$NB_REMOTE" "$@"; }
 
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1" 2>/dev/null)" 2>/dev/null; }
 
@@ -139,15 +145,6 @@ ovn_ctl() {
 		--no-monitor "$@"
 }
 
-start_ovn_central() {
-	if alive "$RUN/ovn/ovnnb_db.pid" && alive "$RUN/ovn/ovnsb_db.pid" && alive "$RUN/ovn/ovn-northd.pid"; then
-		return 0
-	fi
-	mkdir -p "$RUN/ovn"
-	ovn_ctl start_northd >>"$LOGS/ovn-ctl.log" 2>&1 || die "OVN central did not start (see $LOGS/ovn-ctl.log)"
-	wait_for 20 nb nbctl --timeout=2 show || die "OVN NB does not answer"
-}
-
 # ---------------------------------------------------------------------------------------------
 # start_ovs DIR NETNS: an ovsdb-server + ovs-vswitchd pair with all state in DIR; vswitchd runs in
 # NETNS ("" = the root namespace).
@@ -199,14 +196,14 @@ start_hypervisor() {
 	start_ovs "$RUN/hv" ""
 	hv_vsctl --may-exist add-br br-int -- set bridge br-int datapath_type=netdev fail-mode=secure \
 		other-config:disable-in-band=true
-	hv_vsctl set open . external_ids:ovn-remote="unix:$SB_SOCK" external_ids:ovn-encap-type=geneve \
+	hv_vsctl set open . external_ids:ovn-remote="$SB_REMOTE" external_ids:ovn-encap-type=geneve \
 		external_ids:ovn-encap-ip=127.0.0.1 external_ids:system-id=hv1 external_ids:hostname=hv1 \
 		external_ids:ovn-bridge-datapath-type=netdev
 	if ! alive "$RUN/hv/ovn-controller.pid"; then
 		OVS_RUNDIR=$RUN/hv OVN_RUNDIR=$RUN/hv ovn-controller "unix:$HV_DB" --pidfile="$RUN/hv/ovn-controller.pid" \
 			--detach -vconsole:off --log-file="$LOGS/ovn-controller.log"
 	fi
-	wait_for 30 chassis bash -c "ovn-sbctl --db=unix:$SB_SOCK --timeout=2 --columns=name --bare list chassis | grep -qx hv1" ||
+	wait_for 30 chassis bash -c "ovn-sbctl --db=$SB_REMOTE --timeout=2 --columns=name --bare list chassis | grep -qx hv1" ||
 		die "ovn-controller did not register chassis hv1 (see $LOGS/ovn-controller.log)"
 }
 
@@ -273,7 +270,7 @@ core_plugin = ml2
 service_plugins = ovn-router,trunk,qos
 bind_host = 127.0.0.1
 bind_port = 9696
-api_workers = 1
+api_workers = $([ "$(ovn_members)" -gt 1 ] && echo 2 || echo 1)
 rpc_workers = 0
 rpc_state_report_workers = 0
 transport_url = fake:/
@@ -315,8 +312,8 @@ max_header_size = 38
 [securitygroup]
 enable_security_group = true
 [ovn]
-ovn_nb_connection = unix:$NB_SOCK
-ovn_sb_connection = unix:$SB_SOCK
+ovn_nb_connection = $NB_REMOTE
+ovn_sb_connection = $SB_REMOTE
 ovn_metadata_enabled = False
 EOF
 	)
@@ -525,8 +522,9 @@ write_stack_env() {
 		admin_env
 		cat <<EOF
 export STACK_DIR=$RUN
-export STACK_NB=unix:$NB_SOCK
-export STACK_SB=unix:$SB_SOCK
+export STACK_NB=$NB_REMOTE
+export STACK_SB=$SB_REMOTE
+export STACK_OVN_MEMBERS=$(ovn_members)
 export STACK_HV_OVSDB=unix:$HV_DB
 export STACK_VMS="$*"
 export STACK_NEUTRON_URL=$NEUTRON_URL
@@ -560,7 +558,7 @@ EOF
 }
 
 cmd_up() {
-	local vms=2 tenants="" docker=no
+	local vms=2 tenants="" docker=no members=""
 	while [ $# -gt 0 ]; do
 		case $1 in
 		--vms) vms=$2; shift 2 ;;
@@ -568,6 +566,8 @@ cmd_up() {
 		--tenants) tenants=$2; shift 2 ;;
 		--tenants=*) tenants=${1#*=}; shift ;;
 		--docker) docker=yes; shift ;;
+		--ovn-cluster) members=$2; shift 2 ;;
+		--ovn-cluster=*) members=${1#*=}; shift ;;
 		*) die "up: unknown option $1" ;;
 		esac
 	done
@@ -577,8 +577,13 @@ cmd_up() {
 	for t in "${tenant_of[@]}"; do
 		[[ $t =~ ^[a-z]$ ]] || die "up: tenants are single letters (a, b): got '$t'"
 	done
+	[ -n "$members" ] || members=$(ovn_members)
+	[[ $members =~ ^[135]$ ]] || die "up: --ovn-cluster takes 1, 3 or 5 (Raft members)"
+	if [ "$members" != "$(ovn_members)" ] && ovn_central_alive; then
+		die "up: OVN runs with $(ovn_members) member(s) per database; take the stack down first to change its shape"
+	fi
 	local t0=$SECONDS want
-	want="vms=$vms tenants=${tenant_of[*]} docker=$docker"
+	want="vms=$vms tenants=${tenant_of[*]} docker=$docker ovn=$members"
 	if [ -f "$RUN/stack.env" ] && [ "$(cat "$RUN/up.args" 2>/dev/null)" = "$want" ] && cmd_status >/dev/null 2>&1; then
 		log "already up ($want)"
 		return 0
@@ -596,6 +601,7 @@ cmd_up() {
 		migrate_neutron &
 		migrating=$!
 	fi
+	ovn_shape "$members"
 	start_ovn_central
 	start_hypervisor
 	start_keystone
@@ -668,7 +674,7 @@ cmd_down() {
 		ovn-appctl -t "$RUN/hv/ovn-controller.$(cat "$RUN/hv/ovn-controller.pid").ctl" exit >/dev/null 2>&1 || kill "$(cat "$RUN/hv/ovn-controller.pid")" 2>/dev/null || true
 	fi
 	stop_ovs "$RUN/hv" ""
-	[ -f "$RUN/ovn/ovnnb_db.pid" ] && ovn_ctl stop_northd >>"$LOGS/ovn-ctl.log" 2>&1 || true
+	stop_ovn_central
 	if alive "$RUN/mysql.pid"; then
 		kill "$(cat "$RUN/mysql.pid")" 2>/dev/null || true
 		wait_for 30 "mariadb exit" bash -c "! kill -0 \$(cat '$RUN/mysql.pid') 2>/dev/null" || true
@@ -704,9 +710,7 @@ status_lines() {
 	status_line mariadb "$(yn mariadb-admin --socket="$MYSQL_SOCK" ping)" "unix:$MYSQL_SOCK"
 	status_line keystone "$(yn curl -sf "$KEYSTONE_URL")" "$KEYSTONE_URL"
 	status_line neutron-server "$(yn curl -sf "$NEUTRON_URL")" "$NEUTRON_URL"
-	status_line ovn-nb "$(yn nbctl --timeout=2 show)" "unix:$NB_SOCK"
-	status_line ovn-sb "$(yn ovn-sbctl --db="unix:$SB_SOCK" --timeout=2 show)" "unix:$SB_SOCK"
-	status_line ovn-northd "$(yn alive "$RUN/ovn/ovn-northd.pid")" ""
+	ovn_status_lines
 	# ovs-vswitchd too: the database alone answers for a chassis that forwards nothing.
 	status_line "hv ovs (br-int)" "$(yn hv_ovs_up)" "unix:$HV_DB"
 	status_line ovn-controller "$(yn alive "$RUN/hv/ovn-controller.pid")" "chassis hv1"
@@ -743,12 +747,7 @@ cmd_component() {
 		;;
 	start:neutron) start_neutron ;;
 	start:keystone) start_keystone ;;
-	stop:ovn-nb) ovn_ctl stop_nb_ovsdb >>"$LOGS/ovn-ctl.log" 2>&1 ;;
-	start:ovn-nb)
-		nbctl --timeout=2 show >/dev/null 2>&1 && return 0
-		ovn_ctl start_nb_ovsdb >>"$LOGS/ovn-ctl.log" 2>&1
-		wait_for 20 nb nbctl --timeout=2 show || die "OVN NB did not come back"
-		;;
+	stop:ovn-* | start:ovn-*) ovn_component "$verb" "$what" || die "usage: $verb ovn-nb|ovn-sb|ovn-nbI|ovn-sbI|ovn-nb-leader|ovn-sb-leader" ;;
 	stop:vm*-ovsdb)
 		local d=$RUN/${what%-ovsdb}/ovs
 		ovs-appctl -t "$d/ovsdb-server.ctl" exit >/dev/null 2>&1 || true
@@ -760,7 +759,7 @@ cmd_component() {
 		ovsdb-server --remote="punix:$d/db.sock" --pidfile="$d/ovsdb-server.pid" --detach \
 			--unixctl="$d/ovsdb-server.ctl" -vconsole:off --log-file="$LOGS/ovsdb-server-$vm.log" "$d/conf.db"
 		;;
-	*) die "usage: $verb neutron|keystone|ovn-nb|vmN-ovsdb" ;;
+	*) die "usage: $verb neutron|keystone|ovn-nb|ovn-sb|ovn-nbI|ovn-sbI|ovn-nb-leader|vmN-ovsdb" ;;
 	esac
 	log "$verb $what: done"
 }
@@ -772,5 +771,5 @@ down) shift; cmd_down "$@" ;;
 status) cmd_status ;;
 stop | start) cmd_component "$@" ;;
 logs) shift; cmd_logs "$@" ;;
-*) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+*) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
