@@ -214,24 +214,24 @@ in_background packages step "packages (.deb, .rpm, lintian, systemd-analyze veri
 step "registry (download)" hack/registry.sh
 # systemd-resolved for setup's DNS move (Debian's, unpacked: it would take the machine's resolv.conf).
 step "systemd-resolved (download)" hack/resolved.sh
-# The outages of shared services (Neutron, Keystone, the OVN NB) first, alone: every other
+# The outages of shared services (Neutron, Keystone, the OVN NB, OVN's leaders) first, alone: every other
 # test needs them. Then the other end-to-end tests side by side, then the integration tests.
 #
 # OVN_DOCKER_TEST_SCOPE=quick leaves out the longest tests of crashes, outages and scale,
 # which stop shared services or load the one Neutron for minutes: the shared-service
 # outages, the kill after every step of run, and the simultaneous runs. CI runs them all.
-serial='^TestOutage(NeutronDown|KeystoneDown|OVNNBRestarted)$'
+serial='^(TestOutage(NeutronDown|KeystoneDown|OVNNBRestarted)|TestOVNLeaderFailover)$'
 skip=$serial
 quick=
 if [ "${OVN_DOCKER_TEST_SCOPE:-all}" = quick ]; then
 	quick=1
-	skip='^(TestOutage(NeutronDown|KeystoneDown|OVNNBRestarted)|TestKilledRunThenGC|TestConcurrentRuns)$'
+	skip='^(TestOutage(NeutronDown|KeystoneDown|OVNNBRestarted)|TestOVNLeaderFailover|TestKilledRunThenGC|TestConcurrentRuns)$'
 fi
 run_e2e=()
 [ -n "$run_re" ] && run_e2e=(-run "$run_re")
 # The integration tests that need no stack run beside the outages, which mostly wait.
 in_background local integration local
-if [ -z "$quick" ] && { [ -z "$run_re" ] || grep -qE 'Outage' <<<"$run_re"; }; then
+if [ -z "$quick" ] && { [ -z "$run_re" ] || grep -qE 'Outage|LeaderFailover' <<<"$run_re"; }; then
 	step "end-to-end tests: shared-service outages" e2e serial -timeout 10m -run "$serial"
 fi
 collect local
