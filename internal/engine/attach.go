@@ -419,18 +419,20 @@ func (e *Engine) finish(ctx context.Context, att *state.Attachment, req Request)
 
 // waitReady probes the interface's data path, for each family OVN answers on, until OVN
 // answers or ReadyTimeout passes: DHCP for IPv4, DHCPv6 for IPv6, and where there is
-// none (DHCP off, SLAAC or static IPv6) the gateway's router port (ARP, NS, or RS). A
-// family nothing answers for is not probed, and the log says so.
+// none (DHCP off, SLAAC or static IPv6) the gateway's router port (ARP, NS, or RS), and
+// without one OVN's switch for another port's address (ARP, NS). A family nothing
+// answers for is not probed, and the log says so.
 func (e *Engine) waitReady(ctx context.Context, att *state.Attachment, nsPath, ifName string) error {
 	if e.cfg.ReadyTimeout < 0 {
 		return nil
 	}
 	plan := readyPlan(att)
 	if att.Phase == state.PhaseReplug {
-		plan = plan.recorded(att.ProbeRouters)
+		plan = plan.recorded(att.ProbeRouters).unasked()
 	} else {
 		plan = e.findRouters(ctx, att, plan)
 		att.ProbeRouters = plan.routers()
+		plan = e.findNeighbors(ctx, att, plan)
 	}
 	logAt := e.log.Debug
 	if len(plan.skipped) > 0 || len(plan.gateways) > 0 {

@@ -23,11 +23,18 @@ type GatewayProof struct {
 	Gateway    netip.Addr
 	RA         bool   // IPv6: ask for a router advertisement of Src's prefix
 	RouterPort string // the router port found at Gateway
+	// Neighbor is the port whose address Gateway is, where no router port answers: OVN's
+	// switch answers for it in its own pipeline (see neighbors.go).
+	Neighbor string
 }
 
 func (g GatewayProof) String() string {
 	var s string
 	switch {
+	case g.Neighbor != "" && g.Gateway.Is4():
+		return "ARP reply from OVN for " + g.Gateway.String() + " (port " + g.Neighbor + ")"
+	case g.Neighbor != "":
+		return "neighbor advertisement from OVN for " + g.Gateway.String() + " (port " + g.Neighbor + ")"
 	case g.Gateway.Is4():
 		s = "ARP reply of gateway " + g.Gateway.String()
 	case g.RA:
@@ -49,8 +56,8 @@ func (Netlink) ProbeGateway(ctx context.Context, nsPath, ifName string, mac net.
 }
 
 // findRouters keeps the plan's gateway proofs whose gateway is a router port (one
-// Neutron lookup each); the others are skipped, with why. A failed lookup does not fail
-// the attach: the family is then not proven, as where no router is.
+// Neutron lookup each); the others are left to another port (findNeighbors). A failed
+// lookup does not fail the attach: the family is then not proven.
 func (e *Engine) findRouters(ctx context.Context, att *state.Attachment, p proofPlan) proofPlan {
 	var kept []GatewayProof
 	for _, g := range p.gateways {
@@ -61,7 +68,7 @@ func (e *Engine) findRouters(ctx context.Context, att *state.Attachment, p proof
 			g.RouterPort = port.ID
 			kept = append(kept, g)
 		case errors.Is(err, neutron.ErrNotFound):
-			p.skipped = append(p.skipped, fmt.Sprintf("%s (no DHCP, and no router port at its gateway %s to answer)", fam, g.Gateway))
+			p.orphans = append(p.orphans, orphan{src: g.Src, why: fmt.Sprintf("no DHCP, and no router port at its gateway %s", g.Gateway)})
 		default:
 			p.skipped = append(p.skipped, fmt.Sprintf("%s (no DHCP; looking for a router at its gateway %s failed: %v)", fam, g.Gateway, err))
 		}
@@ -74,13 +81,18 @@ func (e *Engine) findRouters(ctx context.Context, att *state.Attachment, p proof
 func (p proofPlan) routers() []string {
 	var out []string
 	for _, g := range p.gateways {
+		if g.Neighbor != "" {
+			continue
+		}
 		out = append(out, g.Gateway.String()+"="+g.RouterPort)
 	}
 	return out
 }
 
 // recorded keeps the plan's gateway proofs whose router port was found when the path was
-// first proven (no Neutron call: a replug must work while Neutron does not answer).
+// first proven (no Neutron call: a replug must work while Neutron does not answer); the
+// others are left to another port, which is looked for again (the one found then may
+// be gone).
 func (p proofPlan) recorded(routers []string) proofPlan {
 	var kept []GatewayProof
 	for _, g := range p.gateways {
@@ -91,7 +103,7 @@ func (p proofPlan) recorded(routers []string) proofPlan {
 			}
 		}
 		if g.RouterPort == "" {
-			p.skipped = append(p.skipped, fmt.Sprintf("%s (no DHCP, and no router port was at its gateway %s)", family(g.Gateway), g.Gateway))
+			p.orphans = append(p.orphans, orphan{src: g.Src, why: fmt.Sprintf("no DHCP, and no router port was at its gateway %s", g.Gateway)})
 		}
 	}
 	p.gateways = kept

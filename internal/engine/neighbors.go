@@ -1,0 +1,90 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/ovn-docker/ovn-docker/internal/neutron"
+	"github.com/ovn-docker/ovn-docker/internal/state"
+)
+
+// Where neither DHCP nor a router port answers for a family (DHCP off, SLAAC or static
+// IPv6, no router), OVN itself still does: the logical switch's pipeline on the local
+// chassis answers ARP and neighbor solicitations for the addresses of the switch's other
+// ports (not for the asking port's own). The answer can only come back once the local
+// ovn-controller has installed the new port's flows, the very thing a DHCP offer proves.
+
+// orphan is a family no DHCP or router port answers for, with why.
+type orphan struct {
+	src netip.Prefix // the port's address, with its subnet's length
+	why string
+}
+
+// neighborLimit bounds the one list findNeighbors asks: the port itself and ports of the
+// other family may take some of the page.
+const neighborLimit = 16
+
+// findNeighbors turns each orphan family into a proof through another ACTIVE port's
+// address of that family (one Neutron list for all of them); with none, the family is
+// not proven, and then nothing on the network can be reached yet either. A failed
+// lookup does not fail the attach.
+func (e *Engine) findNeighbors(ctx context.Context, att *state.Attachment, p proofPlan) proofPlan {
+	if len(p.orphans) == 0 {
+		return p
+	}
+	orphans := p.orphans
+	p.orphans = nil
+	ns, err := e.cfg.Neutron.Neighbors(ctx, att.NetworkID, neighborLimit)
+	for _, o := range orphans {
+		fam := family(o.src.Addr())
+		if err != nil {
+			p.skipped = append(p.skipped, fmt.Sprintf("%s (%s; looking for another port to answer failed: %v)", fam, o.why, err))
+			continue
+		}
+		ip, port, ok := pickNeighbor(ns, att.PortID, o.src)
+		if !ok {
+			p.skipped = append(p.skipped, fmt.Sprintf("%s (%s, and nothing else on the network to answer: nothing on it can be reached yet either)", fam, o.why))
+			continue
+		}
+		p.gateways = append(p.gateways, GatewayProof{Src: o.src, Gateway: ip, Neighbor: port})
+	}
+	return p
+}
+
+// pickNeighbor chooses the address OVN is asked for: one of src's family on another port
+// whose addresses OVN answers for (port security on, or a router's port), in src's
+// subnet if any is, in Neutron's order otherwise.
+func pickNeighbor(ns []neutron.Neighbor, own string, src netip.Prefix) (netip.Addr, string, bool) {
+	var fallback netip.Addr
+	var fallbackPort string
+	for _, n := range ns {
+		if n.PortID == own || (!n.PortSecurity && !strings.HasPrefix(n.DeviceOwner, "network:router")) {
+			continue
+		}
+		for _, ip := range n.IPs {
+			if ip.Is4() != src.Addr().Is4() || ip.Is4In6() || ip.IsLinkLocalUnicast() || ip == src.Addr() {
+				continue
+			}
+			if src.Contains(ip) {
+				return ip, n.PortID, true
+			}
+			if !fallback.IsValid() {
+				fallback, fallbackPort = ip, n.PortID
+			}
+		}
+	}
+	return fallback, fallbackPort, fallback.IsValid()
+}
+
+// unasked skips the orphans without asking Neutron (a replug: it must work while Neutron
+// does not answer, and the port that answered at the attach may be gone since). The
+// port's flows on the hypervisor are the same as when it was first proven.
+func (p proofPlan) unasked() proofPlan {
+	for _, o := range p.orphans {
+		p.skipped = append(p.skipped, fmt.Sprintf("%s (%s; another port's address is not looked for on a replug)", family(o.src.Addr()), o.why))
+	}
+	p.orphans = nil
+	return p
+}
