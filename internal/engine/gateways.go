@@ -17,7 +17,8 @@ import (
 // the subnet's gateway is a Neutron router's port, so OVN's logical switch answers ARP
 // (IPv4) or a neighbor solicitation (IPv6) for it, and where the IPv6 subnet has an
 // ipv6_ra_mode, OVN's router answers a router solicitation with the subnet's prefix
-// (which also proves the prefix).
+// (which also proves the prefix). Without a router, Gateway is another port's address
+// (Neighbor), which OVN's switch answers for just the same.
 type GatewayProof struct {
 	Src        netip.Prefix // the port's address, with its subnet's length
 	Gateway    netip.Addr
