@@ -6,6 +6,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
 
@@ -75,7 +76,7 @@ func TestReadyThroughOVNsResponder(t *testing.T) {
 		if res.code != 0 || strings.Count(res.stdout, "1 packets received") != len(want) {
 			t.Fatalf("%s: first-action ping to %s failed: %s", n.label, peer, res)
 		}
-		t.Logf("%s, second: %s", n.label, line)
+		t.Logf("%s, second: %s (proof to attached: %s)", n.label, line, logGap(t, res.stderr, "data path proof", "msg=attached"))
 		mustOVNDocker(t, vm1, "rm", "-f", first)
 	}
 	assertClean(t, s, vm1)
@@ -91,4 +92,23 @@ func proofLine(log string) string {
 		}
 	}
 	return line
+}
+
+// logGap is the time between the first log lines holding from and to.
+func logGap(t *testing.T, log, from, to string) time.Duration {
+	t.Helper()
+	at := func(what string) time.Time {
+		for _, l := range strings.Split(log, "\n") {
+			if !strings.Contains(l, what) {
+				continue
+			}
+			ts, _, _ := strings.Cut(strings.TrimPrefix(l, "time="), " ")
+			if tm, err := time.Parse(time.RFC3339Nano, ts); err == nil {
+				return tm
+			}
+		}
+		t.Fatalf("no log line with %q in:\n%s", what, log)
+		return time.Time{}
+	}
+	return at(to).Sub(at(from))
 }
