@@ -206,3 +206,44 @@ func TestPickNeighbor(t *testing.T) {
 		}
 	}
 }
+
+// A pool on a network with neither DHCP nor router: its first interface is alone, the
+// next ones are proven through OVN's answer for the first one's addresses, one Neutron
+// list each, at rest; taking one makes no call.
+func TestPoolProvesThroughItsOwnPorts(t *testing.T) {
+	h := newHarness(t)
+	h.net.Subnets[0].DHCP = false
+	ctx := context.Background()
+	const pool = "pool:net-1:"
+	atts, err := h.e.PrepareBatch(ctx, Request{Owner: pool, OwnerKind: state.OwnerPool, Pool: pool, Network: h.net, AtRest: true}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.w.reset()
+	for _, a := range atts {
+		if _, err := h.e.Plumb(ctx, a.ID, Request{Owner: pool, OwnerKind: state.OwnerPool}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var asked []string
+	for _, c := range h.w.log() {
+		if c.Name == "links.ProbeGateway" {
+			asked = append(asked, c.Args[len(c.Args)-1].(string))
+		}
+	}
+	if len(callsNamed(h.w.log(), "neutron.Neighbors")) != 3 || len(asked) != 4 ||
+		!strings.Contains(asked[0], "(port "+atts[0].PortID+")") || !strings.Contains(asked[3], "(port "+atts[0].PortID+")") {
+		t.Fatalf("asked %q: want the 2nd and 3rd interfaces proven through the 1st, both families", asked)
+	}
+	h.w.reset()
+	got, err := h.e.Claim(ctx, pool, h.request("c", "eth0"))
+	if err != nil || got == nil {
+		t.Fatalf("claim: %+v %v", got, err)
+	}
+	if _, err := h.e.Take(ctx, got.ID, h.request("c", "eth0")); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(callsNamed(h.w.log(), "neutron.Neighbors")) + len(callsNamed(h.w.log(), "links.ProbeGateway")); n != 0 {
+		t.Fatalf("the warm path looked for neighbors or probed (%d calls)", n)
+	}
+}
