@@ -54,13 +54,17 @@ func (e *Engine) findNeighbors(ctx context.Context, att *state.Attachment, p pro
 }
 
 // pickNeighbor chooses the address OVN is asked for: one of src's family on another port
-// whose addresses OVN answers for (port security on, or a router's port), in src's
-// subnet if any is, in Neutron's order otherwise.
+// whose addresses OVN answers for, in src's subnet if any is, in Neutron's order
+// otherwise. OVN does not answer for a port with port security off (its addresses carry
+// "unknown") unless it is a router's, nor for a virtual port (a VIP: an address others
+// hold as an allowed address pair), which Neutron makes of ports with no device_owner:
+// those are left out.
 func pickNeighbor(ns []neutron.Neighbor, own string, src netip.Prefix) (netip.Addr, string, bool) {
 	var fallback netip.Addr
 	var fallbackPort string
 	for _, n := range ns {
-		if n.PortID == own || (!n.PortSecurity && !strings.HasPrefix(n.DeviceOwner, "network:router")) {
+		router := strings.HasPrefix(n.DeviceOwner, "network:router")
+		if n.PortID == own || n.DeviceOwner == "" || (!n.PortSecurity && !router) {
 			continue
 		}
 		for _, ip := range n.IPs {

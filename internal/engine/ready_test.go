@@ -105,7 +105,7 @@ func TestAttachProvesThroughTheGateway(t *testing.T) {
 				h.w.routers = map[netip.Addr]string{netip.MustParseAddr("fd00:1::1"): "rp-6"}
 			}
 			if tc.neighbor {
-				h.w.neighbors = []neutron.Neighbor{{PortID: "other-vm", PortSecurity: true,
+				h.w.neighbors = []neutron.Neighbor{{PortID: "other-vm", DeviceOwner: "trunk:subport", PortSecurity: true,
 					IPs: []netip.Addr{netip.MustParseAddr("10.0.0.99"), netip.MustParseAddr("fd00:1::99")}}}
 			}
 			att := h.attach(t, h.request("o", "eth0"))
@@ -181,11 +181,13 @@ func TestAttachProvesThroughAnotherPort(t *testing.T) {
 func TestPickNeighbor(t *testing.T) {
 	a := netip.MustParseAddr
 	src4, src6 := netip.MustParsePrefix("10.0.0.5/24"), netip.MustParsePrefix("fd00:1::5/64")
-	own := neutron.Neighbor{PortID: "own", PortSecurity: true, IPs: []netip.Addr{a("10.0.0.5"), a("fd00:1::5")}}
-	open := neutron.Neighbor{PortID: "open", IPs: []netip.Addr{a("10.0.0.6"), a("fd00:1::6")}} // port security off: "unknown"
+	const vm = "compute:nova"
+	own := neutron.Neighbor{PortID: "own", DeviceOwner: "trunk:subport", PortSecurity: true, IPs: []netip.Addr{a("10.0.0.5"), a("fd00:1::5")}}
+	open := neutron.Neighbor{PortID: "open", DeviceOwner: vm, IPs: []netip.Addr{a("10.0.0.6"), a("fd00:1::6")}} // port security off: "unknown"
+	vip := neutron.Neighbor{PortID: "vip", PortSecurity: true, IPs: []netip.Addr{a("10.0.0.4")}}                // no owner: maybe a virtual port
 	router := neutron.Neighbor{PortID: "rtr", DeviceOwner: "network:router_interface", IPs: []netip.Addr{a("10.0.0.7")}}
-	other := neutron.Neighbor{PortID: "other", PortSecurity: true, IPs: []netip.Addr{a("10.1.0.8"), a("fd00:2::8")}}
-	same := neutron.Neighbor{PortID: "same", PortSecurity: true, IPs: []netip.Addr{a("fd00:1::9")}}
+	other := neutron.Neighbor{PortID: "other", DeviceOwner: vm, PortSecurity: true, IPs: []netip.Addr{a("10.1.0.8"), a("fd00:2::8")}}
+	same := neutron.Neighbor{PortID: "same", DeviceOwner: "ovn-docker", PortSecurity: true, IPs: []netip.Addr{a("fd00:1::9")}}
 	for _, tc := range []struct {
 		name     string
 		ns       []neutron.Neighbor
@@ -195,6 +197,7 @@ func TestPickNeighbor(t *testing.T) {
 		{"alone", []neutron.Neighbor{own}, src4, "", ""},
 		{"nothing at all", nil, src6, "", ""},
 		{"port security off is not answered", []neutron.Neighbor{own, open}, src4, "", ""},
+		{"nor a port with no owner", []neutron.Neighbor{vip, own}, src4, "", ""},
 		{"a router's port is", []neutron.Neighbor{own, open, router}, src4, "10.0.0.7", "rtr"},
 		{"another subnet, if nothing else", []neutron.Neighbor{own, other}, src4, "10.1.0.8", "other"},
 		{"own subnet first", []neutron.Neighbor{other, own, same}, src6, "fd00:1::9", "same"},
