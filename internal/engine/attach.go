@@ -461,6 +461,11 @@ func (e *Engine) waitReady(ctx context.Context, att *state.Attachment, nsPath, i
 			if ctx.Err() != nil {
 				return fmt.Errorf("wait for the data path of port %s: %w", att.PortID, ctx.Err())
 			}
+			if g.NeighborDown {
+				e.log.Warn("data path not proven", "attachment", att.ID, "network", att.NetworkName,
+					"why", fmt.Sprintf("OVN did not answer for %s of port %s, DOWN in Neutron (does NB_Global say ignore_lsp_down=false?): %v", g.Gateway, g.Neighbor, err))
+				continue
+			}
 			return fmt.Errorf("the data path of port %s is not live after %s (%w): OVN on the hypervisor has not bound it", att.PortID, e.cfg.ReadyTimeout, err)
 		}
 	}

@@ -922,8 +922,8 @@ func (n fakeNeutron) SetFixedIPs(ctx context.Context, portID string, fs []neutro
 	return &cp, after
 }
 
-// Neighbors lists the network's ACTIVE ports, in ID order, up to limit, and the ones
-// set in w.neighbors after them.
+// Neighbors lists the network's ports, in ID order, up to limit, and the ones set in
+// w.neighbors after them.
 func (n fakeNeutron) Neighbors(ctx context.Context, networkID string, limit int) ([]neutron.Neighbor, error) {
 	after, err := n.w.enter(ctx, "neutron.Neighbors", networkID, limit)
 	if err != nil {
@@ -935,10 +935,10 @@ func (n fakeNeutron) Neighbors(ctx context.Context, networkID string, limit int)
 	var out []neutron.Neighbor
 	for _, id := range slices.Sorted(maps.Keys(w.ports)) {
 		p := w.ports[id]
-		if p.NetworkID != networkID || !w.active(id) {
+		if p.NetworkID != networkID {
 			continue
 		}
-		nb := neutron.Neighbor{PortID: id, DeviceOwner: p.DeviceOwner, PortSecurity: true}
+		nb := neutron.Neighbor{PortID: id, DeviceOwner: p.DeviceOwner, Active: w.active(id), PortSecurity: true}
 		for _, f := range p.FixedIPs {
 			nb.IPs = append(nb.IPs, f.IP)
 		}

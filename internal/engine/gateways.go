@@ -27,15 +27,25 @@ type GatewayProof struct {
 	// Neighbor is the port whose address Gateway is, where no router port answers: OVN's
 	// switch answers for it in its own pipeline (see neighbors.go).
 	Neighbor string
+	// NeighborDown: Neutron has Neighbor DOWN. OVN answers for it all the same unless
+	// the deployment sets NB_Global options:ignore_lsp_down=false, which the VM cannot
+	// read: its silence then does not fail the attach, the family is only not proven.
+	NeighborDown bool
 }
 
 func (g GatewayProof) String() string {
 	var s string
 	switch {
-	case g.Neighbor != "" && g.Gateway.Is4():
-		return "ARP reply from OVN for " + g.Gateway.String() + " (port " + g.Neighbor + ")"
 	case g.Neighbor != "":
-		return "neighbor advertisement from OVN for " + g.Gateway.String() + " (port " + g.Neighbor + ")"
+		s = "ARP reply from OVN for "
+		if g.Gateway.Is6() {
+			s = "neighbor advertisement from OVN for "
+		}
+		s += g.Gateway.String() + " (port " + g.Neighbor
+		if g.NeighborDown {
+			s += ", DOWN in Neutron"
+		}
+		return s + ")"
 	case g.Gateway.Is4():
 		s = "ARP reply of gateway " + g.Gateway.String()
 	case g.RA:

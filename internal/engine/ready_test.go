@@ -7,8 +7,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ovn-docker/ovn-docker/internal/neutron"
+	"github.com/ovn-docker/ovn-docker/internal/probe"
 	"github.com/ovn-docker/ovn-docker/internal/state"
 )
 
@@ -105,7 +107,7 @@ func TestAttachProvesThroughTheGateway(t *testing.T) {
 				h.w.routers = map[netip.Addr]string{netip.MustParseAddr("fd00:1::1"): "rp-6"}
 			}
 			if tc.neighbor {
-				h.w.neighbors = []neutron.Neighbor{{PortID: "other-vm", DeviceOwner: "trunk:subport", PortSecurity: true,
+				h.w.neighbors = []neutron.Neighbor{{PortID: "other-vm", DeviceOwner: "trunk:subport", Active: true, PortSecurity: true,
 					IPs: []netip.Addr{netip.MustParseAddr("10.0.0.99"), netip.MustParseAddr("fd00:1::99")}}}
 			}
 			att := h.attach(t, h.request("o", "eth0"))
@@ -188,6 +190,7 @@ func TestPickNeighbor(t *testing.T) {
 	router := neutron.Neighbor{PortID: "rtr", DeviceOwner: "network:router_interface", IPs: []netip.Addr{a("10.0.0.7")}}
 	other := neutron.Neighbor{PortID: "other", DeviceOwner: vm, PortSecurity: true, IPs: []netip.Addr{a("10.1.0.8"), a("fd00:2::8")}}
 	same := neutron.Neighbor{PortID: "same", DeviceOwner: "ovn-docker", PortSecurity: true, IPs: []netip.Addr{a("fd00:1::9")}}
+	up := neutron.Neighbor{PortID: "up", DeviceOwner: vm, Active: true, PortSecurity: true, IPs: []netip.Addr{a("10.1.0.10")}}
 	for _, tc := range []struct {
 		name     string
 		ns       []neutron.Neighbor
@@ -201,18 +204,20 @@ func TestPickNeighbor(t *testing.T) {
 		{"a router's port is", []neutron.Neighbor{own, open, router}, src4, "10.0.0.7", "rtr"},
 		{"another subnet, if nothing else", []neutron.Neighbor{own, other}, src4, "10.1.0.8", "other"},
 		{"own subnet first", []neutron.Neighbor{other, own, same}, src6, "fd00:1::9", "same"},
+		{"an ACTIVE port first", []neutron.Neighbor{own, router, up}, src4, "10.1.0.10", "up"},
 		{"only the family", []neutron.Neighbor{own, router}, src6, "", ""},
 	} {
 		ip, port, ok := pickNeighbor(tc.ns, "own", tc.src)
-		if ok != (tc.ip != "") || (ok && (ip.String() != tc.ip || port != tc.port)) {
-			t.Errorf("%s: picked %v %q %v, want %q %q", tc.name, ip, port, ok, tc.ip, tc.port)
+		if ok != (tc.ip != "") || (ok && (ip.String() != tc.ip || port.PortID != tc.port)) {
+			t.Errorf("%s: picked %v %q %v, want %q %q", tc.name, ip, port.PortID, ok, tc.ip, tc.port)
 		}
 	}
 }
 
-// A pool on a network with neither DHCP nor router: its first interface is alone, the
-// next ones are proven through OVN's answer for the first one's addresses, one Neutron
-// list each, at rest; taking one makes no call.
+// A pool on a network with neither DHCP nor router proves its interfaces through each
+// other: the first through a port of its batch that Neutron still has DOWN (OVN answers
+// for it all the same), the next ones through the first, ACTIVE by then; one Neutron list
+// each, at rest. Taking one makes no call.
 func TestPoolProvesThroughItsOwnPorts(t *testing.T) {
 	h := newHarness(t)
 	h.net.Subnets[0].DHCP = false
@@ -234,9 +239,10 @@ func TestPoolProvesThroughItsOwnPorts(t *testing.T) {
 			asked = append(asked, c.Args[len(c.Args)-1].(string))
 		}
 	}
-	if len(callsNamed(h.w.log(), "neutron.Neighbors")) != 3 || len(asked) != 4 ||
-		!strings.Contains(asked[0], "(port "+atts[0].PortID+")") || !strings.Contains(asked[3], "(port "+atts[0].PortID+")") {
-		t.Fatalf("asked %q: want the 2nd and 3rd interfaces proven through the 1st, both families", asked)
+	if len(callsNamed(h.w.log(), "neutron.Neighbors")) != 3 || len(asked) != 6 ||
+		!strings.Contains(asked[0], "(port "+atts[1].PortID+", DOWN in Neutron)") ||
+		!strings.Contains(asked[2], "(port "+atts[0].PortID+")") || !strings.Contains(asked[5], "(port "+atts[0].PortID+")") {
+		t.Fatalf("asked %q: want the 1st interface proven through the 2nd (DOWN), the others through the 1st, both families", asked)
 	}
 	h.w.reset()
 	got, err := h.e.Claim(ctx, pool, h.request("c", "eth0"))
@@ -248,5 +254,20 @@ func TestPoolProvesThroughItsOwnPorts(t *testing.T) {
 	}
 	if n := len(callsNamed(h.w.log(), "neutron.Neighbors")) + len(callsNamed(h.w.log(), "links.ProbeGateway")); n != 0 {
 		t.Fatalf("the warm path looked for neighbors or probed (%d calls)", n)
+	}
+}
+
+// OVN's silence for a port Neutron has DOWN may be the deployment's (ignore_lsp_down=false):
+// the attach goes on, not proven; silence for an ACTIVE port's address fails it.
+func TestNeighborSilence(t *testing.T) {
+	for _, active := range []bool{false, true} {
+		h := newHarness(t, func(c *Config) { c.ReadyTimeout = time.Second })
+		h.w.neighbors = []neutron.Neighbor{{PortID: "other-vm", DeviceOwner: "trunk:subport", Active: active, PortSecurity: true,
+			IPs: []netip.Addr{netip.MustParseAddr("fd00:1::99")}}}
+		h.w.failAt("links.ProbeGateway", 0, probe.ErrNoGateway)
+		_, err := h.e.Attach(context.Background(), h.request("o", "eth0"))
+		if active != (err != nil) {
+			t.Errorf("neighbor ACTIVE %v: attach error %v", active, err)
+		}
 	}
 }

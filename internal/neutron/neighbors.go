@@ -17,13 +17,16 @@ type Neighbor struct {
 	PortID      string
 	IPs         []netip.Addr
 	DeviceOwner string
+	// Active: Neutron has the port ACTIVE (up in OVN), which a deployment with NB_Global
+	// options:ignore_lsp_down=false needs before OVN answers for its addresses.
+	Active bool
 	// PortSecurity false: OVN lists the port's addresses with "unknown", and its switch
 	// then answers no ARP or NS for them.
 	PortSecurity bool
 }
 
 // neighborFields are the only fields asked for: a network may hold many ports.
-var neighborFields = []string{"id", "fixed_ips", "device_owner", "port_security_enabled"}
+var neighborFields = []string{"id", "fixed_ips", "device_owner", "status", "port_security_enabled"}
 
 // neighborOpts adds fields= to a port list (gophercloud's ListOpts has no such field).
 type neighborOpts struct{ ports.ListOpts }
@@ -41,17 +44,20 @@ func (o neighborOpts) ToPortListQuery() (string, error) {
 	return "?" + v.Encode(), nil
 }
 
-// Neighbors lists up to limit ACTIVE ports of the network (ACTIVE: OVN has the port up,
-// which a deployment with NB_Global options:ignore_lsp_down=false needs before it answers
-// for its addresses). One call, one page: whatever is beyond limit is not read.
+// Neighbors lists up to limit enabled ports of the network. Not only ACTIVE ones: a
+// subport's status can lag minutes behind OVN under load, and OVN answers for a port
+// that is down unless the deployment says otherwise. One call, one page: whatever is
+// beyond limit is not read.
 func (c *Client) Neighbors(ctx context.Context, networkID string, limit int) ([]Neighbor, error) {
-	opts := neighborOpts{ports.ListOpts{NetworkID: networkID, Status: "ACTIVE", Limit: limit}}
+	up := true
+	opts := neighborOpts{ports.ListOpts{NetworkID: networkID, AdminStateUp: &up, Limit: limit}}
 	var raw []struct {
 		ID       string `json:"id"`
 		FixedIPs []struct {
 			IPAddress string `json:"ip_address"`
 		} `json:"fixed_ips"`
 		DeviceOwner  string `json:"device_owner"`
+		Status       string `json:"status"`
 		PortSecurity *bool  `json:"port_security_enabled"`
 	}
 	err := ports.List(c.sc, opts).EachPage(ctx, func(_ context.Context, page pagination.Page) (bool, error) {
@@ -62,7 +68,7 @@ func (c *Client) Neighbors(ctx context.Context, networkID string, limit int) ([]
 	}
 	out := make([]Neighbor, 0, len(raw))
 	for _, r := range raw {
-		n := Neighbor{PortID: r.ID, DeviceOwner: r.DeviceOwner, PortSecurity: r.PortSecurity == nil || *r.PortSecurity}
+		n := Neighbor{PortID: r.ID, DeviceOwner: r.DeviceOwner, Active: r.Status == "ACTIVE", PortSecurity: r.PortSecurity == nil || *r.PortSecurity}
 		for _, f := range r.FixedIPs {
 			ip, err := netip.ParseAddr(f.IPAddress)
 			if err != nil {
