@@ -61,7 +61,7 @@ type Neutron interface {
 	// RouterPortAt finds the router port holding a subnet's gateway (a readiness proof
 	// where no DHCP answers); none is neutron.ErrNotFound.
 	RouterPortAt(ctx context.Context, networkID string, ip netip.Addr) (*neutron.Port, error)
-	// Neighbors lists up to limit ACTIVE ports of a network, one page (a readiness proof
+	// Neighbors lists up to limit enabled ports of a network, one page (a readiness proof
 	// where neither DHCP nor a router answers).
 	Neighbors(ctx context.Context, networkID string, limit int) ([]neutron.Neighbor, error)
 }

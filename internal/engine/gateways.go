@@ -102,8 +102,7 @@ func (p proofPlan) routers() []string {
 
 // recorded keeps the plan's gateway proofs whose router port was found when the path was
 // first proven (no Neutron call: a replug must work while Neutron does not answer); the
-// others are left to another port, which is looked for again (the one found then may
-// be gone).
+// others are orphans, which a replug leaves unproven (see unasked).
 func (p proofPlan) recorded(routers []string) proofPlan {
 	var kept []GatewayProof
 	for _, g := range p.gateways {
