@@ -419,18 +419,20 @@ func (e *Engine) finish(ctx context.Context, att *state.Attachment, req Request)
 
 // waitReady probes the interface's data path, for each family OVN answers on, until OVN
 // answers or ReadyTimeout passes: DHCP for IPv4, DHCPv6 for IPv6, and where there is
-// none (DHCP off, SLAAC or static IPv6) the gateway's router port (ARP, NS, or RS). A
-// family nothing answers for is not probed, and the log says so.
+// none (DHCP off, SLAAC or static IPv6) the gateway's router port (ARP, NS, or RS), and
+// without one OVN's switch for another port's address (ARP, NS). A family nothing
+// answers for is not probed, and the log says so.
 func (e *Engine) waitReady(ctx context.Context, att *state.Attachment, nsPath, ifName string) error {
 	if e.cfg.ReadyTimeout < 0 {
 		return nil
 	}
 	plan := readyPlan(att)
 	if att.Phase == state.PhaseReplug {
-		plan = plan.recorded(att.ProbeRouters)
+		plan = plan.recorded(att.ProbeRouters).unasked()
 	} else {
 		plan = e.findRouters(ctx, att, plan)
 		att.ProbeRouters = plan.routers()
+		plan = e.findNeighbors(ctx, att, plan)
 	}
 	logAt := e.log.Debug
 	if len(plan.skipped) > 0 || len(plan.gateways) > 0 {
@@ -458,6 +460,11 @@ func (e *Engine) waitReady(ctx context.Context, att *state.Attachment, nsPath, i
 		if err := e.cfg.Links.ProbeGateway(pctx, nsPath, ifName, mac, g); err != nil {
 			if ctx.Err() != nil {
 				return fmt.Errorf("wait for the data path of port %s: %w", att.PortID, ctx.Err())
+			}
+			if g.NeighborDown {
+				e.log.Warn("data path not proven", "attachment", att.ID, "network", att.NetworkName,
+					"why", fmt.Sprintf("OVN did not answer for %s of port %s, DOWN in Neutron (does NB_Global say ignore_lsp_down=false?): %v", g.Gateway, g.Neighbor, err))
+				continue
 			}
 			return fmt.Errorf("the data path of port %s is not live after %s (%w): OVN on the hypervisor has not bound it", att.PortID, e.cfg.ReadyTimeout, err)
 		}

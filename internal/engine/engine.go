@@ -61,6 +61,9 @@ type Neutron interface {
 	// RouterPortAt finds the router port holding a subnet's gateway (a readiness proof
 	// where no DHCP answers); none is neutron.ErrNotFound.
 	RouterPortAt(ctx context.Context, networkID string, ip netip.Addr) (*neutron.Port, error)
+	// Neighbors lists up to limit enabled ports of a network, one page (a readiness proof
+	// where neither DHCP nor a router answers).
+	Neighbors(ctx context.Context, networkID string, limit int) ([]neutron.Neighbor, error)
 }
 
 // Switch is the VM's Open vSwitch; *ovs.Client implements it.
@@ -83,7 +86,8 @@ type Links interface {
 	// DHCP, or for IPv6 by DHCPv6 (:: for a stateless subnet: any answer).
 	Probe(ctx context.Context, nsPath, ifName string, mac net.HardwareAddr, ip netip.Addr) error
 	// ProbeGateway proves it where no DHCP answers: the gateway's router port answers
-	// ARP or a neighbor solicitation, or OVN's router an RS (see GatewayProof).
+	// ARP or a neighbor solicitation, or OVN's router an RS, or OVN's switch ARP or NS
+	// for another port's address (see GatewayProof).
 	ProbeGateway(ctx context.Context, nsPath, ifName string, mac net.HardwareAddr, g GatewayProof) error
 	// MoveIn moves a prepared pair's container end into a container (a pool's warm
 	// attach); Reclaim takes it back, scrubbed, or says netdev.ErrGone.

@@ -258,8 +258,8 @@ func TestAttachTrunk(t *testing.T) {
 	log := subportFirst(h.w.log())
 
 	wantNames(t, "attach", log, "neutron.EnsureTrunk", "ovs.UsedTags", "neutron.CreatePort", "neutron.AddSubport",
-		"links.Create", "ovs.AddAccessPort", "neutron.RouterPortAt", "links.Probe") // the static IPv6 subnet's gateway
-	if len(log) != 8 {
+		"links.Create", "ovs.AddAccessPort", "neutron.RouterPortAt", "neutron.Neighbors", "links.Probe") // the static IPv6 subnet: no router, no other port
+	if len(log) != 9 {
 		t.FailNow()
 	}
 	if got := log[0].Args[0]; got != testVIF {
@@ -332,7 +332,7 @@ func TestAttachTrunk(t *testing.T) {
 		t.Errorf("access port %+v, want bridge %s name %s tag %d external_ids %v", ap, testBridge, host, att.VLAN, wantExt)
 	}
 	// The probe, from the container's interface with Neutron's MAC, for Neutron's IPv4.
-	if got, want := fmt.Sprint(log[7].Args), fmt.Sprint([]any{req.NetNS, "eth1", port.MAC.String(), "10.0.0.10"}); got != want {
+	if got, want := fmt.Sprint(log[8].Args), fmt.Sprint([]any{req.NetNS, "eth1", port.MAC.String(), "10.0.0.10"}); got != want {
 		t.Errorf("Probe%s, want %s", got, want)
 	}
 	if h.w.downPolls != 0 {
@@ -381,7 +381,7 @@ func TestAttachWithoutNetNS(t *testing.T) {
 	att := h.attach(t, req)
 	log := subportFirst(h.w.log())
 	wantNames(t, "attach", log, "neutron.EnsureTrunk", "ovs.UsedTags", "neutron.CreatePort", "neutron.AddSubport",
-		"links.CreatePair", "ovs.AddAccessPort", "neutron.RouterPortAt", "links.Probe")
+		"links.CreatePair", "ovs.AddAccessPort", "neutron.RouterPortAt", "neutron.Neighbors", "links.Probe")
 	pair := callsNamed(log, "links.CreatePair")
 	if len(pair) != 1 {
 		t.FailNow()
@@ -421,7 +421,7 @@ func TestAttachBindingProfile(t *testing.T) {
 	log := h.w.log()
 	// The parent's host is read once (binding-profile ports are bound there), the VLANs of
 	// a trunk the port may have are avoided, and no trunk is made.
-	wantNames(t, "attach", log, "neutron.TrunkOf", "ovs.UsedTags", "neutron.GetPort", "neutron.CreatePort", "links.Create", "ovs.AddAccessPort", "neutron.RouterPortAt", "links.Probe")
+	wantNames(t, "attach", log, "neutron.TrunkOf", "ovs.UsedTags", "neutron.GetPort", "neutron.CreatePort", "links.Create", "ovs.AddAccessPort", "neutron.RouterPortAt", "neutron.Neighbors", "links.Probe")
 	pr := callsNamed(log, "neutron.CreatePort")[0].Args[0].(neutron.PortRequest)
 	if pr.Mode != neutron.ModeBindingProfile || pr.VLAN != att.VLAN || pr.VLAN != 1 || pr.VIFID != testVIF || pr.HostID != testHost {
 		t.Errorf("port request %+v, want binding-profile, vlan %d, parent %s", pr, att.VLAN, testVIF)

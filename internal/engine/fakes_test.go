@@ -65,6 +65,7 @@ type world struct {
 	// subports that the engine's copy of the trunk does not show.
 	addedBehind map[string]int
 	routers     map[netip.Addr]string // gateway address -> its router port (RouterPortAt)
+	neighbors   []neutron.Neighbor    // ports of other VMs on the network (Neighbors)
 }
 
 // veth is one pair in the fake VM.
@@ -919,4 +920,30 @@ func (n fakeNeutron) SetFixedIPs(ctx context.Context, portID string, fs []neutro
 	}
 	cp := *p
 	return &cp, after
+}
+
+// Neighbors lists the network's ports, in ID order, up to limit, and the ones set in
+// w.neighbors after them.
+func (n fakeNeutron) Neighbors(ctx context.Context, networkID string, limit int) ([]neutron.Neighbor, error) {
+	after, err := n.w.enter(ctx, "neutron.Neighbors", networkID, limit)
+	if err != nil {
+		return nil, err
+	}
+	w := n.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []neutron.Neighbor
+	for _, id := range slices.Sorted(maps.Keys(w.ports)) {
+		p := w.ports[id]
+		if p.NetworkID != networkID {
+			continue
+		}
+		nb := neutron.Neighbor{PortID: id, DeviceOwner: p.DeviceOwner, Active: w.active(id), PortSecurity: true}
+		for _, f := range p.FixedIPs {
+			nb.IPs = append(nb.IPs, f.IP)
+		}
+		out = append(out, nb)
+	}
+	out = append(out, w.neighbors...)
+	return out[:min(limit, len(out))], after
 }

@@ -17,17 +17,35 @@ import (
 // the subnet's gateway is a Neutron router's port, so OVN's logical switch answers ARP
 // (IPv4) or a neighbor solicitation (IPv6) for it, and where the IPv6 subnet has an
 // ipv6_ra_mode, OVN's router answers a router solicitation with the subnet's prefix
-// (which also proves the prefix).
+// (which also proves the prefix). Without a router, Gateway is another port's address
+// (Neighbor), which OVN's switch answers for just the same.
 type GatewayProof struct {
 	Src        netip.Prefix // the port's address, with its subnet's length
 	Gateway    netip.Addr
 	RA         bool   // IPv6: ask for a router advertisement of Src's prefix
 	RouterPort string // the router port found at Gateway
+	// Neighbor is the port whose address Gateway is, where no router port answers: OVN's
+	// switch answers for it in its own pipeline (see neighbors.go).
+	Neighbor string
+	// NeighborDown: Neutron has Neighbor DOWN. OVN answers for it all the same unless
+	// the deployment sets NB_Global options:ignore_lsp_down=false, which the VM cannot
+	// read: its silence then does not fail the attach, the family is only not proven.
+	NeighborDown bool
 }
 
 func (g GatewayProof) String() string {
 	var s string
 	switch {
+	case g.Neighbor != "":
+		s = "ARP reply from OVN for "
+		if g.Gateway.Is6() {
+			s = "neighbor advertisement from OVN for "
+		}
+		s += g.Gateway.String() + " (port " + g.Neighbor
+		if g.NeighborDown {
+			s += ", DOWN in Neutron"
+		}
+		return s + ")"
 	case g.Gateway.Is4():
 		s = "ARP reply of gateway " + g.Gateway.String()
 	case g.RA:
@@ -49,8 +67,8 @@ func (Netlink) ProbeGateway(ctx context.Context, nsPath, ifName string, mac net.
 }
 
 // findRouters keeps the plan's gateway proofs whose gateway is a router port (one
-// Neutron lookup each); the others are skipped, with why. A failed lookup does not fail
-// the attach: the family is then not proven, as where no router is.
+// Neutron lookup each); the others are left to another port (findNeighbors). A failed
+// lookup does not fail the attach: the family is then not proven.
 func (e *Engine) findRouters(ctx context.Context, att *state.Attachment, p proofPlan) proofPlan {
 	var kept []GatewayProof
 	for _, g := range p.gateways {
@@ -61,7 +79,7 @@ func (e *Engine) findRouters(ctx context.Context, att *state.Attachment, p proof
 			g.RouterPort = port.ID
 			kept = append(kept, g)
 		case errors.Is(err, neutron.ErrNotFound):
-			p.skipped = append(p.skipped, fmt.Sprintf("%s (no DHCP, and no router port at its gateway %s to answer)", fam, g.Gateway))
+			p.orphans = append(p.orphans, orphan{src: g.Src, why: fmt.Sprintf("no DHCP, and no router port at its gateway %s", g.Gateway)})
 		default:
 			p.skipped = append(p.skipped, fmt.Sprintf("%s (no DHCP; looking for a router at its gateway %s failed: %v)", fam, g.Gateway, err))
 		}
@@ -74,13 +92,17 @@ func (e *Engine) findRouters(ctx context.Context, att *state.Attachment, p proof
 func (p proofPlan) routers() []string {
 	var out []string
 	for _, g := range p.gateways {
+		if g.Neighbor != "" {
+			continue
+		}
 		out = append(out, g.Gateway.String()+"="+g.RouterPort)
 	}
 	return out
 }
 
 // recorded keeps the plan's gateway proofs whose router port was found when the path was
-// first proven (no Neutron call: a replug must work while Neutron does not answer).
+// first proven (no Neutron call: a replug must work while Neutron does not answer); the
+// others are orphans, which a replug leaves unproven (see unasked).
 func (p proofPlan) recorded(routers []string) proofPlan {
 	var kept []GatewayProof
 	for _, g := range p.gateways {
@@ -91,7 +113,7 @@ func (p proofPlan) recorded(routers []string) proofPlan {
 			}
 		}
 		if g.RouterPort == "" {
-			p.skipped = append(p.skipped, fmt.Sprintf("%s (no DHCP, and no router port was at its gateway %s)", family(g.Gateway), g.Gateway))
+			p.orphans = append(p.orphans, orphan{src: g.Src, why: fmt.Sprintf("no DHCP, and no router port was at its gateway %s", g.Gateway)})
 		}
 	}
 	p.gateways = kept

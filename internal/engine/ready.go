@@ -14,13 +14,16 @@ type proofPlan struct {
 	// gateways are the families without DHCP, asked of their gateway's router port
 	// instead (see gateways.go): candidates until findRouters finds the ports.
 	gateways []GatewayProof
-	skipped  []string
+	// orphans are the families neither DHCP nor a router port answers for: OVN's switch
+	// answers for another port's address instead, where there is one (see neighbors.go).
+	orphans []orphan
+	skipped []string
 }
 
 // readyPlan reads the plan from what fillFromPort recorded. A family without DHCP
 // (IPv4 DHCP off; IPv6 SLAAC, static or DHCP off) is left to its gateway, which OVN
-// answers for only when it is a Neutron router's port; without a gateway it is skipped,
-// and said so.
+// answers for only when it is a Neutron router's port; without a gateway, to another
+// port of the network.
 func readyPlan(att *state.Attachment) proofPlan {
 	var p proofPlan
 	var addr4, addr6 netip.Prefix
@@ -46,14 +49,14 @@ func readyPlan(att *state.Attachment) proofPlan {
 	} else if addr4.IsValid() && gw4.IsValid() {
 		p.gateways = append(p.gateways, GatewayProof{Src: addr4, Gateway: gw4})
 	} else if addr4.IsValid() {
-		p.skipped = append(p.skipped, "IPv4 (no DHCP and no gateway on its subnet)")
+		p.orphans = append(p.orphans, orphan{src: addr4, why: "no DHCP and no gateway on its subnet"})
 	}
 	if ip, err := netip.ParseAddr(att.ProbeIP6); err == nil && ip.Is6() {
 		p.probes = append(p.probes, ip)
 	} else if addr6.IsValid() && gw6.IsValid() {
 		p.gateways = append(p.gateways, GatewayProof{Src: addr6, Gateway: gw6, RA: att.ProbeRA6 != ""})
 	} else if addr6.IsValid() {
-		p.skipped = append(p.skipped, "IPv6 (no DHCPv6 and no gateway on its subnet)")
+		p.orphans = append(p.orphans, orphan{src: addr6, why: "no DHCPv6 and no gateway on its subnet"})
 	}
 	return p
 }
@@ -72,6 +75,9 @@ func (p proofPlan) say() string {
 	}
 	for _, g := range p.gateways {
 		parts = append(parts, g.String())
+	}
+	for _, o := range p.orphans { // not yet looked for (findNeighbors)
+		parts = append(parts, "not yet proven: "+family(o.src.Addr())+" ("+o.why+")")
 	}
 	if len(p.skipped) > 0 {
 		parts = append(parts, "not proven: "+strings.Join(p.skipped, ", "))

@@ -18,6 +18,8 @@ import (
 // gateway), and the router answers router solicitations where the subnet has an
 // ipv6_ra_mode. Those answers come through the same flows as a DHCP offer (the child
 // port's tag, port security, the switch's pipeline), so they prove the path as well.
+// Without a router, the switch answers just the same for any other port's address (but
+// not the asking port's own), so Gateway also asks for such an address.
 //
 // NDP messages are built and read with github.com/mdlayher/ndp (and its ICMPv6 checksum,
 // golang.org/x/net/icmp); its Conn is not used: it needs an ICMPv6 socket and an address
