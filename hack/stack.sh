@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # hack/stack.sh: a complete local OpenStack + OVN sandbox on one machine, loopback only.
 #
-#   hack/stack.sh up [--vms N] [--tenants a,b,...] [--docker]   install what is missing, start everything
+#   hack/stack.sh up [--vms N] [--tenants a,b,...] [--docker] [--hypervisors N]
+#                                                                install what is missing, start everything
 #   hack/stack.sh status                                         what runs and what does not
 #   hack/stack.sh logs [component]                               tails of the logs
 #   hack/stack.sh down [--purge]                                 stop everything; --purge also deletes the run folder
 #   hack/stack.sh stop|start COMPONENT                           one part: neutron, keystone, ovn-nb, vmN-ovsdb
+#   hack/stack.sh hypervisors N                                  add hv2..hvN to the running stack
+#   hack/stack.sh migrate VM HV                                  move a running VM to hypervisor HV
 #
 # Everything lives under one run folder, $OVN_DOCKER_STACK_DIR (default /var/lib/ovn-docker-stack).
 # What runs: MariaDB (unix socket only), Keystone on 127.0.0.1:5000, neutron-server with ML2/OVN,
@@ -29,6 +32,8 @@ HV_DB=$RUN/hv/db.sock
 NB_SOCK=$RUN/ovn/ovnnb_db.sock
 SB_SOCK=$RUN/ovn/ovnsb_db.sock
 MYSQL_SOCK=$RUN/mysql/mysqld.sock
+# shellcheck source=hack/stack_hypervisors.sh
+. "$HERE/stack_hypervisors.sh"
 
 PACKAGES=(openvswitch-switch ovn-central ovn-host neutron-server python3-neutron mariadb-server
 	python3-pymysql keystone python3-openstackclient uwsgi-core uwsgi-plugin-python3 docker.io
@@ -200,7 +205,7 @@ start_hypervisor() {
 	hv_vsctl --may-exist add-br br-int -- set bridge br-int datapath_type=netdev fail-mode=secure \
 		other-config:disable-in-band=true
 	hv_vsctl set open . external_ids:ovn-remote="unix:$SB_SOCK" external_ids:ovn-encap-type=geneve \
-		external_ids:ovn-encap-ip=127.0.0.1 external_ids:system-id=hv1 external_ids:hostname=hv1 \
+		external_ids:ovn-encap-ip="$(hv1_encap_ip)" external_ids:system-id=hv1 external_ids:hostname=hv1 \
 		external_ids:ovn-bridge-datapath-type=netdev
 	if ! alive "$RUN/hv/ovn-controller.pid"; then
 		OVS_RUNDIR=$RUN/hv OVN_RUNDIR=$RUN/hv ovn-controller "unix:$HV_DB" --pidfile="$RUN/hv/ovn-controller.pid" \
@@ -378,8 +383,8 @@ relay_up() { # root-namespace ends of the loopback relays, shared by every VM
 	done
 }
 
-start_vm() { # start_vm NAME TENANT WITH_DOCKER
-	local vm=$1 tenant=$2 docker=$3 d=$RUN/$1
+start_vm() { # start_vm NAME TENANT WITH_DOCKER [HYPERVISOR]
+	local vm=$1 tenant=$2 docker=$3 d=$RUN/$1 hv=${4:-hv1}
 	mkdir -p "$d"
 	chmod 700 "$d"
 	local info
@@ -387,9 +392,11 @@ start_vm() { # start_vm NAME TENANT WITH_DOCKER
 	if [ -s "$d/port" ] && [ "$(cut -d' ' -f7 "$d/port")" = "$tenant" ]; then
 		info=$(cat "$d/port")
 	else
-		info=$(provision vm "$vm" "$tenant") || die "provisioning $vm failed"
+		info=$(provision vm "$vm" "$tenant" "$hv") || die "provisioning $vm failed"
 		echo "$info $tenant" >"$d/port"
 	fi
+	# A running VM stays on its hypervisor; one that boots goes where it is told.
+	if [ -e "/run/netns/$vm" ]; then hv=$(vm_hv "$vm"); fi
 	local port_id mac ip prefix mtu gw
 	read -r port_id mac ip prefix mtu gw <<<"$info"
 	if [ ! -e "/run/netns/$vm" ]; then
@@ -401,21 +408,20 @@ start_vm() { # start_vm NAME TENANT WITH_DOCKER
 		ip netns add "$vm"
 	fi
 	ip -n "$vm" link set lo up
-	# The VM's NIC: vmN-hv on br-int, bound to the VM's Neutron port; eth0 inside the VM.
-	if ! ip link show "$vm-hv" >/dev/null 2>&1; then
+	# The VM's NIC: vmN-hv on its hypervisor's br-int, bound to the VM's Neutron port; eth0 inside the VM.
+	if ! hv_ip "$hv" link show "$vm-hv" >/dev/null 2>&1; then
 		ip link add "$vm-hv" mtu "$mtu" type veth peer name "$vm-eth0" mtu "$mtu"
 		ip link set "$vm-eth0" netns "$vm"
 		ip -n "$vm" link set "$vm-eth0" name eth0
+		[ "$hv" = hv1 ] || ip link set "$vm-hv" netns "$hv"
 	fi
-	ip link set "$vm-hv" up
+	hv_ip "$hv" link set "$vm-hv" up
 	ip -n "$vm" link set eth0 address "$mac" up
 	# eth0 belongs to the VM's OVS, which reads it through AF_PACKET; the VM's kernel must not
 	# answer on it too (a kernel datapath would steal its frames), or every packet is seen twice.
 	ip -n "$vm" link set eth0 arp off
 	ip netns exec "$vm" sysctl -qw net.ipv6.conf.eth0.disable_ipv6=1 net.ipv4.conf.eth0.rp_filter=1
-	hv_vsctl --may-exist add-port br-int "$vm-hv" -- set interface "$vm-hv" \
-		external_ids:iface-id="$port_id" external_ids:attached-mac="$mac" external_ids:iface-status=active \
-		external_ids:vm-id="$vm"
+	vm_plug "$vm" "$hv" "$port_id" "$mac"
 	# The VM's own OVS: br0 with eth0 as its trunk uplink, the VM's address on br0.
 	start_ovs "$d/ovs" "$vm"
 	vm_vsctl "$vm" --may-exist add-br br0 -- set bridge br0 datapath_type=netdev other-config:hwaddr="$mac"
@@ -432,6 +438,7 @@ start_vm() { # start_vm NAME TENANT WITH_DOCKER
 	done
 	[ "$docker" = yes ] && start_vm_docker "$vm"
 	write_vm_env "$vm" "$tenant" "$port_id" "$mac" "$ip" "$docker"
+	echo "export STACK_VM_HYPERVISOR=$hv" >>"$d/env"
 	wait_for 10 "relay" ip netns exec "$vm" curl -sf "$NEUTRON_URL" || die "$vm: the Neutron relay does not answer"
 }
 
@@ -513,8 +520,11 @@ stop_vm() {
 		rm -f "$d/relay-$port.pid"
 	done
 	stop_ovs "$d/ovs" "$vm"
-	[ -f "$HV_DB" ] && alive "$RUN/hv/ovsdb-server.pid" && hv_vsctl --if-exists del-port br-int "$vm-hv" >/dev/null 2>&1
-	ip link del "$vm-hv" >/dev/null 2>&1 || true
+	local hv
+	hv=$(vm_hv "$vm")
+	[ -f "$(hv_db "$hv")" ] && alive "$(hv_dir "$hv")/ovsdb-server.pid" && hvk_vsctl "$hv" --if-exists del-port br-int "$vm-hv" >/dev/null 2>&1
+	hv_ip "$hv" link del "$vm-hv" >/dev/null 2>&1 || true
+	rm -f "$d/hypervisor"
 	ip netns del "$vm" >/dev/null 2>&1 || true
 }
 
@@ -560,7 +570,7 @@ EOF
 }
 
 cmd_up() {
-	local vms=2 tenants="" docker=no
+	local vms=2 tenants="" docker=no hypervisors=1
 	while [ $# -gt 0 ]; do
 		case $1 in
 		--vms) vms=$2; shift 2 ;;
@@ -568,6 +578,8 @@ cmd_up() {
 		--tenants) tenants=$2; shift 2 ;;
 		--tenants=*) tenants=${1#*=}; shift ;;
 		--docker) docker=yes; shift ;;
+		--hypervisors) hypervisors=$2; shift 2 ;;
+		--hypervisors=*) hypervisors=${1#*=}; shift ;;
 		*) die "up: unknown option $1" ;;
 		esac
 	done
@@ -579,6 +591,7 @@ cmd_up() {
 	done
 	local t0=$SECONDS want
 	want="vms=$vms tenants=${tenant_of[*]} docker=$docker"
+	[ "$hypervisors" = 1 ] || want="$want hypervisors=$hypervisors"
 	if [ -f "$RUN/stack.env" ] && [ "$(cat "$RUN/up.args" 2>/dev/null)" = "$want" ] && cmd_status >/dev/null 2>&1; then
 		log "already up ($want)"
 		return 0
@@ -598,6 +611,7 @@ cmd_up() {
 	fi
 	start_ovn_central
 	start_hypervisor
+	hypervisors_up "$hypervisors"
 	start_keystone
 	local idmark
 	idmark="$RUN/keystone/.identity-$(printf '%s' "${tenant_of[@]}" | fold -w1 | sort -u | tr -d '\n')"
@@ -630,7 +644,7 @@ cmd_up() {
 	local names=() pids=()
 	for i in $(seq "$vms"); do
 		local t=${tenant_of[$((i - 1))]:-a}
-		(start_vm "vm$i" "$t" "$docker") >"$LOGS/up-vm$i.log" 2>&1 &
+		(start_vm "vm$i" "$t" "$docker" "hv$(((i - 1) % hypervisors + 1))") >"$LOGS/up-vm$i.log" 2>&1 &
 		pids+=($!)
 		names+=("vm$i")
 	done
@@ -667,6 +681,7 @@ cmd_down() {
 	if alive "$RUN/hv/ovn-controller.pid"; then
 		ovn-appctl -t "$RUN/hv/ovn-controller.$(cat "$RUN/hv/ovn-controller.pid").ctl" exit >/dev/null 2>&1 || kill "$(cat "$RUN/hv/ovn-controller.pid")" 2>/dev/null || true
 	fi
+	hypervisors_down
 	stop_ovs "$RUN/hv" ""
 	[ -f "$RUN/ovn/ovnnb_db.pid" ] && ovn_ctl stop_northd >>"$LOGS/ovn-ctl.log" 2>&1 || true
 	if alive "$RUN/mysql.pid"; then
@@ -710,11 +725,12 @@ status_lines() {
 	# ovs-vswitchd too: the database alone answers for a chassis that forwards nothing.
 	status_line "hv ovs (br-int)" "$(yn hv_ovs_up)" "unix:$HV_DB"
 	status_line ovn-controller "$(yn alive "$RUN/hv/ovn-controller.pid")" "chassis hv1"
+	hypervisor_status_lines
 	for d in "$RUN"/vm*; do
 		[ -d "$d" ] || continue
 		local vm
 		vm=$(basename "$d")
-		status_line "$vm netns" "$(yn test -e "/run/netns/$vm")" ""
+		status_line "$vm netns" "$(yn test -e "/run/netns/$vm")" "on $(vm_hv "$vm")"
 		status_line "$vm ovs (br0)" "$(yn vm_ovs_up "$vm")" "unix:$d/ovs/db.sock"
 		status_line "$vm relays" "$(yn ip netns exec "$vm" curl -sf "$NEUTRON_URL")" "127.0.0.1:5000,9696 inside $vm"
 		if grep -q DOCKER_HOST "$d/env" 2>/dev/null; then
@@ -772,5 +788,7 @@ down) shift; cmd_down "$@" ;;
 status) cmd_status ;;
 stop | start) cmd_component "$@" ;;
 logs) shift; cmd_logs "$@" ;;
-*) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+hypervisors) shift; cmd_hypervisors "$@" ;;
+migrate) shift; cmd_migrate "$@" ;;
+*) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
