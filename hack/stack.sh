@@ -6,7 +6,8 @@
 #   hack/stack.sh status                                         what runs and what does not
 #   hack/stack.sh logs [component]                               tails of the logs
 #   hack/stack.sh down [--purge]                                 stop everything; --purge also deletes the run folder
-#   hack/stack.sh stop|start COMPONENT                           one part: neutron, keystone, ovn-nb, vmN-ovsdb
+#   hack/stack.sh stop|start COMPONENT                           one part: neutron, keystone, ovn-nb, vmN-ovsdb,
+#                                                                hvK-ovn-controller
 #   hack/stack.sh hypervisors N                                  add hv2..hvN to the running stack
 #   hack/stack.sh migrate VM HV                                  move a running VM to hypervisor HV
 #
@@ -776,7 +777,9 @@ cmd_component() {
 		ovsdb-server --remote="punix:$d/db.sock" --pidfile="$d/ovsdb-server.pid" --detach \
 			--unixctl="$d/ovsdb-server.ctl" -vconsole:off --log-file="$LOGS/ovsdb-server-$vm.log" "$d/conf.db"
 		;;
-	*) die "usage: $verb neutron|keystone|ovn-nb|vmN-ovsdb" ;;
+	stop:hv*-ovn-controller) stop_ovn_controller "${what%-ovn-controller}" ;;
+	start:hv*-ovn-controller) start_ovn_controller_connected "${what%-ovn-controller}" ;;
+	*) die "usage: $verb neutron|keystone|ovn-nb|vmN-ovsdb|hvK-ovn-controller" ;;
 	esac
 	log "$verb $what: done"
 }
@@ -790,5 +793,5 @@ stop | start) cmd_component "$@" ;;
 logs) shift; cmd_logs "$@" ;;
 hypervisors) shift; cmd_hypervisors "$@" ;;
 migrate) shift; cmd_migrate "$@" ;;
-*) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+*) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

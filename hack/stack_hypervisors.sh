@@ -222,3 +222,28 @@ hypervisor_status_lines() {
 		status_line "$hv ovn-controller" "$(yn alive "$RUN/$hv/ovn-controller.pid")" "chassis $hv, encap $(hv_encap_ip "$hv")"
 	done
 }
+
+ovn_controller_ctl() { # the control socket of HV's ovn-controller
+	local dir
+	dir=$(hv_dir "$1")
+	echo "$dir/ovn-controller.$(cat "$dir/ovn-controller.pid" 2>/dev/null).ctl"
+}
+
+# stop_ovn_controller HV: as a service restart does it ("exit --restart"): the chassis and its
+# port bindings stay in the SB, and the flows stay in ovs-vswitchd until the next one takes over.
+stop_ovn_controller() {
+	local hv=$1 dir
+	dir=$(hv_dir "$hv")
+	alive "$dir/ovn-controller.pid" || return 0
+	ovn-appctl -t "$(ovn_controller_ctl "$hv")" exit --restart >/dev/null 2>&1 || kill "$(cat "$dir/ovn-controller.pid")"
+	wait_for 10 "ovn-controller exit" bash -c "! kill -0 \$(cat '$dir/ovn-controller.pid' 2>/dev/null) 2>/dev/null" ||
+		kill -9 "$(cat "$dir/ovn-controller.pid")" 2>/dev/null || true
+	rm -f "$dir/ovn-controller.pid"
+}
+
+# start_ovn_controller_connected HV: started, and connected to the SB again.
+start_ovn_controller_connected() {
+	start_ovn_controller "$1"
+	wait_for 30 "$1 ovn-controller" bash -c "ovn-appctl -t '$(ovn_controller_ctl "$1")' connection-status | grep -qx connected" ||
+		die "$1: ovn-controller did not connect to the SB"
+}
