@@ -265,10 +265,11 @@ var replyLine = regexp.MustCompile(`^\[(\d+)\.(\d+)\] \d+ bytes from .*icmp_seq=
 
 const pingInterval = 10 * time.Millisecond
 
-func startFastPing(t *testing.T, from *box, to string) *fastPing {
+// startFastPing pings to from the network namespace at nsPath.
+func startFastPing(t *testing.T, nsPath, to string) *fastPing {
 	t.Helper()
 	p := &fastPing{notify: make(chan struct{}, 1), done: make(chan struct{})}
-	p.cmd = exec.Command("nsenter", "--net="+from.netns(t), "ping", "-n", "-D", "-i", "0.01", "-W", "1", to)
+	p.cmd = exec.Command("nsenter", "--net="+nsPath, "ping", "-n", "-D", "-i", "0.01", "-W", "1", to)
 	out, err := p.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -330,9 +331,9 @@ func (p *fastPing) waitReplies(t *testing.T, since time.Time, n int, what string
 	}
 }
 
-// stop ends the ping and returns the packets lost between its first and last reply and the
-// longest time without a reply.
-func (p *fastPing) stop(t *testing.T) (lost int, gap time.Duration) {
+// stop ends the ping and returns the packets lost between its first and last reply, the
+// longest time without a reply and the reply that ended it.
+func (p *fastPing) stop(t *testing.T) (lost int, gap time.Duration, back time.Time) {
 	t.Helper()
 	_ = p.cmd.Process.Signal(os.Interrupt)
 	<-p.done
@@ -347,10 +348,10 @@ func (p *fastPing) stop(t *testing.T) (lost int, gap time.Duration) {
 	lost = rs[len(rs)-1].seq - rs[0].seq + 1 - len(rs)
 	for i := 1; i < len(rs); i++ {
 		if d := rs[i].at.Sub(rs[i-1].at); d > gap {
-			gap = d
+			gap, back = d, rs[i].at
 		}
 	}
-	return lost, gap
+	return lost, gap, back
 }
 
 // eth0Of is the container's eth0 as its own kernel has it: MAC and IPv4 address.
@@ -391,13 +392,18 @@ func TestHypervisorMigration(t *testing.T) {
 	src.mustPing(t, moving.ip().String())
 
 	for _, leg := range []struct{ from, to string }{{from, to}, {to, from}} {
-		p := startFastPing(t, src, moving.ip().String())
+		p := startFastPing(t, src.netns(t), moving.ip().String())
+		// The VM's own address too, from the peer VM: its port follows Neutron's binding.
+		pvm := startFastPing(t, "/run/netns/"+peer.Name, mover.Env["STACK_VM_IP"])
 		p.waitReplies(t, time.Time{}, 20, "before the move")
+		pvm.waitReplies(t, time.Time{}, 20, "before the move (VM)")
 		t0 := time.Now()
 		line := migrate(t, mover, leg.to)
 		moved := time.Now()
-		back := p.waitReplies(t, moved, 20, "after the move")
-		lost, gap := p.stop(t)
+		p.waitReplies(t, moved, 20, "after the move")
+		pvm.waitReplies(t, moved, 20, "after the move (VM)")
+		lost, gap, back := p.stop(t)
+		vmLost, vmGap, vmBack := pvm.stop(t)
 		if hv := hypervisorOf(s, mover); hv != leg.to {
 			t.Fatalf("%s is on %s after the move, want %s", mover.Name, hv, leg.to)
 		}
@@ -411,9 +417,10 @@ func TestHypervisorMigration(t *testing.T) {
 		}
 		moving.mustPing(t, other.ip().String())
 		movingB.mustPing(t, src.ip().String())
-		t.Logf("%s %s -> %s: %d pings lost (every %v), longest silence %v, replies back %v after the move began; %s",
-			mover.Name, leg.from, leg.to, lost, pingInterval, gap.Round(time.Millisecond),
-			back.Sub(t0).Round(time.Millisecond), line)
+		t.Logf("%s %s -> %s: containers: %d pings lost (every %v), longest silence %v, back %v after the move began; "+
+			"the VM's own address: %d lost, longest silence %v, back after %v; %s",
+			mover.Name, leg.from, leg.to, lost, pingInterval, gap.Round(time.Millisecond), back.Sub(t0).Round(time.Millisecond),
+			vmLost, vmGap.Round(time.Millisecond), vmBack.Sub(t0).Round(time.Millisecond), line)
 	}
 }
 
@@ -451,7 +458,7 @@ func TestHypervisorOVNControllerRestart(t *testing.T) {
 	local, remote := bs[0], bs[1]
 	remote.mustPing(t, local.ip().String())
 
-	p := startFastPing(t, remote, local.ip().String())
+	p := startFastPing(t, remote.netns(t), local.ip().String())
 	p.waitReplies(t, time.Time{}, 20, "before the restart")
 	ctl := hv + "-ovn-controller"
 	stack(t, "stop", ctl)
@@ -463,7 +470,7 @@ func TestHypervisorOVNControllerRestart(t *testing.T) {
 	started := time.Now()
 	// It reconnected to the SB (start waits for it) and recomputed its flows: still replies.
 	p.waitReplies(t, started, 300, "ovn-controller back")
-	lost, gap := p.stop(t)
+	lost, gap, _ := p.stop(t)
 	local.mustPing(t, remote.ip().String())
 	if lost > 0 {
 		t.Errorf("%d pings lost while %s's ovn-controller restarted (longest silence %v)", lost, hv, gap)
