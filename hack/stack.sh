@@ -389,15 +389,20 @@ start_vm() { # start_vm NAME TENANT WITH_DOCKER [HYPERVISOR]
 	mkdir -p "$d"
 	chmod 700 "$d"
 	local info
+	# A running VM stays on its hypervisor; one that boots goes where it is told.
+	if [ -e "/run/netns/$vm" ]; then hv=$(vm_hv "$vm"); fi
 	# The VM's Neutron port, looked up once and kept (provisioning costs seconds of Python).
 	if [ -s "$d/port" ] && [ "$(cut -d' ' -f7 "$d/port")" = "$tenant" ]; then
 		info=$(cat "$d/port")
+		# Bound where the VM lands (ports of stacks before hypervisors were bound to hv1).
+		if [ "$(cat "$d/bound-host" 2>/dev/null || echo hv1)" != "$hv" ]; then
+			provision bind "$(cut -d' ' -f1 <<<"$info")" "$hv" || die "binding $vm's port to $hv failed"
+		fi
 	else
 		info=$(provision vm "$vm" "$tenant" "$hv") || die "provisioning $vm failed"
 		echo "$info $tenant" >"$d/port"
 	fi
-	# A running VM stays on its hypervisor; one that boots goes where it is told.
-	if [ -e "/run/netns/$vm" ]; then hv=$(vm_hv "$vm"); fi
+	echo "$hv" >"$d/bound-host"
 	local port_id mac ip prefix mtu gw
 	read -r port_id mac ip prefix mtu gw <<<"$info"
 	if [ ! -e "/run/netns/$vm" ]; then

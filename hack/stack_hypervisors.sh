@@ -187,6 +187,7 @@ cmd_migrate() {
 	local t1
 	t1=$(date +%s%N)
 	neutron_bind "$token" "$port_id" "$to" || die "migrate: Neutron did not bind $vm's port to $to"
+	echo "$to" >"$RUN/$vm/bound-host"
 	wait_for 30 "$vm claimed" port_on_chassis "$port_id" "$to" || die "migrate: $to did not claim $vm's port"
 	log "$vm migrated $from -> $to: NIC moved in $(((t1 - t0) / 1000000)) ms, bound in $((($(date +%s%N) - t0) / 1000000)) ms"
 }
