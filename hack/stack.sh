@@ -7,7 +7,7 @@
 #   hack/stack.sh logs [component]                               tails of the logs
 #   hack/stack.sh down [--purge]                                 stop everything; --purge also deletes the run folder
 #   hack/stack.sh stop|start COMPONENT                           one part: neutron, keystone, ovn-nb, vmN-ovsdb,
-#                                                                hvK-ovn-controller
+#                                                                hvK-ovn-controller; stop hvK (K>1, no VM on it)
 #   hack/stack.sh hypervisors N                                  add hv2..hvN to the running stack
 #   hack/stack.sh migrate VM HV                                  move a running VM to hypervisor HV
 #
@@ -783,8 +783,9 @@ cmd_component() {
 			--unixctl="$d/ovsdb-server.ctl" -vconsole:off --log-file="$LOGS/ovsdb-server-$vm.log" "$d/conf.db"
 		;;
 	stop:hv*-ovn-controller) stop_ovn_controller "${what%-ovn-controller}" ;;
+	stop:hv[2-9]) stop_empty_hv "$what" ;;
 	start:hv*-ovn-controller) start_ovn_controller_connected "${what%-ovn-controller}" ;;
-	*) die "usage: $verb neutron|keystone|ovn-nb|vmN-ovsdb|hvK-ovn-controller" ;;
+	*) die "usage: $verb neutron|keystone|ovn-nb|vmN-ovsdb|hvK-ovn-controller|hvK" ;;
 	esac
 	log "$verb $what: done"
 }

@@ -252,3 +252,14 @@ start_ovn_controller_connected() {
 	wait_for 30 "$1 ovn-controller" bash -c "ovn-appctl -t '$(ovn_controller_ctl "$1")' connection-status | grep -qx connected" ||
 		die "$1: ovn-controller did not connect to the SB"
 }
+
+# stop_empty_hv hvK: a hypervisor leaves the stack, once no VM runs on it.
+stop_empty_hv() {
+	local hv=$1 d
+	for d in "$RUN"/vm*; do
+		[ -e "/run/netns/$(basename "$d")" ] && [ "$(vm_hv "$(basename "$d")")" = "$hv" ] &&
+			die "stop $hv: $(basename "$d") runs on it (hack/stack.sh migrate $(basename "$d") hv1)"
+	done
+	stop_hv "$hv"
+	rm -rf "${RUN:?}/$hv"
+}
