@@ -506,3 +506,65 @@ func TestHypervisorOVNControllerRestart(t *testing.T) {
 	t.Logf("%s's ovn-controller stopped and started under ping every %v: %d lost, longest silence %v",
 		hv, pingInterval, lost, gap.Round(time.Millisecond))
 }
+
+// TestHypervisorMigrationBindingProfile: in binding-profile mode (admin) a container port
+// is bound to its VM's host, and OVN claims it only there: after the VM moves, the daemon
+// (its maintenance pass asks Neutron where the VM's port is) binds the ports to the new
+// host on its own, and a continuous ping to the container comes back.
+func TestHypervisorMigrationBindingProfile(t *testing.T) {
+	s := testutil.LoadStack(t)
+	vms, hvs := spreadVMs(t, s, 3)
+	mover, peer := vms[2], vms[0]
+	from, to := hvs[2], hvs[1]
+	t.Cleanup(func() {
+		assertClean(t, s, mover)
+		assertClean(t, s, peer)
+	})
+	admin := []string{"OS_USERNAME=admin", "OS_PASSWORD=" + s.Env["OS_PASSWORD"], "OS_PROJECT_NAME=admin",
+		"OVN_DOCKER_MODE=binding-profile"}
+	d := &pluginDaemon{vm: mover, env: admin, args: []string{"--reconcile-every", "1s"},
+		log: filepath.Join(t.TempDir(), mover.Name+"-daemon.log")}
+	d.start(t)
+	t.Cleanup(func() { d.stop(t) })
+	t.Cleanup(func() {
+		if hypervisorOf(s, mover) != from {
+			migrate(t, mover, from)
+		}
+	})
+	name := tenantNetwork(t, peer, uniq("bpmig"))
+	t.Cleanup(func() { cleanVM(t, peer) })
+	adoptNetwork(t, mover, name)
+	runIn(t, mover, "bp-mig", "--network", name, "busybox:local", "sleep", "3600")
+	src := runBox(t, peer, "bp-src", []string{"--network", name}, nil)
+	ip := addressOf(t, mover, name, "bp-mig")
+	adm := s.Network(t, "admin")
+	port := portWithIP(t, adm, networkID(t, adm, name), ip)
+	if port.Description == "" {
+		t.Fatalf("no ovn-docker port for %s: %+v", ip, port)
+	}
+	hostOf := func() string {
+		return strings.TrimSpace(testutil.MustRun(t, "ovn-nbctl", "--db="+s.Env["STACK_NB"], "get",
+			"logical_switch_port", port.ID, "options:requested-chassis"))
+	}
+	if h := hostOf(); h != from {
+		t.Fatalf("the container's port asks for chassis %s, want its VM's %s", h, from)
+	}
+	src.mustPing(t, ip)
+	followed := 0
+	for _, hv := range []string{to, from} {
+		p := startFastPing(t, src.netns(t), ip)
+		p.waitReplies(t, time.Time{}, 20, "before the move")
+		t0 := time.Now()
+		migrate(t, mover, hv)
+		// The daemon notices the move on its own and says so.
+		followed++
+		waitLogLine(t, d.log, "container ports bound to the VM's new host", followed)
+		p.waitReplies(t, time.Now(), 20, "after the daemon followed")
+		lost, gap, back := p.stop(t)
+		if h := hostOf(); h != hv {
+			t.Fatalf("after the move to %s the container's port asks for chassis %s", hv, h)
+		}
+		t.Logf("binding-profile container, VM moved to %s: %d pings lost (every %v), longest silence %v, back %v after the move began",
+			hv, lost, pingInterval, gap.Round(time.Millisecond), back.Sub(t0).Round(time.Millisecond))
+	}
+}
