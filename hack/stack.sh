@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # hack/stack.sh: a complete local OpenStack + OVN sandbox on one machine, loopback only.
 #
-#   hack/stack.sh up [--vms N] [--tenants a,b,...] [--docker] [--ovn-cluster 1|3|5]
+#   hack/stack.sh up [--vms N] [--tenants a,b,...] [--docker] [--hypervisors N] [--ovn-cluster 1|3|5]
 #                                                                install what is missing, start everything
 #   hack/stack.sh status                                         what runs and what does not
 #   hack/stack.sh logs [component]                               tails of the logs
 #   hack/stack.sh down [--purge]                                 stop everything; --purge also deletes the run folder
 #   hack/stack.sh stop|start COMPONENT                           one part: neutron, keystone, ovn-nb, vmN-ovsdb,
+#                                                                hvK-ovn-controller; stop hvK (K>1, no VM on it);
 #                                                                ovn-sb, ovn-nbI, ovn-sbI, ovn-nb-leader, ovn-sb-leader
+#   hack/stack.sh hypervisors N                                  add hv2..hvN to the running stack
+#   hack/stack.sh migrate VM HV                                  move a running VM to hypervisor HV
 #
 # Everything lives under one run folder, $OVN_DOCKER_STACK_DIR (default /var/lib/ovn-docker-stack).
 # What runs: MariaDB (unix socket only), Keystone on 127.0.0.1:5000, neutron-server with ML2/OVN,
@@ -35,6 +38,8 @@ MYSQL_SOCK=$RUN/mysql/mysqld.sock
 # shellcheck source=hack/stack_ovn.sh
 . "$HERE/stack_ovn.sh"
 ovn_remotes
+# shellcheck source=hack/stack_hypervisors.sh
+. "$HERE/stack_hypervisors.sh"
 
 PACKAGES=(openvswitch-switch ovn-central ovn-host neutron-server python3-neutron mariadb-server
 	python3-pymysql keystone python3-openstackclient uwsgi-core uwsgi-plugin-python3 docker.io
@@ -197,7 +202,7 @@ start_hypervisor() {
 	hv_vsctl --may-exist add-br br-int -- set bridge br-int datapath_type=netdev fail-mode=secure \
 		other-config:disable-in-band=true
 	hv_vsctl set open . external_ids:ovn-remote="$SB_REMOTE" external_ids:ovn-encap-type=geneve \
-		external_ids:ovn-encap-ip=127.0.0.1 external_ids:system-id=hv1 external_ids:hostname=hv1 \
+		external_ids:ovn-encap-ip="$(hv1_encap_ip)" external_ids:system-id=hv1 external_ids:hostname=hv1 \
 		external_ids:ovn-bridge-datapath-type=netdev
 	if ! alive "$RUN/hv/ovn-controller.pid"; then
 		OVS_RUNDIR=$RUN/hv OVN_RUNDIR=$RUN/hv ovn-controller "unix:$HV_DB" --pidfile="$RUN/hv/ovn-controller.pid" \
@@ -375,18 +380,25 @@ relay_up() { # root-namespace ends of the loopback relays, shared by every VM
 	done
 }
 
-start_vm() { # start_vm NAME TENANT WITH_DOCKER
-	local vm=$1 tenant=$2 docker=$3 d=$RUN/$1
+start_vm() { # start_vm NAME TENANT WITH_DOCKER [HYPERVISOR]
+	local vm=$1 tenant=$2 docker=$3 d=$RUN/$1 hv=${4:-hv1}
 	mkdir -p "$d"
 	chmod 700 "$d"
 	local info
+	# A running VM stays on its hypervisor; one that boots goes where it is told.
+	if [ -e "/run/netns/$vm" ]; then hv=$(vm_hv "$vm"); fi
 	# The VM's Neutron port, looked up once and kept (provisioning costs seconds of Python).
 	if [ -s "$d/port" ] && [ "$(cut -d' ' -f7 "$d/port")" = "$tenant" ]; then
 		info=$(cat "$d/port")
+		# Bound where the VM lands (ports of stacks before hypervisors were bound to hv1).
+		if [ "$(cat "$d/bound-host" 2>/dev/null || echo hv1)" != "$hv" ]; then
+			provision bind "$(cut -d' ' -f1 <<<"$info")" "$hv" || die "binding $vm's port to $hv failed"
+		fi
 	else
-		info=$(provision vm "$vm" "$tenant") || die "provisioning $vm failed"
+		info=$(provision vm "$vm" "$tenant" "$hv") || die "provisioning $vm failed"
 		echo "$info $tenant" >"$d/port"
 	fi
+	echo "$hv" >"$d/bound-host"
 	local port_id mac ip prefix mtu gw
 	read -r port_id mac ip prefix mtu gw <<<"$info"
 	if [ ! -e "/run/netns/$vm" ]; then
@@ -398,21 +410,20 @@ start_vm() { # start_vm NAME TENANT WITH_DOCKER
 		ip netns add "$vm"
 	fi
 	ip -n "$vm" link set lo up
-	# The VM's NIC: vmN-hv on br-int, bound to the VM's Neutron port; eth0 inside the VM.
-	if ! ip link show "$vm-hv" >/dev/null 2>&1; then
+	# The VM's NIC: vmN-hv on its hypervisor's br-int, bound to the VM's Neutron port; eth0 inside the VM.
+	if ! hv_ip "$hv" link show "$vm-hv" >/dev/null 2>&1; then
 		ip link add "$vm-hv" mtu "$mtu" type veth peer name "$vm-eth0" mtu "$mtu"
 		ip link set "$vm-eth0" netns "$vm"
 		ip -n "$vm" link set "$vm-eth0" name eth0
+		[ "$hv" = hv1 ] || ip link set "$vm-hv" netns "$hv"
 	fi
-	ip link set "$vm-hv" up
+	hv_ip "$hv" link set "$vm-hv" up
 	ip -n "$vm" link set eth0 address "$mac" up
 	# eth0 belongs to the VM's OVS, which reads it through AF_PACKET; the VM's kernel must not
 	# answer on it too (a kernel datapath would steal its frames), or every packet is seen twice.
 	ip -n "$vm" link set eth0 arp off
 	ip netns exec "$vm" sysctl -qw net.ipv6.conf.eth0.disable_ipv6=1 net.ipv4.conf.eth0.rp_filter=1
-	hv_vsctl --may-exist add-port br-int "$vm-hv" -- set interface "$vm-hv" \
-		external_ids:iface-id="$port_id" external_ids:attached-mac="$mac" external_ids:iface-status=active \
-		external_ids:vm-id="$vm"
+	vm_plug "$vm" "$hv" "$port_id" "$mac"
 	# The VM's own OVS: br0 with eth0 as its trunk uplink, the VM's address on br0.
 	start_ovs "$d/ovs" "$vm"
 	vm_vsctl "$vm" --may-exist add-br br0 -- set bridge br0 datapath_type=netdev other-config:hwaddr="$mac"
@@ -429,6 +440,7 @@ start_vm() { # start_vm NAME TENANT WITH_DOCKER
 	done
 	[ "$docker" = yes ] && start_vm_docker "$vm"
 	write_vm_env "$vm" "$tenant" "$port_id" "$mac" "$ip" "$docker"
+	echo "export STACK_VM_HYPERVISOR=$hv" >>"$d/env"
 	wait_for 10 "relay" ip netns exec "$vm" curl -sf "$NEUTRON_URL" || die "$vm: the Neutron relay does not answer"
 }
 
@@ -510,8 +522,11 @@ stop_vm() {
 		rm -f "$d/relay-$port.pid"
 	done
 	stop_ovs "$d/ovs" "$vm"
-	[ -f "$HV_DB" ] && alive "$RUN/hv/ovsdb-server.pid" && hv_vsctl --if-exists del-port br-int "$vm-hv" >/dev/null 2>&1
-	ip link del "$vm-hv" >/dev/null 2>&1 || true
+	local hv
+	hv=$(vm_hv "$vm")
+	[ -f "$(hv_db "$hv")" ] && alive "$(hv_dir "$hv")/ovsdb-server.pid" && hvk_vsctl "$hv" --if-exists del-port br-int "$vm-hv" >/dev/null 2>&1
+	hv_ip "$hv" link del "$vm-hv" >/dev/null 2>&1 || true
+	rm -f "$d/hypervisor"
 	ip netns del "$vm" >/dev/null 2>&1 || true
 }
 
@@ -558,7 +573,7 @@ EOF
 }
 
 cmd_up() {
-	local vms=2 tenants="" docker=no members=""
+	local vms=2 tenants="" docker=no hypervisors=1 members=""
 	while [ $# -gt 0 ]; do
 		case $1 in
 		--vms) vms=$2; shift 2 ;;
@@ -566,6 +581,8 @@ cmd_up() {
 		--tenants) tenants=$2; shift 2 ;;
 		--tenants=*) tenants=${1#*=}; shift ;;
 		--docker) docker=yes; shift ;;
+		--hypervisors) hypervisors=$2; shift 2 ;;
+		--hypervisors=*) hypervisors=${1#*=}; shift ;;
 		--ovn-cluster) members=$2; shift 2 ;;
 		--ovn-cluster=*) members=${1#*=}; shift ;;
 		*) die "up: unknown option $1" ;;
@@ -577,13 +594,20 @@ cmd_up() {
 	for t in "${tenant_of[@]}"; do
 		[[ $t =~ ^[a-z]$ ]] || die "up: tenants are single letters (a, b): got '$t'"
 	done
-	[ -n "$members" ] || members=$(ovn_members)
+	[[ $hypervisors =~ ^[1-9]$ ]] || die "up: --hypervisors takes 1..9"
+	# A cloud's shape, unless told otherwise: several hypervisors get OVN's databases as
+	# 3-member Raft clusters.
+	if [ -z "$members" ]; then
+		members=$(ovn_members)
+		if [ "$hypervisors" -ge 3 ]; then members=3; fi
+	fi
 	[[ $members =~ ^[135]$ ]] || die "up: --ovn-cluster takes 1, 3 or 5 (Raft members)"
 	if [ "$members" != "$(ovn_members)" ] && ovn_central_alive; then
 		die "up: OVN runs with $(ovn_members) member(s) per database; take the stack down first to change its shape"
 	fi
 	local t0=$SECONDS want
 	want="vms=$vms tenants=${tenant_of[*]} docker=$docker ovn=$members"
+	[ "$hypervisors" = 1 ] || want="$want hypervisors=$hypervisors"
 	if [ -f "$RUN/stack.env" ] && [ "$(cat "$RUN/up.args" 2>/dev/null)" = "$want" ] && cmd_status >/dev/null 2>&1; then
 		log "already up ($want)"
 		return 0
@@ -604,6 +628,7 @@ cmd_up() {
 	ovn_shape "$members"
 	start_ovn_central
 	start_hypervisor
+	hypervisors_up "$hypervisors"
 	start_keystone
 	local idmark
 	idmark="$RUN/keystone/.identity-$(printf '%s' "${tenant_of[@]}" | fold -w1 | sort -u | tr -d '\n')"
@@ -636,7 +661,7 @@ cmd_up() {
 	local names=() pids=()
 	for i in $(seq "$vms"); do
 		local t=${tenant_of[$((i - 1))]:-a}
-		(start_vm "vm$i" "$t" "$docker") >"$LOGS/up-vm$i.log" 2>&1 &
+		(start_vm "vm$i" "$t" "$docker" "hv$(((i - 1) % hypervisors + 1))") >"$LOGS/up-vm$i.log" 2>&1 &
 		pids+=($!)
 		names+=("vm$i")
 	done
@@ -673,6 +698,7 @@ cmd_down() {
 	if alive "$RUN/hv/ovn-controller.pid"; then
 		ovn-appctl -t "$RUN/hv/ovn-controller.$(cat "$RUN/hv/ovn-controller.pid").ctl" exit >/dev/null 2>&1 || kill "$(cat "$RUN/hv/ovn-controller.pid")" 2>/dev/null || true
 	fi
+	hypervisors_down
 	stop_ovs "$RUN/hv" ""
 	stop_ovn_central
 	if alive "$RUN/mysql.pid"; then
@@ -714,11 +740,12 @@ status_lines() {
 	# ovs-vswitchd too: the database alone answers for a chassis that forwards nothing.
 	status_line "hv ovs (br-int)" "$(yn hv_ovs_up)" "unix:$HV_DB"
 	status_line ovn-controller "$(yn alive "$RUN/hv/ovn-controller.pid")" "chassis hv1"
+	hypervisor_status_lines
 	for d in "$RUN"/vm*; do
 		[ -d "$d" ] || continue
 		local vm
 		vm=$(basename "$d")
-		status_line "$vm netns" "$(yn test -e "/run/netns/$vm")" ""
+		status_line "$vm netns" "$(yn test -e "/run/netns/$vm")" "on $(vm_hv "$vm")"
 		status_line "$vm ovs (br0)" "$(yn vm_ovs_up "$vm")" "unix:$d/ovs/db.sock"
 		status_line "$vm relays" "$(yn ip netns exec "$vm" curl -sf "$NEUTRON_URL")" "127.0.0.1:5000,9696 inside $vm"
 		if grep -q DOCKER_HOST "$d/env" 2>/dev/null; then
@@ -759,7 +786,10 @@ cmd_component() {
 		ovsdb-server --remote="punix:$d/db.sock" --pidfile="$d/ovsdb-server.pid" --detach \
 			--unixctl="$d/ovsdb-server.ctl" -vconsole:off --log-file="$LOGS/ovsdb-server-$vm.log" "$d/conf.db"
 		;;
-	*) die "usage: $verb neutron|keystone|ovn-nb|ovn-sb|ovn-nbI|ovn-sbI|ovn-nb-leader|vmN-ovsdb" ;;
+	stop:hv*-ovn-controller) stop_ovn_controller "${what%-ovn-controller}" ;;
+	stop:hv[2-9]) stop_empty_hv "$what" ;;
+	start:hv*-ovn-controller) start_ovn_controller_connected "${what%-ovn-controller}" ;;
+	*) die "usage: $verb neutron|keystone|ovn-nb|ovn-sb|ovn-nbI|ovn-sbI|ovn-nb-leader|ovn-sb-leader|vmN-ovsdb|hvK-ovn-controller|hvK" ;;
 	esac
 	log "$verb $what: done"
 }
@@ -771,5 +801,7 @@ down) shift; cmd_down "$@" ;;
 status) cmd_status ;;
 stop | start) cmd_component "$@" ;;
 logs) shift; cmd_logs "$@" ;;
-*) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+hypervisors) shift; cmd_hypervisors "$@" ;;
+migrate) shift; cmd_migrate "$@" ;;
+*) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -3,8 +3,10 @@
   stack_provision.py identity            projects, users, roles, the network service
   stack_provision.py networks T...       each tenant's management network and its router
                                          (before the VMs)
-  stack_provision.py vm NAME TENANT      the VM's port on its tenant's management network;
+  stack_provision.py vm NAME TENANT [HV] the VM's port on its tenant's management network,
+                                         bound to hypervisor HV (default hv1);
                                          prints "port_id mac ip prefix mtu gateway"
+  stack_provision.py bind PORT_ID HV     a VM that migrates: its port bound to HV
   stack_provision.py reset PORT_ID...    VMs that boot again: their containers' ports, left
                                          by an earlier run, leave Neutron
 
@@ -117,7 +119,7 @@ def networks(letters):
         mgmt_router(conn, letter, subnet)
 
 
-def vm(name, letter):
+def vm(name, letter, host="hv1"):
     conn = tenant(letter)
     net, subnet = mgmt_network(conn, letter, False)
     port = conn.network.find_port(name + "-port")
@@ -125,12 +127,19 @@ def vm(name, letter):
         port = conn.network.create_port(name=name + "-port", network_id=net.id,
                                         device_owner="compute:nova", device_id="stack-" + name)
     # Bind it to the hypervisor's chassis, as Nova would (admin only).
-    adm = admin()
-    if adm.network.get_port(port.id).binding_host_id != "hv1":
-        adm.network.update_port(port.id, binding_host_id="hv1")
+    bind(port.id, host)
     ip = port.fixed_ips[0]["ip_address"]
     prefix = subnet.cidr.split("/")[1]
     print(port.id, port.mac_address, ip, prefix, net.mtu, subnet.gateway_ip)
+
+
+def bind(port_id, host):
+    """The port bound to chassis host, as Nova does when a VM lands there. ML2/OVN then sets
+    the port's requested-chassis to host. The trunk's subports are not touched here: they
+    follow the parent in OVN (a child port is claimed where its parent is)."""
+    adm = admin()
+    if adm.network.get_port(port_id).binding_host_id != host:
+        adm.network.update_port(port_id, binding_host_id=host)
 
 
 def reset(port_ids):
@@ -160,8 +169,10 @@ def main(argv):
         identity(argv[1:])
     elif argv[:1] == ["networks"]:
         networks(argv[1:])
-    elif argv[:1] == ["vm"] and len(argv) == 3:
-        vm(argv[1], argv[2])
+    elif argv[:1] == ["vm"] and len(argv) in (3, 4):
+        vm(*argv[1:])
+    elif argv[:1] == ["bind"] and len(argv) == 3:
+        bind(argv[1], argv[2])
     elif argv[:1] == ["reset"]:
         reset(argv[1:])
     else:

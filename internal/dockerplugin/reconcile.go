@@ -42,7 +42,7 @@ func (p *Plugin) pass(ctx context.Context) error {
 	if err != nil {
 		err = fmt.Errorf("gc: %w", err)
 	}
-	return errors.Join(err, p.Reconcile(ctx))
+	return errors.Join(err, p.followHost(ctx), p.Reconcile(ctx))
 }
 
 // Maintain collects and reconciles every interval until ctx ends: a release that failed
