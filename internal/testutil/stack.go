@@ -213,27 +213,37 @@ func vmLock(vm *VM) (*os.File, error) {
 }
 
 // lease waits until n of the candidate VMs are free, takes them until the test ends.
-func lease(t testing.TB, candidates []*VM, n int) []*VM {
+// With key, the n VMs have n different keys (their hypervisors, say).
+func lease(t testing.TB, candidates []*VM, n int, key func(*VM) string) []*VM {
 	t.Helper()
+	if key == nil {
+		key = func(vm *VM) string { return vm.Name }
+	}
 	leases.Lock()
 	defer leases.Unlock()
 	for {
 		var free []*VM
+		keys := map[string]bool{}
 		for _, vm := range candidates {
 			if !leases.taken[vm.Name] {
 				free = append(free, vm)
+				keys[key(vm)] = true
 			}
 		}
-		if len(free) < n {
+		if len(keys) < n {
 			leases.cond.Wait()
 			continue
 		}
 		// Of those this process does not use, the ones no other process holds.
 		var got []*VM
 		var locks []*os.File
+		used := map[string]bool{}
 		for _, vm := range free {
 			if len(got) == n {
 				break
+			}
+			if used[key(vm)] {
+				continue
 			}
 			f, err := vmLock(vm)
 			if err != nil {
@@ -248,6 +258,7 @@ func lease(t testing.TB, candidates []*VM, n int) []*VM {
 				continue
 			}
 			got, locks = append(got, vm), append(locks, f)
+			used[key(vm)] = true
 		}
 		if len(got) < n {
 			for _, f := range locks {
@@ -288,22 +299,51 @@ func lease(t testing.TB, candidates []*VM, n int) []*VM {
 // use separate VMs.
 func (s *Stack) TenantVMs(t testing.TB, n int) []*VM {
 	t.Helper()
+	cands := s.tenantCandidates(t)
+	if len(cands) < n {
+		t.Fatalf("the test needs %d VMs of tenant-a, the stack gives %d (hack/stack.sh up --vms N)", n, len(cands))
+	}
+	return lease(t, cands, n, nil)
+}
+
+// SpreadVMs leases n VMs of tenant-a, each on a hypervisor of its own, and skips the
+// test where the stack has fewer hypervisors with such VMs.
+func (s *Stack) SpreadVMs(t testing.TB, n int) []*VM {
+	t.Helper()
+	cands := s.tenantCandidates(t)
+	hvs := map[string]bool{}
+	for _, vm := range cands {
+		hvs[s.Hypervisor(vm)] = true
+	}
+	if len(hvs) < n {
+		t.Skipf("the test needs VMs on %d hypervisors, the stack's VMs are on %d (hack/stack.sh up --hypervisors %d)", n, len(hvs), n)
+	}
+	return lease(t, cands, n, s.Hypervisor)
+}
+
+// Hypervisor is the hypervisor the VM runs on now (hack/stack.sh migrate moves it).
+func (s *Stack) Hypervisor(vm *VM) string {
+	b, err := os.ReadFile(filepath.Join(s.Dir, vm.Name, "hypervisor"))
+	if err != nil || strings.TrimSpace(string(b)) == "" {
+		return "hv1"
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func (s *Stack) tenantCandidates(t testing.TB) []*VM {
 	var cands []*VM
 	if names := os.Getenv("OVN_DOCKER_E2E_VMS"); names != "" {
 		for _, name := range strings.Split(names, ",") {
 			cands = append(cands, s.VM(t, strings.TrimSpace(name)))
 		}
-	} else {
-		for _, vm := range s.VMs {
-			if vm.Env["STACK_VM_TENANT"] == "a" {
-				cands = append(cands, vm)
-			}
+		return cands
+	}
+	for _, vm := range s.VMs {
+		if vm.Env["STACK_VM_TENANT"] == "a" {
+			cands = append(cands, vm)
 		}
 	}
-	if len(cands) < n {
-		t.Fatalf("the test needs %d VMs of tenant-a, the stack gives %d (hack/stack.sh up --vms N)", n, len(cands))
-	}
-	return lease(t, cands, n)
+	return cands
 }
 
 // TenantBVM returns a VM of tenant-b (OVN_DOCKER_E2E_VM_B names it), failing the test
@@ -311,7 +351,7 @@ func (s *Stack) TenantVMs(t testing.TB, n int) []*VM {
 func (s *Stack) TenantBVM(t testing.TB) *VM {
 	t.Helper()
 	if name := os.Getenv("OVN_DOCKER_E2E_VM_B"); name != "" {
-		return lease(t, []*VM{s.VM(t, name)}, 1)[0]
+		return lease(t, []*VM{s.VM(t, name)}, 1, nil)[0]
 	}
 	var cands []*VM
 	for _, vm := range s.VMs {
@@ -322,5 +362,5 @@ func (s *Stack) TenantBVM(t testing.TB) *VM {
 	if len(cands) == 0 {
 		t.Fatal("the test needs a VM of tenant-b (hack/stack.sh up --vms 3 --tenants a,a,b)")
 	}
-	return lease(t, cands, 1)[0]
+	return lease(t, cands, 1, nil)[0]
 }

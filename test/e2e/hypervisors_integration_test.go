@@ -36,13 +36,7 @@ import (
 // under running traffic.
 
 // hypervisorOf is the chassis the VM runs on now (hack/stack.sh keeps it in vmN/hypervisor).
-func hypervisorOf(s *testutil.Stack, vm *testutil.VM) string {
-	b, err := os.ReadFile(filepath.Join(s.Dir, vm.Name, "hypervisor"))
-	if err != nil {
-		return "hv1"
-	}
-	return strings.TrimSpace(string(b))
-}
+func hypervisorOf(s *testutil.Stack, vm *testutil.VM) string { return s.Hypervisor(vm) }
 
 // hvDir is the hypervisor's OVS folder: hv1 is the root namespace's ($RUN/hv).
 func hvDir(s *testutil.Stack, hv string) string {
@@ -52,20 +46,13 @@ func hvDir(s *testutil.Stack, hv string) string {
 	return filepath.Join(s.Dir, hv)
 }
 
-// spreadVMs leases n VMs and skips the test unless each runs on its own hypervisor.
+// spreadVMs leases n VMs, each on a hypervisor of its own, and their hypervisors.
 func spreadVMs(t *testing.T, s *testutil.Stack, n int) ([]*testutil.VM, []string) {
 	t.Helper()
-	vms := s.TenantVMs(t, n)
-	seen := map[string]string{}
+	vms := s.SpreadVMs(t, n)
 	var hvs []string
 	for _, vm := range vms {
-		hv := hypervisorOf(s, vm)
-		if other, ok := seen[hv]; ok {
-			t.Skipf("%s and %s both run on %s: the test needs the VMs on distinct hypervisors "+
-				"(hack/stack.sh hypervisors %d, then hack/stack.sh migrate VM hvK)", other, vm.Name, hv, n)
-		}
-		seen[hv] = vm.Name
-		hvs = append(hvs, hv)
+		hvs = append(hvs, s.Hypervisor(vm))
 	}
 	return vms, hvs
 }
