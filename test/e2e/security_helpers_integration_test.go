@@ -299,7 +299,8 @@ type capture struct {
 	frames [][]byte
 	// arrived is closed (and replaced) at each frame: what waitSeen waits on.
 	arrived chan struct{}
-	// fences were sent to the container, its kernel had counted stamps before.
+	// fences counted as timestamp requests were sent to the container, whose kernel
+	// had counted stamps before the first.
 	fences, stamps int
 	quit           chan struct{}
 	once           sync.Once
@@ -397,29 +398,45 @@ func (c *capture) waitSeen(t *testing.T, match func(frame) bool) bool {
 }
 
 // fencer sends a fence carrying m to the container to: a frame the network must
-// deliver, sent last on the path of what came before it.
-type fencer func(t *testing.T, to *box, m []byte)
+// deliver, sent last on the path of what came before it. stamps: the receiving kernel
+// counts it as an ICMP timestamp request, which tells when it has taken it.
+type fencer struct {
+	send   func(t *testing.T, to *box, m []byte)
+	stamps bool
+}
 
 // queryFence is the usual fencer: an ICMP timestamp request under b's own MAC and
 // address, sent on tx (b's own eth0, so that it follows the frames b sent before). It is
 // an ICMP query as an echo request is, which groups and conntrack let pass alike, but the
 // receiving kernel counts it apart (InTimestamps): its echo counters count attacks only.
 func (b *box) queryFence(tx *rawSock) fencer {
-	return func(t *testing.T, to *box, m []byte) {
+	return fencer{stamps: true, send: func(t *testing.T, to *box, m []byte) {
 		t.Helper()
 		tx.send(t, ether(to.mac(), b.mac(), 0x0800, icmpTimestamp(b.ip(), to.ip(), m)))
-	}
+	}}
+}
+
+// arpFence is an ARP reply under b's own MAC and address, unicast to the receiver,
+// carrying m after the ARP fields: security groups filter IP only, so it reaches a
+// container whose groups let nothing in.
+func (b *box) arpFence(tx *rawSock) fencer {
+	return fencer{send: func(t *testing.T, to *box, m []byte) {
+		t.Helper()
+		tx.send(t, ether(to.mac(), b.mac(), 0x0806, append(arpPacket(2, b.mac(), b.ip(), to.mac(), to.ip()), m...)))
+	}}
 }
 
 // await sends a fence through f to the capture's container and waits until it arrives.
 func (c *capture) await(t *testing.T, f fencer) {
 	t.Helper()
-	if c.fences == 0 {
+	if f.stamps && c.fences == 0 {
 		c.stamps = c.b.snmp(t, "Icmp", "InTimestamps")
 	}
 	m := marker(t, "fence")
-	f(t, c.b, m)
-	c.fences++
+	f.send(t, c.b, m)
+	if f.stamps {
+		c.fences++
+	}
 	if !c.waitSeen(t, withMarker(m)) {
 		t.Fatalf("%s did not receive the fence: what it did not receive before proves nothing", c.b)
 	}
@@ -445,6 +462,9 @@ func fence(t *testing.T, f fencer, caps ...*capture) {
 // a frame just before the kernel's IP layer does).
 func (c *capture) taken(t *testing.T) {
 	t.Helper()
+	if c.fences == 0 {
+		return
+	}
 	waitUntil(t, fmt.Sprintf("%s's kernel takes %d fence(s)", c.b, c.fences), func() (bool, string) {
 		n := c.b.snmp(t, "Icmp", "InTimestamps") - c.stamps
 		return n >= c.fences, fmt.Sprintf("%d timestamp requests", n)
@@ -517,6 +537,22 @@ func fromIdentity(mac net.HardwareAddr, ip netip.Addr) func(frame) bool {
 		}
 		sha, spa, ok := f.arpSender()
 		return ok && ((mac != nil && bytes.Equal(sha, mac)) || (ip.IsValid() && spa == ip))
+	}
+}
+
+// tcpSYN matches a TCP SYN from the address to the port.
+func tcpSYN(src netip.Addr, port int) func(frame) bool {
+	return func(f frame) bool {
+		s, ok := f.ipv4Src()
+		if !ok || s != src || f.payload[9] != 6 {
+			return false
+		}
+		ihl := int(f.payload[0]&0x0f) * 4
+		if len(f.payload) < ihl {
+			return false
+		}
+		l4 := f.payload[ihl:]
+		return len(l4) >= 14 && int(binary.BigEndian.Uint16(l4[2:])) == port && l4[13]&0x02 != 0
 	}
 }
 

@@ -267,10 +267,10 @@ func TestSecurityTenantIsolation(t *testing.T) {
 		}
 		// The same way, as its container b1, the VM root paces its sweep: its fences to
 		// b2 pass the hypervisor's bridge after every frame sent before them.
-		asB1 := func(t *testing.T, to *box, m []byte) {
+		asB1 := fencer{stamps: true, send: func(t *testing.T, to *box, m []byte) {
 			t.Helper()
 			tx.send(t, ether(to.mac(), b1.mac(), 0x0800, icmpTimestamp(b1.ip(), to.ip(), m), dot1q(b1.eth0.VLAN)))
-		}
+		}}
 
 		m := marker(t, "cross-tenant")
 		rx1, rx2 := a1.listen(t), a2.listen(t)
