@@ -102,7 +102,10 @@ func (f *FaultyNeutron) ServeHTTP(w http.ResponseWriter, r *http.Request, next h
 	if delay > 0 {
 		time.Sleep(delay) // the slowness asked for: a rate, not a wait
 	}
-	next.ServeHTTP(w, r.WithContext(context.WithoutCancel(r.Context())))
+	// Neither the client's context nor its connection's close may cancel the forward:
+	// a request without cancellation would make the proxy fall back to the writer's
+	// CloseNotify, which the bare writer does not offer.
+	next.ServeHTTP(struct{ http.ResponseWriter }{w}, r.WithContext(context.WithoutCancel(r.Context())))
 }
 
 // FaultyNeutron replaces the VM's relay to Neutron with a FaultyNeutron for the rest of
