@@ -33,6 +33,28 @@ type FaultyNeutron struct {
 	failCount int                      // how many more requests get it (-1: all)
 	match     func(*http.Request) bool // which requests the failure applies to (nil: all)
 	Requests  atomic.Int64
+	// inFlight requests are held back or on their way to Neutron; idle is closed when
+	// the last of them is done.
+	inFlight int
+	idle     chan struct{}
+}
+
+// Quiet waits until no request is held back or on its way to Neutron: Neutron has then
+// answered everything it was asked, also what a client gave up on.
+func (f *FaultyNeutron) Quiet(ctx context.Context) error {
+	f.mu.Lock()
+	if f.inFlight == 0 {
+		f.mu.Unlock()
+		return nil
+	}
+	idle := f.idle
+	f.mu.Unlock()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("requests still on their way to Neutron: %w", ctx.Err())
+	}
 }
 
 // SetDelay holds every request back for d before forwarding it.
@@ -65,10 +87,25 @@ func (f *FaultyNeutron) ServeHTTP(w http.ResponseWriter, r *http.Request, next h
 		fmt.Fprintf(w, `{"NeutronError": {"type": "Injected", "message": "injected by the test: HTTP %d", "detail": ""}}`, status)
 		return
 	}
-	if delay > 0 {
-		time.Sleep(delay)
+	f.mu.Lock()
+	if f.inFlight++; f.inFlight == 1 {
+		f.idle = make(chan struct{})
 	}
-	next.ServeHTTP(w, r.WithContext(context.WithoutCancel(r.Context())))
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		if f.inFlight--; f.inFlight == 0 {
+			close(f.idle)
+		}
+		f.mu.Unlock()
+	}()
+	if delay > 0 {
+		time.Sleep(delay) // the slowness asked for: a rate, not a wait
+	}
+	// Neither the client's context nor its connection's close may cancel the forward:
+	// a request without cancellation would make the proxy fall back to the writer's
+	// CloseNotify, which the bare writer does not offer.
+	next.ServeHTTP(struct{ http.ResponseWriter }{w}, r.WithContext(context.WithoutCancel(r.Context())))
 }
 
 // FaultyNeutron replaces the VM's relay to Neutron with a FaultyNeutron for the rest of

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/ovn-docker/ovn-docker/internal/testutil"
 )
@@ -109,7 +108,7 @@ func TestAgentWarmDockerRun(t *testing.T) {
 	}
 	runIn(t, vm, b, "--network", ls, "--restart=always", "busybox:local", "sleep", "600")
 	eb := entryNamed(t, vm, b)
-	if ok, out := pingFrom(vm, a, ipOf(eb), 10*time.Second); !ok {
+	if ok, out := pingFrom(t, vm, a, ipOf(eb)); !ok {
 		t.Fatalf("%s cannot reach %s at once: %s", a, b, out)
 	}
 
@@ -125,7 +124,7 @@ func TestAgentWarmDockerRun(t *testing.T) {
 	if mac, addr := ifaceIn(t, vm, a, "eth0"); mac != ea.MAC || addr != ea.IPs[0] {
 		t.Fatalf("%s started again with %s %s, want %s %s", a, mac, addr, ea.MAC, ea.IPs[0])
 	}
-	if ok, out := pingFrom(vm, a, ipOf(eb), 10*time.Second); !ok {
+	if ok, out := pingFrom(t, vm, a, ipOf(eb)); !ok {
 		t.Fatalf("%s started again cannot reach %s: %s", a, b, out)
 	}
 
@@ -205,7 +204,7 @@ func TestAgentCLIRun(t *testing.T) {
 	if e1.VLAN == e2.VLAN || e1.Port == e2.Port {
 		t.Fatalf("two containers share a VLAN or a port: %+v %+v", e1, e2)
 	}
-	if ok, out := pingFrom(vm, c1, ipOf(e2), 10*time.Second); !ok {
+	if ok, out := pingFrom(t, vm, c1, ipOf(e2)); !ok {
 		t.Fatalf("%s cannot reach %s: %s", c1, c2, out)
 	}
 	// A foreground run with --rm: its output, its exit code, nothing left of it.
@@ -264,7 +263,7 @@ func TestAgentAndStandaloneInTurn(t *testing.T) {
 	}
 	ea, es, ew := entryNamed(t, vm, viaAgent), entryNamed(t, vm, viaCLI), entryNamed(t, vm, whileAway)
 	for _, pair := range [][2]string{{viaAgent, ipOf(es)}, {viaCLI, ipOf(ew)}, {whileAway, ipOf(ea)}} {
-		if ok, out := pingFrom(vm, pair[0], pair[1], 10*time.Second); !ok {
+		if ok, out := pingFrom(t, vm, pair[0], pair[1]); !ok {
 			t.Fatalf("%s cannot reach %s: %s", pair[0], pair[1], out)
 		}
 	}
@@ -394,7 +393,7 @@ func TestAgentKilledDockerPath(t *testing.T) {
 	if l := leftOf(t, vm, nc, ek); !strings.Contains(l, "neutron port") || !strings.Contains(l, "subport") {
 		t.Fatalf("%s, which runs, lost its port: it holds %q", keep, l)
 	}
-	if ok, out := pingFrom(vm, keep, strings.SplitN(ek.IPs[0], "/", 2)[0], 10*time.Second); !ok {
+	if ok, out := pingFrom(t, vm, keep, strings.SplitN(ek.IPs[0], "/", 2)[0]); !ok {
 		t.Fatalf("%s does not answer itself: %s", keep, out)
 	}
 	mustDocker(t, vm, "rm", "-f", keep)

@@ -71,15 +71,19 @@ func runQuiet(name string, args ...string) (string, error) {
 	return string(out), err
 }
 
-// waitPing pings until one round of 3 pings all succeed or the time is up: OVN needs a
-// moment to program a port it has just seen.
-func waitPing(netnsName, addr string, within time.Duration) (bool, string) {
-	end := time.Now().Add(within)
+// waitPing pings until one round of 3 pings all succeed (OVN programs a port it has
+// just seen when it does), false once the test's time is up.
+func waitPing(t *testing.T, netnsName, addr string) (bool, string) {
+	ctx := testutil.Context(t)
 	for {
 		ok, out := testutil.Ping(netnsName, addr, 3)
-		if ok || time.Now().After(end) {
+		if ok {
 			return ok, out
 		}
-		time.Sleep(500 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			return ok, out
+		case <-time.After(500 * time.Millisecond): // a rate: how often it tries again
+		}
 	}
 }

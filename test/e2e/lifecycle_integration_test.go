@@ -187,7 +187,7 @@ func TestLifecycleDockerdRestart(t *testing.T) {
 	standalone(t, vm1, "--network", ls, "run", "-d", "--restart=always", "--name", c1, "busybox:local", "sleep", "3600")
 	standalone(t, vm2, "--network", ls, "run", "-d", "--name", c2, "busybox:local", "sleep", "3600")
 	e1, e2 := entryOf(t, vm1, c1, "eth0"), entryOf(t, vm2, c2, "eth0")
-	if ok, out := pingFrom(vm1, c1, ipOf(e2), 30*time.Second); !ok {
+	if ok, out := pingFrom(t, vm1, c1, ipOf(e2)); !ok {
 		t.Fatalf("no ping before the restart:\n%s", out)
 	}
 

@@ -97,8 +97,11 @@ func TestOutageNeutronSlowerThanTheTimeout(t *testing.T) {
 		t.Fatalf("gave up after %s: the deadline did not hold", d)
 	}
 	f.Heal()
-	// The slow Neutron may still have made a port after its client gave up: gc finds it.
-	time.Sleep(5 * time.Second)
+	// The slow Neutron may still have made a port after its client gave up: once it has
+	// answered everything it was asked, gc finds it.
+	if err := f.Quiet(testutil.Context(t)); err != nil {
+		t.Fatal(err)
+	}
 	recovers(t, s, vm, ls, "slow2")
 }
 

@@ -103,7 +103,7 @@ func TestPluginAndCLISideBySide(t *testing.T) {
 
 	// A container of the command line and one of the daemon, on one network.
 	ipDocker := addressOf(t, vm, ls, viaDocker[0])
-	if ok, out := pingFrom(vm, viaCLI[0], ipDocker, 30*time.Second); !ok {
+	if ok, out := pingFrom(t, vm, viaCLI[0], ipDocker); !ok {
 		t.Fatalf("%s (ovn-docker run) cannot ping %s (docker run) at %s:\n%s", viaCLI[0], viaDocker[0], ipDocker, out)
 	}
 

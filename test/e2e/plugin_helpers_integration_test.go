@@ -90,7 +90,9 @@ func (d *pluginDaemon) start(t *testing.T) {
 		f.Close()
 		close(d.done)
 	}()
-	end := time.Now().Add(90 * time.Second)
+	// Nothing announces the socket: it is tried until it answers, as long as the test's
+	// time lasts.
+	ctx := testutil.Context(t)
 	for {
 		if pluginAnswers(d.socket()) {
 			return
@@ -99,10 +101,9 @@ func (d *pluginDaemon) start(t *testing.T) {
 		case <-d.done:
 			b, _ := os.ReadFile(d.log)
 			t.Fatalf("the daemon in %s exited at start:\n%s", d.vm.Name, b)
-		case <-time.After(200 * time.Millisecond):
-		}
-		if time.Now().After(end) {
+		case <-ctx.Done():
 			t.Fatalf("the daemon in %s does not answer on %s", d.vm.Name, d.socket())
+		case <-time.After(200 * time.Millisecond):
 		}
 	}
 }
@@ -146,9 +147,12 @@ func (d *pluginDaemon) stop(t *testing.T) {
 		return
 	}
 	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	// Its exit is the event; the test's time (also in a cleanup) only bounds it.
+	ctx, cancel := testutil.TimeoutContext(t)
+	defer cancel()
 	select {
 	case <-d.done:
-	case <-time.After(2 * time.Minute):
+	case <-ctx.Done():
 		t.Errorf("the daemon in %s did not stop on SIGTERM", d.vm.Name)
 		_ = d.cmd.Process.Signal(syscall.SIGKILL)
 		<-d.done
@@ -244,19 +248,19 @@ func runIn(t *testing.T, vm *testutil.VM, name string, args ...string) {
 // daemon names the network it made once Docker shows it).
 func neutronNetworkNamed(t *testing.T, nc *gophercloud.ServiceClient, name string) networks.Network {
 	t.Helper()
-	for end := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+	var got networks.Network
+	waitUntil(t, fmt.Sprintf("one Neutron network named %s", name), func() (bool, string) {
 		pages, err := networks.List(nc, networks.ListOpts{Name: name}).AllPages(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
 		all, _ := networks.ExtractNetworks(pages)
 		if len(all) == 1 {
-			return all[0]
+			got = all[0]
 		}
-		if time.Now().After(end) {
-			t.Fatalf("Neutron has %d networks named %s, want 1", len(all), name)
-		}
-	}
+		return len(all) == 1, fmt.Sprintf("%d", len(all))
+	})
+	return got
 }
 
 // endpointOf is a container's endpoint on a network as docker network inspect shows it.
@@ -338,18 +342,20 @@ func ifaceIn(t *testing.T, vm *testutil.VM, container, ifname string) (mac, addr
 	return strings.TrimSpace(m), addr
 }
 
-// pingFrom pings from a container until 3 pings in a row come back or within passes.
-func pingFrom(vm *testutil.VM, container, ip string, within time.Duration) (bool, string) {
-	end := time.Now().Add(within)
+// pingFrom pings from a container until 3 pings in a row come back (OVN programs a new
+// port when it does), false once the test's time is up.
+func pingFrom(t *testing.T, vm *testutil.VM, container, ip string) (bool, string) {
+	ctx := testutil.Context(t)
 	for {
 		out, err := dockerIn(vm, "exec", container, "ping", "-c", "3", "-W", "1", ip)
 		if err == nil && strings.Contains(out, "3 packets received") {
 			return true, out
 		}
-		if time.Now().After(end) {
+		select {
+		case <-ctx.Done():
 			return false, out
+		case <-time.After(500 * time.Millisecond): // a rate: how often it tries again
 		}
-		time.Sleep(500 * time.Millisecond)
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/mtu"
@@ -90,10 +89,10 @@ func TestPluginTwoVMsOneNetwork(t *testing.T) {
 			t.Fatalf("access port of %s in %s has tag %q, want %d", p.ID, tc.vm.Name, ovsTag, vlan)
 		}
 	}
-	if ok, out := pingFrom(vm1, c1, ip2, 30*time.Second); !ok {
+	if ok, out := pingFrom(t, vm1, c1, ip2); !ok {
 		t.Fatalf("%s (%s) cannot ping %s (%s) at %s:\n%s", c1, vm1.Name, c2, vm2.Name, ip2, out)
 	}
-	if ok, out := pingFrom(vm2, c2, ip1, 10*time.Second); !ok {
+	if ok, out := pingFrom(t, vm2, c2, ip1); !ok {
 		t.Fatalf("%s (%s) cannot ping %s (%s) at %s:\n%s", c2, vm2.Name, c1, vm1.Name, ip1, out)
 	}
 
@@ -150,7 +149,7 @@ func TestPluginTwoVMsOneNetwork(t *testing.T) {
 			t.Fatalf("access port %s still on the bridge after disconnect", out)
 		}
 	}
-	if ok, out := pingFrom(vm1, c1, ip2, 10*time.Second); !ok {
+	if ok, out := pingFrom(t, vm1, c1, ip2); !ok {
 		t.Fatalf("eth0 broken by connect/disconnect:\n%s", out)
 	}
 

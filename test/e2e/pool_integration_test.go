@@ -4,10 +4,14 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
 
@@ -25,6 +29,46 @@ func readyPorts(t *testing.T, vm *testutil.VM) map[string]bool {
 		}
 	}
 	return out
+}
+
+// poolsAtRest waits until the daemon's pools have each looked at what they hold (their
+// depth is in its metrics: a pool sets it when it decides whether to grow) and none is
+// still making interfaces: what they hold then is what they meant to.
+func poolsAtRest(t *testing.T, vm *testutil.VM) {
+	t.Helper()
+	sock := filepath.Join(vm.Env["OVN_DOCKER_STATE_DIR"], "metrics.sock")
+	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", sock)
+	}}}
+	took := waitUntil(t, "the pools at rest", func() (bool, string) {
+		resp, err := c.Get("http://agent/metrics")
+		if err != nil {
+			return false, err.Error()
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(b), "ovn_docker_pool_ready{") {
+			return false, "no pool has looked at itself yet"
+		}
+		var st struct {
+			Pools []struct {
+				Key                    string
+				Target, Ready, Filling int
+			} `json:"pools"`
+		}
+		out := mustOVNDocker(t, vm, "status", "-f", "json")
+		if err := json.Unmarshal([]byte(out), &st); err != nil {
+			return false, err.Error()
+		}
+		for _, p := range st.Pools {
+			if p.Filling > 0 || p.Ready < p.Target {
+				return false, fmt.Sprintf("pool %s: %d ready of %d, %d being made", p.Key, p.Ready, p.Target, p.Filling)
+			}
+		}
+		return true, ""
+	})
+	t.Logf("the pools were at rest %s after the daemon answered", fmtMS(took))
 }
 
 // waitReady waits until the pool holds n ready interfaces: the test's own time bounds it.
@@ -74,7 +118,7 @@ func TestPoolWarmRuns(t *testing.T) {
 	// kill -9 and a restart: the pool's interfaces are its own again, none doubled.
 	d.kill9(t)
 	d.start(t)
-	time.Sleep(5 * time.Second)
+	poolsAtRest(t, vm)
 	ready := readyPorts(t, vm)
 	if len(ready) < 3 || len(ready) > 4 {
 		t.Fatalf("after the restart the pool holds %d ready interfaces, want 3..4", len(ready))

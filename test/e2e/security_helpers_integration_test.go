@@ -256,15 +256,35 @@ func openRaw(t *testing.T, nsPath, ifName string, proto uint16) *rawSock {
 	return s
 }
 
+// sendWindow is how many frames send may put on a port before a fence proves that the
+// datapath read them: the userspace datapath reads a veth through a socket buffer of
+// its own, which a longer burst could overrun, and a lost frame must not pass for a
+// dropped one. sendPaced sends more.
+const sendWindow = 32
+
 func (s *rawSock) send(t *testing.T, frames ...[]byte) {
 	t.Helper()
+	if len(frames) > sendWindow {
+		t.Fatalf("%d frames in one burst on %s: more than %d may overrun the datapath's socket, send them with sendPaced", len(frames), s.name, sendWindow)
+	}
 	for _, f := range frames {
 		if _, err := unix.Write(s.fd, f); err != nil {
 			t.Fatalf("send a %d-byte frame on %s: %v", len(f), s.name, err)
 		}
-		// The userspace datapath reads veths through AF_PACKET rings: a burst may
-		// overrun them, and a lost frame must not pass for a dropped one.
-		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// sendPaced sends the frames sendWindow at a time, each window followed by a fence to
+// rx's container (which is not stopped) that must arrive before the next goes: the
+// datapath has then read every frame of the window, in order, and none was lost to a
+// full socket.
+func (s *rawSock) sendPaced(t *testing.T, f fencer, rx *capture, frames ...[]byte) {
+	t.Helper()
+	for len(frames) > 0 {
+		n := min(len(frames), sendWindow-1)
+		s.send(t, frames[:n]...)
+		frames = frames[n:]
+		rx.await(t, f)
 	}
 }
 
@@ -273,24 +293,31 @@ func (b *box) sender(t *testing.T) *rawSock { return openRaw(t, b.netns(t), "eth
 
 // capture records every frame a container's eth0 receives.
 type capture struct {
-	who    string
+	b      *box
 	sock   *rawSock
 	mu     sync.Mutex
 	frames [][]byte
-	quit   chan struct{}
-	once   sync.Once
-	done   chan struct{}
+	// arrived is closed (and replaced) at each frame: what waitSeen waits on.
+	arrived chan struct{}
+	// fences counted as timestamp requests were sent to the container, whose kernel
+	// had counted stamps before the first.
+	fences, stamps int
+	quit           chan struct{}
+	once           sync.Once
+	done           chan struct{}
 }
 
 // listen starts recording what reaches the container's eth0 (not what it sends).
 func (b *box) listen(t *testing.T) *capture {
 	t.Helper()
 	s := openRaw(t, b.netns(t), "eth0", unix.ETH_P_ALL)
+	// A receive timeout only so that the loop sees quit: how often it looks, not how
+	// long anything is waited for.
 	tv := unix.NsecToTimeval((100 * time.Millisecond).Nanoseconds())
 	if err := unix.SetsockoptTimeval(s.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
 		t.Fatal(err)
 	}
-	c := &capture{who: b.String(), sock: s, quit: make(chan struct{}), done: make(chan struct{})}
+	c := &capture{b: b, sock: s, arrived: make(chan struct{}), quit: make(chan struct{}), done: make(chan struct{})}
 	go c.loop()
 	t.Cleanup(func() { c.stop() })
 	return c
@@ -317,28 +344,16 @@ func (c *capture) loop() {
 		}
 		c.mu.Lock()
 		c.frames = append(c.frames, append([]byte(nil), buf[:n]...))
+		close(c.arrived)
+		c.arrived = make(chan struct{})
 		c.mu.Unlock()
 	}
 }
 
-// settle ends the captures once the last frames had time to arrive.
-func settle(caps ...*capture) {
-	time.Sleep(time.Second)
-	for _, c := range caps {
-		c.once.Do(func() { close(c.quit) })
-	}
-	for _, c := range caps {
-		<-c.done
-	}
-}
-
-// stop ends the capture (once the last frames had time to arrive) and returns it.
+// stop ends the capture at once and returns what it recorded. That something did not
+// arrive means something only once a fence has arrived after it: see fence.
 func (c *capture) stop() [][]byte {
-	select {
-	case <-c.quit:
-	default:
-		settle(c)
-	}
+	c.once.Do(func() { close(c.quit) })
 	<-c.done
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -349,6 +364,10 @@ func (c *capture) stop() [][]byte {
 func (c *capture) seen(match func(frame) bool) []frame {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.matching(match)
+}
+
+func (c *capture) matching(match func(frame) bool) []frame {
 	var out []frame
 	for _, b := range c.frames {
 		if f, ok := parseFrame(b); ok && match(f) {
@@ -358,16 +377,98 @@ func (c *capture) seen(match func(frame) bool) []frame {
 	return out
 }
 
-// waitSeen waits up to d for a matching frame: for positive controls.
-func (c *capture) waitSeen(match func(frame) bool, d time.Duration) bool {
-	end := time.Now().Add(d)
-	for time.Now().Before(end) {
-		if len(c.seen(match)) > 0 {
+// waitSeen waits for a matching frame, for a positive control: as long as the test may
+// run (the frame comes when it comes), false once the test's time is up.
+func (c *capture) waitSeen(t *testing.T, match func(frame) bool) bool {
+	t.Helper()
+	ctx := testutil.Context(t)
+	for {
+		c.mu.Lock()
+		found, next := len(c.matching(match)) > 0, c.arrived
+		c.mu.Unlock()
+		if found {
 			return true
 		}
-		time.Sleep(50 * time.Millisecond)
+		select {
+		case <-next:
+		case <-ctx.Done():
+			return false
+		}
 	}
-	return false
+}
+
+// fencer sends a fence carrying m to the container to: a frame the network must
+// deliver, sent last on the path of what came before it. stamps: the receiving kernel
+// counts it as an ICMP timestamp request, which tells when it has taken it.
+type fencer struct {
+	send   func(t *testing.T, to *box, m []byte)
+	stamps bool
+}
+
+// queryFence is the usual fencer: an ICMP timestamp request under b's own MAC and
+// address, sent on tx (b's own eth0, so that it follows the frames b sent before). It is
+// an ICMP query as an echo request is, which groups and conntrack let pass alike, but the
+// receiving kernel counts it apart (InTimestamps): its echo counters count attacks only.
+func (b *box) queryFence(tx *rawSock) fencer {
+	return fencer{stamps: true, send: func(t *testing.T, to *box, m []byte) {
+		t.Helper()
+		tx.send(t, ether(to.mac(), b.mac(), 0x0800, icmpTimestamp(b.ip(), to.ip(), m)))
+	}}
+}
+
+// arpFence is an ARP reply under b's own MAC and address, unicast to the receiver,
+// carrying m after the ARP fields: security groups filter IP only, so it reaches a
+// container whose groups let nothing in.
+func (b *box) arpFence(tx *rawSock) fencer {
+	return fencer{send: func(t *testing.T, to *box, m []byte) {
+		t.Helper()
+		tx.send(t, ether(to.mac(), b.mac(), 0x0806, append(arpPacket(2, b.mac(), b.ip(), to.mac(), to.ip()), m...)))
+	}}
+}
+
+// await sends a fence through f to the capture's container and waits until it arrives.
+func (c *capture) await(t *testing.T, f fencer) {
+	t.Helper()
+	if f.stamps && c.fences == 0 {
+		c.stamps = c.b.snmp(t, "Icmp", "InTimestamps")
+	}
+	m := marker(t, "fence")
+	f.send(t, c.b, m)
+	if f.stamps {
+		c.fences++
+	}
+	if !c.waitSeen(t, withMarker(m)) {
+		t.Fatalf("%s did not receive the fence: what it did not receive before proves nothing", c.b)
+	}
+}
+
+// fence closes negative checks: it sends a fence through f to each capture's container,
+// waits until each has arrived, ends the captures, and waits until each container's
+// kernel has taken its fences. The frames sent before a fence on the same path, in
+// order, have then all had their chance to reach the capture and the kernel, however
+// slow the machine: what is not there did not come.
+func fence(t *testing.T, f fencer, caps ...*capture) {
+	t.Helper()
+	for _, c := range caps {
+		c.await(t, f)
+	}
+	for _, c := range caps {
+		c.stop()
+		c.taken(t)
+	}
+}
+
+// taken waits until the container's kernel has taken the capture's fences (the tap sees
+// a frame just before the kernel's IP layer does).
+func (c *capture) taken(t *testing.T) {
+	t.Helper()
+	if c.fences == 0 {
+		return
+	}
+	waitUntil(t, fmt.Sprintf("%s's kernel takes %d fence(s)", c.b, c.fences), func() (bool, string) {
+		n := c.b.snmp(t, "Icmp", "InTimestamps") - c.stamps
+		return n >= c.fences, fmt.Sprintf("%d timestamp requests", n)
+	})
 }
 
 // frame is a received Ethernet frame, its VLAN tags (if any were left in it) skipped.
@@ -439,6 +540,22 @@ func fromIdentity(mac net.HardwareAddr, ip netip.Addr) func(frame) bool {
 	}
 }
 
+// tcpSYN matches a TCP SYN from the address to the port.
+func tcpSYN(src netip.Addr, port int) func(frame) bool {
+	return func(f frame) bool {
+		s, ok := f.ipv4Src()
+		if !ok || s != src || f.payload[9] != 6 {
+			return false
+		}
+		ihl := int(f.payload[0]&0x0f) * 4
+		if len(f.payload) < ihl {
+			return false
+		}
+		l4 := f.payload[ihl:]
+		return len(l4) >= 14 && int(binary.BigEndian.Uint16(l4[2:])) == port && l4[13]&0x02 != 0
+	}
+}
+
 func anyOf(ms ...func(frame) bool) func(frame) bool {
 	return func(f frame) bool {
 		for _, m := range ms {
@@ -474,8 +591,18 @@ func ether(dst, src net.HardwareAddr, etherType uint16, payload []byte, tags ...
 
 // icmpEcho is an IPv4 packet with an ICMP echo request carrying data.
 func icmpEcho(src, dst netip.Addr, seq uint16, data []byte) []byte {
+	return icmpQuery(8, src, dst, seq, data)
+}
+
+// icmpTimestamp is an IPv4 packet with an ICMP timestamp request (its three times zero)
+// carrying data after them.
+func icmpTimestamp(src, dst netip.Addr, data []byte) []byte {
+	return icmpQuery(13, src, dst, 0xfe, append(make([]byte, 12), data...))
+}
+
+func icmpQuery(typ byte, src, dst netip.Addr, seq uint16, data []byte) []byte {
 	icmp := make([]byte, 8, 8+len(data))
-	icmp[0] = 8 // echo request
+	icmp[0] = typ
 	binary.BigEndian.PutUint16(icmp[4:], 0x5ec)
 	binary.BigEndian.PutUint16(icmp[6:], seq)
 	icmp = append(icmp, data...)

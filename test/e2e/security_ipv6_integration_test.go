@@ -60,13 +60,13 @@ func TestSecurityIPv6(t *testing.T) {
 			m := marker(t, "control6")
 			before := v.snmp6(t, "Icmp6InEchos")
 			tx.send(t, ether(v.mac(), att.mac(), 0x86dd, echo6(att6, ip6Of(t, v), m)))
-			if !rx.waitSeen(withMarker(m), 5*time.Second) {
+			if !rx.waitSeen(t, withMarker(m)) {
 				t.Fatalf("control %s: %s did not receive a raw ICMPv6 echo from %s", when, v, att)
 			}
+			fence(t, att.queryFence(tx), rx) // its kernel has taken the echo too
 			if after := v.snmp6(t, "Icmp6InEchos"); after <= before {
 				t.Fatalf("control %s: %s's kernel counted no ICMPv6 echo (%d -> %d)", when, v, before, after)
 			}
-			rx.stop()
 		}
 	}
 	control(t, "before")
@@ -180,7 +180,7 @@ func TestSecurityIPv6(t *testing.T) {
 			for _, v := range victims {
 				tx.send(t, tc.frames(t, v, m)...)
 			}
-			settle(rxs...)
+			fence(t, att.queryFence(tx), rxs...)
 			for i, v := range victims {
 				got := rxs[i].stop()
 				if leaked := rxs[i].seen(tc.leaked(m)); len(leaked) > 0 {

@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -268,16 +269,13 @@ func TestSecuritySecrets(t *testing.T) {
 		done := make(chan error, 1)
 		go func() { done <- fg.Wait() }()
 		var sbPid int
-		for end := time.Now().Add(time.Minute); sbPid == 0; {
+		waitUntil(t, "sec-fg and its sandbox run", func() (bool, string) {
 			out, err := dockerIn(vm, "inspect", "-f", "{{.State.Running}} {{.State.Pid}}", "sec-fg", "sec-fg-ovn-sandbox")
 			if f := strings.Fields(out); err == nil && len(f) == 4 && f[0] == "true" && f[2] == "true" {
 				sbPid, _ = strconv.Atoi(f[3])
 			}
-			if time.Now().After(end) {
-				t.Fatalf("sec-fg did not start: %v %s", err, out)
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
+			return sbPid != 0, fmt.Sprintf("%v %s", err, out)
+		})
 		// Both ovn-docker processes are alive now: the foreground run, and the pause
 		// process holding the sandbox's namespace.
 		if comm, _ := os.ReadFile("/proc/" + strconv.Itoa(fg.Process.Pid) + "/comm"); strings.TrimSpace(string(comm)) != "ovn-docker" {

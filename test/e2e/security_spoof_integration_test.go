@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/ovn-docker/ovn-docker/internal/testutil"
 )
@@ -77,13 +76,13 @@ func TestSecurityAntiSpoofing(t *testing.T) {
 			ok := marker(t, "control")
 			before := p.snmp(t, "Icmp", "InEchos")
 			txs[a].send(t, ether(p.mac(), a.mac(), 0x0800, icmpEcho(a.ip(), p.ip(), 1, ok)))
-			if !rx.waitSeen(withMarker(ok), 5*time.Second) {
+			if !rx.waitSeen(t, withMarker(ok)) {
 				t.Fatalf("control: %s did not receive a raw echo request from %s", p, a)
 			}
+			fence(t, a.queryFence(txs[a]), rx)
 			if after := p.snmp(t, "Icmp", "InEchos"); after <= before {
 				t.Fatalf("control: %s's kernel counted no echo request (InEchos %d -> %d)", p, before, after)
 			}
-			rx.stop()
 		}
 	}
 
@@ -238,11 +237,14 @@ func TestSecurityAntiSpoofing(t *testing.T) {
 			// nothing else on the way (the peers' groups, OVN's pipeline) drops them.
 			caps, echos, _, _ := mount(open)
 			for i, p := range peers {
-				if !caps[i].waitSeen(forged, 5*time.Second) {
+				if !caps[i].waitSeen(t, forged) {
 					t.Fatalf("control: %s received nothing with the forged source (MAC %v, IP %v) from %s, which has no port security: a drop below would not be port security's",
 						p, tc.forgedMAC, tc.forgedIP, open)
 				}
-				caps[i].stop()
+			}
+			// The rest of the attack arrives before the peers' ARP caches are flushed.
+			fence(t, open.queryFence(txs[open]), caps...)
+			for i, p := range peers {
 				t.Logf("control: %s received %d frame(s) with the forged source from %s; its kernel counted %d echo request(s)",
 					p, len(caps[i].seen(forged)), open, p.snmp(t, "Icmp", "InEchos")-echos[i])
 				p.mustExec(t, "ip", "neigh", "flush", "dev", "eth0")
@@ -253,7 +255,9 @@ func TestSecurityAntiSpoofing(t *testing.T) {
 			if reached {
 				t.Errorf("the spoofing container got an answer:\n%s", detail)
 			}
-			settle(caps...)
+			// The attacker, itself again, fences its attack: its own frames reach the
+			// peers after everything it sent before.
+			fence(t, att.queryFence(txs[att]), caps...)
 			for i, p := range peers {
 				got := caps[i].stop()
 				if leaked := caps[i].seen(forged); len(leaked) > 0 {

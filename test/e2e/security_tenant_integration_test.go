@@ -9,7 +9,6 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/portsbinding"
@@ -263,20 +262,32 @@ func TestSecurityTenantIsolation(t *testing.T) {
 		rx := b2.listen(t)
 		ok := marker(t, "control")
 		tx.send(t, ether(b2.mac(), b1.mac(), 0x0800, icmpEcho(b1.ip(), b2.ip(), 1, ok), dot1q(b1.eth0.VLAN)))
-		if !rx.waitSeen(withMarker(ok), 5*time.Second) {
+		if !rx.waitSeen(t, withMarker(ok)) {
 			t.Fatalf("control: %s did not receive a frame tagged %d from %s's uplink", b2, b1.eth0.VLAN, vmB.Name)
 		}
-		rx.stop()
+		// The same way, as its container b1, the VM root paces its sweep: its fences to
+		// b2 pass the hypervisor's bridge after every frame sent before them.
+		asB1 := fencer{stamps: true, send: func(t *testing.T, to *box, m []byte) {
+			t.Helper()
+			tx.send(t, ether(to.mac(), b1.mac(), 0x0800, icmpTimestamp(b1.ip(), to.ip(), m), dot1q(b1.eth0.VLAN)))
+		}}
 
 		m := marker(t, "cross-tenant")
 		rx1, rx2 := a1.listen(t), a2.listen(t)
 		e1, e2 := a1.snmp(t, "Icmp", "InEchos"), a2.snmp(t, "Icmp", "InEchos")
+		var sweep [][]byte
 		for v := 1; v <= 4094; v++ {
-			tx.send(t,
+			sweep = append(sweep,
 				ether(a1.mac(), vmMAC, 0x0800, icmpEcho(b1.ip(), a1.ip(), uint16(v), m), dot1q(v)),
 				ether(a2.mac(), a1.mac(), 0x0800, icmpEcho(a1.ip(), a2.ip(), uint16(v), m), dot1q(v)))
 		}
-		settle(rx1, rx2)
+		tx.sendPaced(t, asB1, rx, sweep...)
+		rx.stop()
+		// Whatever of the sweep the hypervisor's bridge sent towards tenant-a's VMs, it
+		// sent before the last fence reached b2; a1 and a2 fence each other on the rest
+		// of the way, which they share with it.
+		fence(t, a2.queryFence(a2.sender(t)), rx1)
+		fence(t, a1.queryFence(a1.sender(t)), rx2)
 		for _, c := range []struct {
 			b     *box
 			rx    *capture

@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/ovn-docker/ovn-docker/internal/testutil"
 )
@@ -84,17 +83,22 @@ func TestSecurityVLANHopping(t *testing.T) {
 	rx1 := peer1.listen(t)
 	ok := marker(t, "control")
 	tx.send(t, ether(peer1.mac(), att.mac(), 0x0800, icmpEcho(att.ip(), peer1.ip(), 1, ok)))
-	if !rx1.waitSeen(withMarker(ok), 5*time.Second) {
+	if !rx1.waitSeen(t, withMarker(ok)) {
 		t.Fatalf("control: %s did not receive a raw frame from %s", peer1, att)
 	}
 	rxv := vic.listen(t)
 	ok2 := marker(t, "control2")
 	peer2.sender(t).send(t, ether(vic.mac(), peer2.mac(), 0x0800, icmpEcho(peer2.ip(), vic.ip(), 1, ok2)))
-	if !rxv.waitSeen(withMarker(ok2), 5*time.Second) {
+	if !rxv.waitSeen(t, withMarker(ok2)) {
 		t.Fatalf("control: %s did not receive a raw frame from %s", vic, peer2)
 	}
-	rx1.stop()
 	rxv.stop()
+	// The fences: the attacker's frames, paced and closed by its own broadcast (which
+	// its own VLAN floods to its network's peer and to the VM's bridge port); then, on
+	// the last hop of anything that hopped, the victim and its network's peer fence each
+	// other, from a sender each.
+	fenceAtt := att.queryFence(tx)
+	txv, txp2 := vic.sender(t), peer2.sender(t)
 
 	vv, va := vic.eth0.VLAN, att.eth0.VLAN
 	m := marker(t, "hop")
@@ -157,9 +161,15 @@ func TestSecurityVLANHopping(t *testing.T) {
 			// The VM's own port on its bridge carries every VLAN: what of the attacker
 			// reaches it shows where the access port put the frames.
 			onBridge := listenVM(t, vm1, "br0")
-			tx.send(t, a.frames...)
-			settle(caps...)
+			tx.sendPaced(t, fenceAtt, rx1, a.frames...)
+			fm := marker(t, "fence")
+			tx.send(t, ether(broadcast, att.mac(), 0x0800, icmpTimestamp(att.ip(), peer1.ip(), fm)))
+			if !rx1.waitSeen(t, withMarker(fm)) || !onBridge.waitSeen(t, withMarker(fm)) {
+				t.Fatalf("%s's broadcast fence did not reach both %s and %s's bridge port: what did not arrive proves nothing", att, peer1, vm1.Name)
+			}
 			onBridge.stop()
+			fence(t, peer2.queryFence(txp2), caps[0])
+			fence(t, vic.queryFence(txv), caps[1])
 			hopped := map[int]int{} // VLAN (-1: untagged) -> frames
 			for _, f := range onBridge.seen(anyOf(withMarker(m), fromIdentity(att.mac(), att.ip()))) {
 				if f.vlan != va {

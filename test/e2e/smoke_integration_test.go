@@ -162,7 +162,7 @@ func TestSmokeNestedPortsPingThroughTrunks(t *testing.T) {
 			t.Fatalf("NB port %s: parent_name=%q tag=%q, want %s and 100", c.port.ID, parent, tag, c.vm.VIFID())
 		}
 	}
-	if ok, out := waitPing(ctrs[0].ns, ctrs[1].port.FixedIPs[0].IPAddress, 20*time.Second); !ok {
+	if ok, out := waitPing(t, ctrs[0].ns, ctrs[1].port.FixedIPs[0].IPAddress); !ok {
 		t.Fatalf("container in %s cannot ping container in %s:\n%s", ctrs[0].vm.Name, ctrs[1].vm.Name, out)
 	}
 }

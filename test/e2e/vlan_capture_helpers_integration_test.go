@@ -27,9 +27,11 @@ type vlanCapture struct {
 	sock   *rawSock
 	mu     sync.Mutex
 	frames []tagged
-	quit   chan struct{}
-	done   chan struct{}
-	once   sync.Once
+	// arrived is closed (and replaced) at each frame: what waitSeen waits on.
+	arrived chan struct{}
+	quit    chan struct{}
+	done    chan struct{}
+	once    sync.Once
 }
 
 func listenVM(t *testing.T, vm *testutil.VM, ifName string) *vlanCapture {
@@ -38,11 +40,12 @@ func listenVM(t *testing.T, vm *testutil.VM, ifName string) *vlanCapture {
 	if err := unix.SetsockoptInt(s.fd, unix.SOL_PACKET, unix.PACKET_AUXDATA, 1); err != nil {
 		t.Fatal(err)
 	}
+	// A receive timeout only so that the loop sees quit.
 	tv := unix.NsecToTimeval((100 * time.Millisecond).Nanoseconds())
 	if err := unix.SetsockoptTimeval(s.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
 		t.Fatal(err)
 	}
-	c := &vlanCapture{sock: s, quit: make(chan struct{}), done: make(chan struct{})}
+	c := &vlanCapture{sock: s, arrived: make(chan struct{}), quit: make(chan struct{}), done: make(chan struct{})}
 	go c.loop()
 	t.Cleanup(c.stop)
 	return c
@@ -82,23 +85,46 @@ func (c *vlanCapture) loop() {
 		}
 		c.mu.Lock()
 		c.frames = append(c.frames, f)
+		close(c.arrived)
+		c.arrived = make(chan struct{})
 		c.mu.Unlock()
 	}
 }
 
-// stop ends the capture once the last frames had time to arrive.
+// stop ends the capture at once: a fence that arrived tells what did not.
 func (c *vlanCapture) stop() {
-	c.once.Do(func() {
-		time.Sleep(time.Second)
-		close(c.quit)
-	})
+	c.once.Do(func() { close(c.quit) })
 	<-c.done
+}
+
+// waitSeen waits for a matching frame as long as the test may run; false once its time
+// is up.
+func (c *vlanCapture) waitSeen(t *testing.T, match func(frame) bool) bool {
+	t.Helper()
+	ctx := testutil.Context(t)
+	for {
+		c.mu.Lock()
+		found, next := len(c.matching(match)) > 0, c.arrived
+		c.mu.Unlock()
+		if found {
+			return true
+		}
+		select {
+		case <-next:
+		case <-ctx.Done():
+			return false
+		}
+	}
 }
 
 // seen returns the frames that match, with their VLANs.
 func (c *vlanCapture) seen(match func(frame) bool) []tagged {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.matching(match)
+}
+
+func (c *vlanCapture) matching(match func(frame) bool) []tagged {
 	var out []tagged
 	for _, t := range c.frames {
 		if f, ok := parseFrame(t.raw); ok && match(f) {
