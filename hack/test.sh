@@ -200,7 +200,10 @@ in_background offline offline_checks
 # containerd, crictl and runc for the CNI tests build from the module proxy meanwhile (once
 # per machine: hack/cri.sh keeps them).
 in_background cri step "CRI runtime (build)" hack/cri.sh install
-step "stack up" hack/stack.sh up --vms 9 --tenants a,a,a,a,a,a,a,a,b --docker
+# The cloud's shape: three hypervisors (Geneve between them, the VMs spread), OVN's
+# databases as 3-member Raft clusters, two Neutron API workers. Every end-to-end test runs
+# on it: containers in VMs on different chassis talk through real tunnels.
+step "stack up" hack/stack.sh up --vms 9 --tenants a,a,a,a,a,a,a,a,b --docker --hypervisors 3
 if [[ " ${failed[*]} " == *" stack up "* ]]; then
 	collect offline
 	collect cri
