@@ -8,7 +8,9 @@
 #   OVN_DOCKER_REUSE_STACK=1      measure on a stack that is already up (no stack.sh up)
 #   OVN_DOCKER_BENCH_VM=vm7       the VM to measure in (default vm1); its lease lock is held
 #                                 throughout (OVN_DOCKER_BENCH_LEASE_HELD=1: the caller holds it)
-#   OVN_DOCKER_BENCH_ONLY=docker  only the --docker bench (attach: only the attach bench)
+#   OVN_DOCKER_BENCH_ONLY=docker  only the --docker bench (attach: only the attach bench;
+#                                 scale: only the figures of SCALE.md, TestScaleSubports and
+#                                 TestScaleAgent, up to 300 pods and 200 ports in the VM)
 #   OVN_DOCKER_BIN=/path          the ovn-docker binary to run (default: make build, bin/ovn-docker)
 #   OVN_DOCKER_BENCH_DOCKER_ARGS  more flags of bench --docker (e.g. "--pairs 10")
 # Arguments are flags of the attach bench.
@@ -36,6 +38,17 @@ if [ "${OVN_DOCKER_BENCH_LEASE_HELD:-}" != 1 ]; then
 fi
 invm() { (set -a && . "$RUN/$VM/env" && set +a && ip netns exec "$VM" "$@"); }
 
+if [ "$ONLY" = scale ]; then
+	# Each test takes its VM's lease itself: give the lock back first.
+	[ "${OVN_DOCKER_BENCH_LEASE_HELD:-}" = 1 ] || exec 9>&-
+	for t in TestScaleSubports TestScaleAgent; do
+		echo "# $t in $VM (SCALE.md)"
+		OVN_DOCKER_E2E_SCALE=1 OVN_DOCKER_E2E_VMS=$VM go test -count=1 -tags integration -timeout 60m -run "^$t\$" -v ./test/e2e/ |
+			grep -E "_test.go:[0-9]+:|--- "
+		echo
+	done
+	exit 0
+fi
 if [ "$ONLY" != docker ]; then
 	echo "# ovn-docker bench in $VM ($(nproc) cores, $(uname -r))"
 	invm "$BIN" bench "$@"
