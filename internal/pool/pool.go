@@ -412,41 +412,47 @@ func (p *Pools) gauge(key string, n int) {
 }
 
 // Attach serves an attach from the request's pool when it has a ready interface (warm),
-// else the cold way. It reports whether the pool served it.
+// else the cold way, through the same door as any process of the VM (Attach); these
+// pools count it and fill again once the takes are over. It reports whether the pool
+// served it.
 func (p *Pools) Attach(ctx context.Context, req engine.Request) (*state.Attachment, bool, error) {
 	t0 := time.Now()
+	att, warm, err := Attach(ctx, p.eng, req)
+	p.observe(req, warm, t0)
+	if p.cfg.Metrics != nil {
+		switch {
+		case err != nil && !warm:
+			p.cfg.Metrics.AttachErrors.WithLabelValues("cold").Inc()
+		case err == nil && !warm:
+			p.cfg.Metrics.Attach.WithLabelValues("cold").Observe(time.Since(t0).Seconds())
+		}
+	}
+	return att, warm, err
+}
+
+// Claim is the package's Claim, counted by these pools as Attach is.
+func (p *Pools) Claim(ctx context.Context, req engine.Request) (*state.Attachment, error) {
+	t0 := time.Now()
+	att, err := Claim(ctx, p.eng, req)
+	if err == nil {
+		p.observe(req, att != nil, t0)
+	}
+	return att, err
+}
+
+// observe counts a request that a declared pool of these pools could serve: a hit
+// (the refill then waits for the takes to end), or a miss (the refill starts now).
+func (p *Pools) observe(req engine.Request, hit bool, t0 time.Time) {
 	key := Key(req.Network.ID, req.SecurityGroups)
-	p.mu.Lock()
-	_, declared := p.pools[key]
-	p.mu.Unlock()
-	if declared && Fits(req) {
-		att, err := Claim(ctx, p.eng, req)
-		if err != nil {
-			return nil, false, err
-		}
-		if att != nil {
-			att, err := Take(ctx, p.eng, att.ID, req)
-			if err == nil {
-				p.count(key, true, "warm", t0)
-				p.took()
-				return att, true, nil
-			}
-			p.log.Warn("pool: warm attach failed; going the cold way", "pool", key, "err", err)
-		}
-		p.count(key, false, "", t0)
+	if !p.Declared(key) || !Fits(req) {
+		return
+	}
+	p.count(key, hit, "warm", t0)
+	if hit {
+		p.took()
+	} else {
 		p.poke()
 	}
-	att, err := p.eng.Attach(ctx, req)
-	if err != nil {
-		if p.cfg.Metrics != nil {
-			p.cfg.Metrics.AttachErrors.WithLabelValues("cold").Inc()
-		}
-		return nil, false, err
-	}
-	if p.cfg.Metrics != nil {
-		p.cfg.Metrics.Attach.WithLabelValues("cold").Observe(time.Since(t0).Seconds())
-	}
-	return att, false, nil
 }
 
 func (p *Pools) count(key string, hit bool, path string, t0 time.Time) {

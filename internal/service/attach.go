@@ -72,7 +72,7 @@ func (s *Service) Attach(ctx context.Context, r api.AttachRequest) (*api.Attachm
 	req := engine.Request{Owner: r.Owner, OwnerKind: state.OwnerCNI, Container: r.Container, ContainerName: r.ContainerName,
 		Network: n, IfName: r.IfName, NetNS: r.NetNS, DefaultRoute: r.DefaultRoute, SecurityGroups: sgs,
 		Port: forNetwork(popts, n, true, []*neutron.Network{n})}
-	att, warm, err := pool.Attach(ctx, eng, req)
+	att, warm, err := s.attachFromPool(ctx, eng, req)
 	if err != nil {
 		return nil, fmt.Errorf("attach %s to network %s: %w", r.IfName, n.Name, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"sort"
 
 	"github.com/ovn-docker/ovn-docker/internal/api"
+	"github.com/ovn-docker/ovn-docker/internal/engine"
 	"github.com/ovn-docker/ovn-docker/internal/pool"
 	"github.com/ovn-docker/ovn-docker/internal/state"
 )
@@ -66,4 +67,27 @@ func (s *Service) Pools(ctx context.Context) ([]api.Pool, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out, nil
+}
+
+// attachFromPool is the warm door for an attach: through the agent's pools when it runs
+// (they count the take and refill once the takes are over), else straight to the state's.
+func (s *Service) attachFromPool(ctx context.Context, eng *engine.Engine, req engine.Request) (*state.Attachment, bool, error) {
+	if live := s.livePools(); live != nil {
+		return live.Attach(ctx, req)
+	}
+	return pool.Attach(ctx, eng, req)
+}
+
+// claimFromPool is attachFromPool's Claim.
+func (s *Service) claimFromPool(ctx context.Context, eng *engine.Engine, req engine.Request) (*state.Attachment, error) {
+	if live := s.livePools(); live != nil {
+		return live.Claim(ctx, req)
+	}
+	return pool.Claim(ctx, eng, req)
+}
+
+func (s *Service) livePools() *pool.Pools {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pools
 }

@@ -182,7 +182,7 @@ func (s *Service) Run(ctx context.Context, r api.RunRequest) (res *api.RunResult
 		if i == 0 {
 			req.FixedIPs, _ = fixedIPs(opts) // checked by checkRun
 		}
-		att, err := pool.Claim(ctx, eng, req)
+		att, err := s.claimFromPool(ctx, eng, req)
 		if err == nil && att == nil {
 			att, err = eng.Prepare(ctx, req)
 			if errors.Is(err, neutron.ErrNotFound) && cached[i] {

@@ -36,19 +36,12 @@ func readyPorts(t *testing.T, vm *testutil.VM) map[string]bool {
 // still making interfaces: what they hold then is what they meant to.
 func poolsAtRest(t *testing.T, vm *testutil.VM) {
 	t.Helper()
-	sock := filepath.Join(vm.Env["OVN_DOCKER_STATE_DIR"], "metrics.sock")
-	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", sock)
-	}}}
 	took := waitUntil(t, "the pools at rest", func() (bool, string) {
-		resp, err := c.Get("http://agent/metrics")
+		b, err := agentMetrics(vm)
 		if err != nil {
 			return false, err.Error()
 		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if !strings.Contains(string(b), "ovn_docker_pool_ready{") {
+		if !strings.Contains(b, "ovn_docker_pool_ready{") {
 			return false, "no pool has looked at itself yet"
 		}
 		var st struct {
@@ -69,6 +62,44 @@ func poolsAtRest(t *testing.T, vm *testutil.VM) {
 		return true, ""
 	})
 	t.Logf("the pools were at rest %s after the daemon answered", fmtMS(took))
+}
+
+// agentMetrics reads the daemon's metrics, in Prometheus' text format.
+func agentMetrics(vm *testutil.VM) (string, error) {
+	sock := filepath.Join(vm.Env["OVN_DOCKER_STATE_DIR"], "metrics.sock")
+	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", sock)
+	}}}
+	resp, err := c.Get("http://agent/metrics")
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
+// metricSum is the sum of a counter's series in the daemon's metrics.
+func metricSum(t *testing.T, vm *testutil.VM, name string) float64 {
+	t.Helper()
+	b, err := agentMetrics(vm)
+	if err != nil {
+		t.Fatalf("the daemon's metrics: %v", err)
+	}
+	var sum float64
+	for _, line := range strings.Split(b, "\n") {
+		if rest, ok := strings.CutPrefix(line, name); ok && (strings.HasPrefix(rest, "{") || strings.HasPrefix(rest, " ")) {
+			var v float64
+			fields := strings.Fields(rest[strings.LastIndex(rest, "}")+1:])
+			if len(fields) > 0 {
+				if _, err := fmt.Sscan(fields[0], &v); err == nil {
+					sum += v
+				}
+			}
+		}
+	}
+	return sum
 }
 
 // waitReady waits until the pool holds n ready interfaces: the test's own time bounds it.
@@ -111,6 +142,10 @@ func TestPoolWarmRuns(t *testing.T) {
 		if out, err := dockerIn(vm, "exec", name, "ping", "-c", "2", "-W", "2", ipOf(peer)); err != nil {
 			t.Fatalf("%s (warm) cannot reach its peer: %v\n%s", name, err, out)
 		}
+	}
+	// The daemon counts what its pool served (ovn-docker run came through it).
+	if hits := metricSum(t, vm, "ovn_docker_pool_hits_total"); hits != 2 {
+		t.Fatalf("the daemon's metrics count %v pool hits, want 2", hits)
 	}
 	// It refills.
 	waitReady(t, vm, 3)
