@@ -524,7 +524,7 @@ stop_vm() {
 	stop_ovs "$d/ovs" "$vm"
 	local hv
 	hv=$(vm_hv "$vm")
-	[ -f "$(hv_db "$hv")" ] && alive "$(hv_dir "$hv")/ovsdb-server.pid" && hvk_vsctl "$hv" --if-exists del-port br-int "$vm-hv" >/dev/null 2>&1
+	[ -S "$(hv_db "$hv")" ] && alive "$(hv_dir "$hv")/ovsdb-server.pid" && hvk_vsctl "$hv" --if-exists del-port br-int "$vm-hv" >/dev/null 2>&1
 	hv_ip "$hv" link del "$vm-hv" >/dev/null 2>&1 || true
 	rm -f "$d/hypervisor"
 	ip netns del "$vm" >/dev/null 2>&1 || true
@@ -540,6 +540,7 @@ export STACK_DIR=$RUN
 export STACK_NB=$NB_REMOTE
 export STACK_SB=$SB_REMOTE
 export STACK_OVN_MEMBERS=$(ovn_members)
+export STACK_HYPERVISORS=$(hv_list | wc -l)
 export STACK_HV_OVSDB=unix:$HV_DB
 export STACK_VMS="$*"
 export STACK_NEUTRON_URL=$NEUTRON_URL

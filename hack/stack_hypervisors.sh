@@ -144,7 +144,15 @@ hypervisors_down() {
 
 # vm_plug VM HV PORT_ID MAC: the VM's NIC end vmN-hv on HV's br-int, bound to the VM's port.
 vm_plug() {
-	local vm=$1 hv=$2 port_id=$3 mac=$4
+	local vm=$1 hv=$2 port_id=$3 mac=$4 h
+	# The VM's NIC is on one br-int only: a record left on another (a VM that booted on
+	# another hypervisor before) would have that chassis claim the VM's port too, and
+	# the two would take it from each other every half second.
+	for h in $(hv_list); do
+		[ "$h" = "$hv" ] && continue
+		[ -S "$(hv_db "$h")" ] && alive "$(hv_dir "$h")/ovsdb-server.pid" &&
+			hvk_vsctl "$h" --if-exists del-port br-int "$vm-hv" >/dev/null 2>&1 || true
+	done
 	hvk_vsctl "$hv" --may-exist add-port br-int "$vm-hv" -- set interface "$vm-hv" \
 		external_ids:iface-id="$port_id" external_ids:attached-mac="$mac" external_ids:iface-status=active \
 		external_ids:vm-id="$vm"

@@ -189,7 +189,11 @@ func restartDockerd(t *testing.T, s *testutil.Stack, vm *testutil.VM) {
 	script := filepath.Join(filepath.Dir(file), "..", "..", "hack", "stack.sh")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, script, "up", "--vms", strconv.Itoa(len(s.VMs)), "--tenants", strings.Join(tenants, ","), "--docker").CombinedOutput()
+	args := []string{"up", "--vms", strconv.Itoa(len(s.VMs)), "--tenants", strings.Join(tenants, ","), "--docker"}
+	if hvs := s.Env["STACK_HYPERVISORS"]; hvs != "" {
+		args = append(args, "--hypervisors", hvs)
+	}
+	out, err := exec.CommandContext(ctx, script, args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("bring dockerd of %s back: %v\n%s", vm.Name, err, out)
 	}
