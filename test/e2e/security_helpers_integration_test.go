@@ -381,12 +381,18 @@ func (c *capture) matching(match func(frame) bool) []frame {
 // run (the frame comes when it comes), false once the test's time is up.
 func (c *capture) waitSeen(t *testing.T, match func(frame) bool) bool {
 	t.Helper()
+	return waitArrived(t, &c.mu, &c.arrived, func() bool { return len(c.matching(match)) > 0 })
+}
+
+// waitArrived waits until found (called holding mu) holds, looking again at each frame
+// a capture's arrived channel announces, as long as the test may run.
+func waitArrived(t *testing.T, mu *sync.Mutex, arrived *chan struct{}, found func() bool) bool {
 	ctx := testutil.Context(t)
 	for {
-		c.mu.Lock()
-		found, next := len(c.matching(match)) > 0, c.arrived
-		c.mu.Unlock()
-		if found {
+		mu.Lock()
+		ok, next := found(), *arrived
+		mu.Unlock()
+		if ok {
 			return true
 		}
 		select {

@@ -101,20 +101,7 @@ func (c *vlanCapture) stop() {
 // is up.
 func (c *vlanCapture) waitSeen(t *testing.T, match func(frame) bool) bool {
 	t.Helper()
-	ctx := testutil.Context(t)
-	for {
-		c.mu.Lock()
-		found, next := len(c.matching(match)) > 0, c.arrived
-		c.mu.Unlock()
-		if found {
-			return true
-		}
-		select {
-		case <-next:
-		case <-ctx.Done():
-			return false
-		}
-	}
+	return waitArrived(t, &c.mu, &c.arrived, func() bool { return len(c.matching(match)) > 0 })
 }
 
 // seen returns the frames that match, with their VLANs.
