@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/ovn-docker/ovn-docker/internal/engine"
 	"github.com/ovn-docker/ovn-docker/internal/state"
@@ -63,9 +64,15 @@ func (p *Pools) Reserve(ctx context.Context, key string, to engine.Holder, chang
 	if !p.Declared(key) {
 		return nil, nil
 	}
+	t0 := time.Now()
 	a, err := Reserve(ctx, p.eng, key, to, change)
-	if a != nil {
-		p.took()
+	if err == nil {
+		p.count(key, a != nil, "warm", t0)
+		if a != nil {
+			p.took()
+		} else {
+			p.poke()
+		}
 	}
 	return a, err
 }
