@@ -6,7 +6,7 @@
 #   hack/stack.sh status                                         what runs and what does not
 #   hack/stack.sh logs [component]                               tails of the logs
 #   hack/stack.sh down [--purge]                                 stop everything; --purge also deletes the run folder
-#   hack/stack.sh stop|start COMPONENT                           one part: neutron, keystone, ovn-nb, vmN-ovsdb,
+#   hack/stack.sh stop|start COMPONENT                           one part: neutron, keystone, ovn-nb, vmN-ovsdb, start vmN-dockerd,
 #                                                                hvK-ovn-controller; stop hvK (K>1, no VM on it);
 #                                                                ovn-sb, ovn-nbI, ovn-sbI, ovn-nb-leader, ovn-sb-leader
 #   hack/stack.sh hypervisors N                                  add hv2..hvN to the running stack
@@ -786,6 +786,13 @@ cmd_component() {
 		alive "$d/ovsdb-server.pid" && return 0
 		ovsdb-server --remote="punix:$d/db.sock" --pidfile="$d/ovsdb-server.pid" --detach \
 			--unixctl="$d/ovsdb-server.ctl" -vconsole:off --log-file="$LOGS/ovsdb-server-$vm.log" "$d/conf.db"
+		;;
+	start:vm*-dockerd)
+		# One VM's dockerd, and nothing else: tests that restart it must not touch the
+		# VMs other tests hold (a whole "up" sets every VM's eth0 as the stack wants it).
+		local vm=${what%-dockerd}
+		[ -e "/run/netns/$vm" ] || die "start $what: $vm does not run"
+		start_vm_docker "$vm"
 		;;
 	stop:hv*-ovn-controller) stop_ovn_controller "${what%-ovn-controller}" ;;
 	stop:hv[2-9]) stop_empty_hv "$what" ;;

@@ -86,6 +86,15 @@ func (s *Service) claimFromPool(ctx context.Context, eng *engine.Engine, req eng
 	return pool.Claim(ctx, eng, req)
 }
 
+// reserveFromPool is attachFromPool's Reserve: the agent's pools count what they hand
+// out of the pools they keep.
+func (s *Service) reserveFromPool(ctx context.Context, eng *engine.Engine, key string, to engine.Holder, change func(*state.Attachment)) (*state.Attachment, error) {
+	if live := s.livePools(); live != nil && live.Declared(key) {
+		return live.Reserve(ctx, key, to, change)
+	}
+	return pool.Reserve(ctx, eng, key, to, change)
+}
+
 func (s *Service) livePools() *pool.Pools {
 	s.mu.Lock()
 	defer s.mu.Unlock()

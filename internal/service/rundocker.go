@@ -169,7 +169,7 @@ func (s *Service) reserve(ctx context.Context, eng *engine.Engine, run, name, if
 		SecurityGroups: sgs, Secondary: secondary, IfName: ifName, FixedIPs: fixed, Port: port}
 	if pool.Fits(req) { // a pool's port has Neutron's addresses and defaults only
 		to := engine.Holder{Owner: run, Kind: state.OwnerReserved}
-		a, err := pool.Reserve(ctx, eng, pool.Key(n.ID, sgs), to, func(a *state.Attachment) {
+		a, err := s.reserveFromPool(ctx, eng, pool.Key(n.ID, sgs), to, func(a *state.Attachment) {
 			a.Secondary, a.ContainerName, a.IfName = secondary, name, ifName
 		})
 		if a != nil && port.DNSName != "" {
