@@ -318,7 +318,7 @@ func startFastPing(t *testing.T, nsPath, to string) *fastPing {
 // that moment. The test's own deadline is the safety net.
 func (p *fastPing) waitReplies(t *testing.T, since time.Time, n int, what string) time.Time {
 	t.Helper()
-	deadline := time.After(2 * time.Minute)
+	ctx := testutil.Context(t)
 	for {
 		p.mu.Lock()
 		var after []reply
@@ -335,8 +335,8 @@ func (p *fastPing) waitReplies(t *testing.T, since time.Time, n int, what string
 		case <-p.notify:
 		case <-p.done:
 			t.Fatalf("%s: ping ended: %s", what, p.summary)
-		case <-deadline:
-			t.Fatalf("%s: %d replies in two minutes, want %d", what, len(after), n)
+		case <-ctx.Done():
+			t.Fatalf("%s: %d replies by the end of the test's time, want %d", what, len(after), n)
 		}
 	}
 }
