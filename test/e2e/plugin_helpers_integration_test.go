@@ -175,11 +175,9 @@ func restartDockerd(t *testing.T, s *testutil.Stack, vm *testutil.VM) {
 	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
 		t.Fatalf("stop dockerd %d of %s: %v", pid, vm.Name, err)
 	}
-	for end := time.Now().Add(2 * time.Minute); syscall.Kill(pid, 0) == nil; time.Sleep(200 * time.Millisecond) {
-		if time.Now().After(end) {
-			t.Fatalf("dockerd %d of %s does not stop", pid, vm.Name)
-		}
-	}
+	waitUntil(t, fmt.Sprintf("dockerd %d of %s stopped", pid, vm.Name), func() (bool, string) {
+		return syscall.Kill(pid, 0) != nil, "still running"
+	})
 	// The stack script starts this VM's dockerd again, and touches nothing else: other
 	// tests hold the other VMs.
 	_, file, _, _ := runtime.Caller(0)

@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/ovn-docker/ovn-docker/internal/testutil"
 )
@@ -145,18 +144,18 @@ func TestPluginDockerdRestart(t *testing.T) {
 
 	restartDockerd(t, s, vm1)
 	var ip1 string
-	for end := time.Now().Add(90 * time.Second); ; time.Sleep(time.Second) {
+	waitUntil(t, fmt.Sprintf("%s back on %s after the dockerd restart", c1, ls), func() (bool, string) {
 		running, _ := dockerIn(vm1, "inspect", "-f", "{{.State.Running}}", c1)
-		if strings.TrimSpace(running) == "true" {
-			if e, ok := inspectEndpoints(t, vm1, ls)[c1]; ok && e.IPv4Address != "" {
-				ip1 = strings.SplitN(e.IPv4Address, "/", 2)[0]
-				break
-			}
+		if strings.TrimSpace(running) != "true" {
+			return false, "not running"
 		}
-		if time.Now().After(end) {
-			t.Fatalf("%s did not come back on %s after the dockerd restart", c1, ls)
+		e, ok := inspectEndpoints(t, vm1, ls)[c1]
+		if !ok || e.IPv4Address == "" {
+			return false, "no endpoint on the network yet"
 		}
-	}
+		ip1 = strings.SplitN(e.IPv4Address, "/", 2)[0]
+		return true, ""
+	})
 	after := portWithIP(t, nc, neu.ID, ip1)
 	if mac, _ := ifaceIn(t, vm1, c1, "eth0"); mac != after.MACAddress {
 		t.Fatalf("%s's eth0 has MAC %s, its port %s", c1, mac, after.MACAddress)
