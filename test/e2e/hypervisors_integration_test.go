@@ -487,11 +487,35 @@ func TestHypervisorOVNControllerRestart(t *testing.T) {
 	p.waitReplies(t, started, 300, "ovn-controller back")
 	lost, gap, _ := p.stop(t)
 	local.mustPing(t, remote.ip().String())
-	if lost > 0 {
-		t.Errorf("%d pings lost while %s's ovn-controller restarted (longest silence %v)", lost, hv, gap)
+	// The flows stay while ovn-controller is away; once back, it computes for its grace
+	// and then swaps the flows (a delete-all then the adds, not one bundle in OVN 23.03):
+	// a loaded machine can lose the packet or two in flight at the swap. What must not
+	// happen is a data path cut for the recompute, which is a silence as long as the
+	// grace or more (4 packets here without the grace, on a quiet machine).
+	grace := ofctrlGrace(t, s, hv)
+	if gap >= grace {
+		t.Errorf("traffic cut while %s's ovn-controller restarted: %d lost, longest silence %v, not shorter than its grace of %v",
+			hv, lost, gap, grace)
 	}
-	t.Logf("%s's ovn-controller stopped and started under ping every %v: %d lost, longest silence %v",
-		hv, pingInterval, lost, gap.Round(time.Millisecond))
+	t.Logf("%s's ovn-controller stopped and started under ping every %v: %d lost, longest silence %v (grace %v)",
+		hv, pingInterval, lost, gap.Round(time.Millisecond), grace)
+}
+
+// ofctrlGrace is how long hv's ovn-controller computes before it swaps its flows
+// (external_ids:ovn-ofctrl-wait-before-clear of the hypervisor's Open vSwitch).
+func ofctrlGrace(t *testing.T, s *testutil.Stack, hv string) time.Duration {
+	t.Helper()
+	db := s.Env["STACK_HV_OVSDB"]
+	if hv != "hv1" {
+		db = "unix:" + filepath.Join(s.Env["STACK_DIR"], hv, "db.sock")
+	}
+	out := strings.Trim(strings.TrimSpace(testutil.MustRun(t, "ovs-vsctl", "--db="+db, "get", "Open_vSwitch", ".",
+		"external_ids:ovn-ofctrl-wait-before-clear")), `"`)
+	ms, err := strconv.Atoi(out)
+	if err != nil || ms <= 0 {
+		t.Fatalf("%s: ovn-ofctrl-wait-before-clear %q: the stack must set it", hv, out)
+	}
+	return time.Duration(ms) * time.Millisecond
 }
 
 // TestHypervisorMigrationBindingProfile: in binding-profile mode (admin) a container port
