@@ -302,7 +302,7 @@ interface = public
 [oslo_concurrency]
 lock_path = $RUN/neutron/lock
 [quotas]
-quota_port = 1000
+quota_port = 2500
 EOF
 	)
 	(umask 077 && cat >"$RUN/neutron/ml2_conf.ini" <<EOF

@@ -164,16 +164,21 @@ func TestScaleSubports(t *testing.T) {
 	t.Logf("add_subports fit over %d calls: %.0f ms + %.1f ms per subport", len(xs), a*1000, k*1000)
 }
 
-// logQuota logs the project's port quota: its limit and what is in use now.
-func logQuota(t *testing.T, s *testutil.Stack, vm *testutil.VM, project string) {
+// logQuota logs the project's port quota, its limit and what is in use now, and returns
+// the ports still free (-1 when unlimited or unknown).
+func logQuota(t *testing.T, s *testutil.Stack, vm *testutil.VM, project string) int {
 	t.Helper()
 	q, err := quotas.GetDetail(testutil.Context(t), s.Network(t, "tenant-"+vm.Env["STACK_VM_TENANT"]), project).Extract()
 	if err != nil {
 		t.Logf("the project's quota: %v", err)
-		return
+		return -1
 	}
 	t.Logf("the project's quota: ports limit %d, used %d, reserved %d; networks limit %d, used %d; subnets limit %d, used %d",
 		q.Port.Limit, q.Port.Used, q.Port.Reserved, q.Network.Limit, q.Network.Used, q.Subnet.Limit, q.Subnet.Used)
+	if q.Port.Limit < 0 {
+		return -1
+	}
+	return q.Port.Limit - q.Port.Used - q.Port.Reserved
 }
 
 // spread is "median [min-max]" of the durations.
@@ -282,7 +287,31 @@ func stackDaemons(t *testing.T, s *testutil.Stack, vm *testutil.VM) map[string]i
 	}
 }
 
-// TestScaleAgent: one VM's agent as its pods go 0 -> 50 -> 100 -> 200 -> 300, each
+// scaleLevels are the pod counts TestScaleAgent measures at: 0, 50, 100, 200, 300, then
+// 500, 750, 1000 and every further 500 up to OVN_DOCKER_E2E_SCALE_PODS (300 unless set).
+func scaleLevels(t *testing.T) []int {
+	top := 300
+	if v := os.Getenv("OVN_DOCKER_E2E_SCALE_PODS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 50 || n > 2000 {
+			t.Fatalf("OVN_DOCKER_E2E_SCALE_PODS=%q: want a number of pods from 50 to 2000", v)
+		}
+		top = n
+	}
+	var levels []int
+	for _, l := range []int{0, 50, 100, 200, 300, 500, 750} {
+		if l < top {
+			levels = append(levels, l)
+		}
+	}
+	for l := 1000; l < top; l += 500 {
+		levels = append(levels, l)
+	}
+	return append(levels, top)
+}
+
+// TestScaleAgent: one VM's agent as its pods go 0 -> 50 -> 100 -> 200 -> 300 (further with
+// OVN_DOCKER_E2E_SCALE_PODS, up to 1,000 and beyond), each
 // from a pool of 25 (a pod's ADD at a time, the pool made up again before the next 25).
 // At each level: the agent's resident memory, the state file's size and the time to read
 // it and to write it back, the ports OVN holds, and three cold ADDs (no pool: Neutron
@@ -296,7 +325,10 @@ func TestScaleAgent(t *testing.T) {
 	vm := s.TenantVMs(t, 1)[0]
 	t.Cleanup(func() { assertClean(t, s, vm) })
 	ls := uniq("LSSCALE")
-	mustOVNDocker(t, vm, "--standalone", "create", "network", ls, "--subnet", "10.78.0.0/22")
+	levels := scaleLevels(t)
+	top := levels[len(levels)-1]
+	// Room for every pod, the pool and the cold ADDs: a /21 holds 2,043 ports.
+	mustOVNDocker(t, vm, "--standalone", "create", "network", ls, "--subnet", "10.78.0.0/21")
 	t.Cleanup(func() { ovnDocker(t, vm, nil, "--standalone", "delete", "network", ls) })
 	d := startPlugin(t, vm)
 	t.Cleanup(func() {
@@ -316,10 +348,14 @@ func TestScaleAgent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logQuota(t, s, vm, network.ProjectID)
+	const poolSize, colds = 25, 3
+	// The run takes an hour at 1,000: refuse at once if the project cannot hold it.
+	if free := logQuota(t, s, vm, network.ProjectID); free >= 0 && free < top+poolSize+colds*len(levels)+10 {
+		t.Fatalf("the project's port quota leaves %d ports, and %d pods need about %d: raise it (openstack quota set --ports N %s)",
+			free, top, top+poolSize+colds*len(levels)+10, network.ProjectID)
+	}
 	daemons := stackDaemons(t, s, vm)
 
-	const poolSize = 25
 	warm := newCNINet(t, vm, ls, map[string]any{"pool": map[string]int{"min": poolSize, "max": poolSize}})
 	// An allowed address makes a port of its own (no pool's port fits it): the cold path.
 	cold := newCNINet(t, vm, ls, map[string]any{"allowedAddresses": []string{"192.0.2.1"}})
@@ -363,7 +399,6 @@ func TestScaleAgent(t *testing.T) {
 	var warmTook []time.Duration
 	t.Logf("%5s %9s %9s %10s %9s %9s %6s %6s  %-30s %-22s %s", "pods", "agentRSS", "agentCPU", "state", "load", "write",
 		"LSPs", "SB PBs", "cold ADD (median [min-max])", "of it DHCP (ready)", "daemons' CPU per cold ADD")
-	levels := []int{0, 50, 100, 200, 300}
 	for li, level := range levels {
 		from, rs0, rn0 := len(warmTook), 0.0, 0.0
 		var refills []time.Duration
@@ -398,7 +433,6 @@ func TestScaleAgent(t *testing.T) {
 		for name, pid := range daemons {
 			before[name] = procOf(t, pid)
 		}
-		const colds = 3
 		for range colds {
 			r0, _ := ready()
 			p := newPodNS(t)
