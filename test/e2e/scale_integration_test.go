@@ -279,12 +279,32 @@ func fileSize(path string) int64 {
 // stackDaemons are the pids of the stack's shared daemons whose cost grows with ports.
 func stackDaemons(t *testing.T, s *testutil.Stack, vm *testutil.VM) map[string]int {
 	t.Helper()
-	return map[string]int{
-		"ovn-northd":              pidFile(t, filepath.Join(s.Dir, "ovn", "ovn-northd.pid")),
-		"ovsdb-server (SB)":       pidFile(t, filepath.Join(s.Dir, "ovn", "ovnsb_db.pid")),
-		"ovn-controller":          pidFile(t, filepath.Join(s.Dir, "hv", "ovn-controller.pid")),
-		vm.Name + " ovs-vswitchd": pidFile(t, filepath.Join(s.Dir, vm.Name, "ovs", "ovs-vswitchd.pid")),
+	hv := s.Hypervisor(vm)
+	hvDir := hv
+	if hv == "hv1" {
+		hvDir = "hv"
 	}
+	d := map[string]int{
+		"ovn-controller (" + hv + ")": pidFile(t, filepath.Join(s.Dir, hvDir, "ovn-controller.pid")),
+		vm.Name + " ovs-vswitchd":     pidFile(t, filepath.Join(s.Dir, vm.Name, "ovs", "ovs-vswitchd.pid")),
+	}
+	// Standalone OVN has one northd and one SB server; a clustered one, one of each per
+	// member (the active northd is the one whose CPU moves).
+	if _, err := os.Stat(filepath.Join(s.Dir, "ovn", "ovn-northd.pid")); err == nil {
+		d["ovn-northd"] = pidFile(t, filepath.Join(s.Dir, "ovn", "ovn-northd.pid"))
+		d["ovsdb-server (SB)"] = pidFile(t, filepath.Join(s.Dir, "ovn", "ovnsb_db.pid"))
+		return d
+	}
+	members, _ := filepath.Glob(filepath.Join(s.Dir, "ovn", "northd*.pid"))
+	if len(members) == 0 {
+		t.Fatalf("no ovn-northd pid file under %s", filepath.Join(s.Dir, "ovn"))
+	}
+	for _, f := range members {
+		k := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), "northd"), ".pid")
+		d["ovn-northd "+k] = pidFile(t, f)
+		d["SB "+k] = pidFile(t, filepath.Join(s.Dir, "ovn", "sb"+k, "ovsdb-server.pid"))
+	}
+	return d
 }
 
 // scaleLevels are the pod counts TestScaleAgent measures at: 0, 50, 100, 200, 300, then
