@@ -25,8 +25,8 @@ t_all=$SECONDS
 # What failed is said again at the very end, after the stack's logs: a CI page that shows
 # only the last lines of the output then still shows which test failed and why.
 summary=$(mktemp)
-# The whole output of each failed step is kept on the machine too: the end of a CI page
-# shows only so much.
+# The whole output of each failed step, and the end-to-end steps' verbose logs, are kept on
+# the machine too: the end of a CI page shows only so much.
 logs_dir=${OVN_DOCKER_TEST_LOGS:-/var/log/ovn-docker-tests}
 mkdir -p -m 0700 "$logs_dir" && rm -f "$logs_dir"/*.log
 keep_log() { # keep_log NAME FILE: keeps a copy of FILE as NAME's log; prints its path
@@ -158,7 +158,8 @@ collect() {
 }
 
 # e2e NAME GO-TEST-ARGS...: end-to-end tests, verbose to a log; prints each test's time,
-# and the whole log when one failed.
+# and the whole log when one failed. The verbose log is kept either way: the figures the
+# tests measure (fail-over times, losses, rates) are in it.
 e2e() {
 	local name=$1 log rc
 	shift
@@ -166,8 +167,8 @@ e2e() {
 	go test -count=1 -tags integration -v "$@" ./test/... >"$log" 2>&1
 	rc=$?
 	grep -E '^--- (PASS|FAIL|SKIP)' "$log" | sort -t'(' -k2 -rn | sed 's/^/    /'
+	echo "the whole verbose log: $(keep_log "e2e-$name-verbose" "$log")"
 	if [ $rc -ne 0 ]; then
-		echo "the whole verbose log: $(keep_log "e2e-$name-verbose" "$log")"
 		# Everything the tests said, without the noise; a timeout's goroutine dump cut short.
 		grep -vE '^=== (RUN|PAUSE|CONT)|^\s*--- PASS' "$log" |
 			awk '/^goroutine [0-9]+ \[/ { if (++g > 10) skip = 1 } /^(FAIL|ok)\s/ { skip = 0 } !skip'
