@@ -9,7 +9,7 @@
 #   OVN_DOCKER_REUSE_STACK=1  test on a stack that is already up (default: start it afresh)
 #   OVN_DOCKER_TEST_SCOPE=quick  all but the longest crash, outage and scale tests
 #   OVN_DOCKER_TEST_RUN=RE   only run tests matching RE (go test -run)
-#   OVN_DOCKER_TEST_LOGS=DIR  where the whole output of each failed step is kept
+#   OVN_DOCKER_TEST_LOGS=DIR  where failed steps' output and the e2e verbose logs are kept
 #                            (default /var/log/ovn-docker-tests, root only)
 set -uo pipefail
 cd "$(dirname "$0")/.."
