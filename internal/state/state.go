@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -117,7 +118,9 @@ type Attachment struct {
 
 // State is the whole file.
 type State struct {
-	Version     int                    `json:"version"`
+	Version int `json:"version"`
+	// Serial is stamped afresh on every write; it must stay the second member (see cache.go).
+	Serial      string                 `json:"serial,omitempty"`
 	VIFID       string                 `json:"vif_id,omitempty"` // the VM this state belongs to
 	LastVLAN    int                    `json:"last_vlan"`
 	Attachments map[string]*Attachment `json:"attachments"`
@@ -209,7 +212,8 @@ func (s *State) ByOwner(owner string) []*Attachment {
 
 // Store is the state file of one VM in a directory only root can read.
 type Store struct {
-	dir string
+	dir   string
+	cache cache
 }
 
 const (
@@ -284,15 +288,34 @@ func (s *Store) lock(ctx context.Context, how int) (func(), error) {
 }
 
 func (s *Store) read() (*State, error) {
-	st := &State{Version: Version, Attachments: map[string]*Attachment{}}
-	b, err := os.ReadFile(filepath.Join(s.dir, fileName))
+	f, err := os.Open(filepath.Join(s.dir, fileName))
 	if errors.Is(err, os.ErrNotExist) {
-		return st, nil
+		return &State{Version: Version, Attachments: map[string]*Attachment{}}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read state: %w", err)
 	}
-	return decode(b, filepath.Join(s.dir, fileName))
+	defer f.Close()
+	// The serial is in the file's first bytes: the rest is read only if it is news.
+	head := make([]byte, 256)
+	n, err := io.ReadFull(f, head)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("read state: %w", err)
+	}
+	serial := serialOf(head[:n])
+	if st := s.cache.get(serial); st != nil {
+		return st, nil
+	}
+	rest, err := io.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("read state: %w", err)
+	}
+	st, err := decode(append(head[:n], rest...), filepath.Join(s.dir, fileName))
+	if err != nil {
+		return nil, err
+	}
+	s.cache.put(serial, st)
+	return st, nil
 }
 
 // decode parses a state file's bytes; path only names it in errors.
@@ -320,6 +343,7 @@ func decode(b []byte, path string) (*State, error) {
 
 func (s *Store) write(st *State) error {
 	st.Version = Version
+	st.Serial = newSerial()
 	b, err := json.MarshalIndent(st, "", " ")
 	if err != nil {
 		return fmt.Errorf("encode state: %w", err)
@@ -352,5 +376,6 @@ func (s *Store) write(st *State) error {
 	if err := d.Sync(); err != nil {
 		return fmt.Errorf("sync state directory: %w", err)
 	}
+	s.cache.put(st.Serial, st)
 	return nil
 }
