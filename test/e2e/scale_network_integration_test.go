@@ -80,9 +80,6 @@ func TestScaleNetwork(t *testing.T) {
 		chassisHV[strings.Trim(testutil.MustRun(t, "ovs-vsctl", db, "get", "open", ".", "external_ids:system-id"), "\"\n")] = hv
 	}
 	daemons := ovnDaemons(t, s, hvs)
-	// An address of the subnet that no port is given (Neutron allocates from the start of
-	// the range): OVN knows no owner for it, so an ARP request for it floods the network.
-	unused := netip.MustParseAddr("10.79.3.250")
 
 	// chassis is the set of hypervisors the network's ports are bound on.
 	chassis := func() []string {
@@ -184,12 +181,7 @@ func TestScaleNetwork(t *testing.T) {
 			flows = append(flows, strconv.Itoa(brIntFlows(t, s, hv)))
 		}
 
-		for _, p := range j.pods {
-			if p.ip() == unused.String() {
-				t.Fatalf("%s was given %s, the address the broadcast asks for", p.ns, unused)
-			}
-		}
-		copies := broadcastFanOut(t, unused, in, spans, encap)
+		copies := broadcastFanOut(t, in, spans, encap)
 
 		// The first ping from the first VM to the newest pod (ARP cold on both sides).
 		from, to := in[0].pods[1], j.pods[len(j.pods)-1]
@@ -241,20 +233,53 @@ type netVM struct {
 	pods []*pod
 }
 
-// broadcastFanOut sends one ARP request for the unused address from the first VM's first
-// pod and counts its copies where they arrive: on each VM's NIC (one per pod of
-// the network in that VM, each on its own VLAN; the sender's own excepted) and on each
+// broadcastFanOut sends one ARP request for an address no port has from the first VM's
+// first pod and counts its copies where they arrive: on each VM's NIC (one per pod of the
+// network in that VM, each on its own VLAN; the sender's own excepted) and on each
 // chassis' uplink to the underlay (the sender's chassis sends one Geneve copy to each
-// other chassis the network spans, no other chassis sends one). A unicast fence from the
-// sender to a pod of each VM, sent after the broadcast on the same path (and its reply
-// from each other chassis), ends the captures. An ARP request for a known address, sent
-// with it, must go nowhere: OVN answers it on the sender's chassis. It returns the copies
-// per VM NIC and the Geneve copies.
-func broadcastFanOut(t *testing.T, unused netip.Addr, in []*netVM, spans []string, encap map[string]netip.Addr) string {
+// other chassis the network spans, no other chassis sends one). An ARP request for a
+// known address, sent with it, must go nowhere: OVN answers it on the sender's chassis.
+// A copy fewer than expected is a frame this loaded datapath lost (OVN's flow swaps drop
+// one now and then): the probe is made again, up to 3 times; a copy more never passes.
+// It returns the copies per VM NIC and the Geneve copies.
+func broadcastFanOut(t *testing.T, in []*netVM, spans []string, encap map[string]netip.Addr) string {
+	t.Helper()
+	for try := 1; ; try++ {
+		counts, problems, short := probeBroadcast(t, in, spans, encap)
+		if len(problems) == 0 {
+			if try > 1 {
+				counts += fmt.Sprintf(" [try %d]", try)
+			}
+			return counts
+		}
+		if !short || try == 3 {
+			for _, p := range problems {
+				t.Error(p)
+			}
+			return counts
+		}
+		t.Logf("broadcast probe %d: %s; again", try, strings.Join(problems, "; "))
+	}
+}
+
+// probeBroadcast is one probe of broadcastFanOut: its counts, what differs from the
+// expectation, and whether only copies were missing.
+func probeBroadcast(t *testing.T, in []*netVM, spans []string, encap map[string]netip.Addr) (string, []string, bool) {
 	t.Helper()
 	sender := in[0].pods[0]
 	srcMAC, _ := net.ParseMAC(sender.mac())
 	srcIP := netip.MustParseAddr(sender.ip())
+	// Neutron spreads its addresses over the whole subnet: the unused one is looked for.
+	taken := map[string]bool{}
+	for _, j := range in {
+		for _, p := range j.pods {
+			taken[p.ip()] = true
+		}
+	}
+	unused := netip.MustParseAddr("10.79.3.254")
+	for taken[unused.String()] {
+		unused = unused.Prev()
+	}
 	tx := openRaw(t, "/run/netns/"+sender.ns, "eth0", 0)
 	nics := make([]*vlanCapture, len(in))
 	for i, j := range in {
@@ -274,35 +299,52 @@ func broadcastFanOut(t *testing.T, unused netip.Addr, in []*netVM, spans []strin
 	newest := in[len(in)-1].pods[len(in[len(in)-1].pods)-1]
 	known := marker(t, "known")
 	tx.send(t, ether(broadcast, srcMAC, 0x0806, append(arpPacket(1, srcMAC, srcIP, nil, netip.MustParseAddr(newest.ip())), known...)))
-	// Fences: an ICMP echo request to one pod of each VM (not the sender), which that pod
-	// answers from its chassis.
-	type fenceOf struct {
-		m  []byte
-		to *pod
+
+	// Fences: an ICMP echo request to one pod of each VM (not the sender), sent after the
+	// broadcast on its path, seen on that VM's NIC and on the sender's chassis' uplink, and
+	// the pod's reply on its own chassis' uplink. A fence this datapath lost is sent again
+	// (every 250 ms); what ends the captures is that every fence arrived.
+	type need struct {
+		c    *vlanCapture
+		m    []byte
+		what string
+		send []byte
 	}
-	fences := make([]fenceOf, len(in))
+	var needs []need
 	for i, j := range in {
 		to := j.pods[len(j.pods)-1]
 		if to == sender {
 			to = j.pods[len(j.pods)-2]
 		}
 		dst, _ := net.ParseMAC(to.mac())
-		fences[i] = fenceOf{m: marker(t, fmt.Sprintf("fence%d", i)), to: to}
-		tx.send(t, ether(dst, srcMAC, 0x0800, icmpEcho(srcIP, netip.MustParseAddr(to.ip()), uint16(i+1), fences[i].m)))
-	}
-	for i, j := range in {
-		vm, hv := j.vm, j.hv
-		if !nics[i].waitSeen(t, withMarker(fences[i].m)) {
-			t.Fatalf("%s's NIC did not receive the fence to %s", vm.Name, fences[i].to.ns)
+		fm := marker(t, fmt.Sprintf("fence%d", i))
+		f := ether(dst, srcMAC, 0x0800, icmpEcho(srcIP, netip.MustParseAddr(to.ip()), uint16(i+1), fm))
+		needs = append(needs, need{nics[i], fm, fmt.Sprintf("%s's NIC: the fence to %s", j.vm.Name, to.ns), f})
+		if j.hv != senderHV {
+			needs = append(needs, need{uplinks[senderHV], fm, fmt.Sprintf("%s's uplink: the fence to %s", senderHV, to.ns), f},
+				need{uplinks[j.hv], fm, fmt.Sprintf("%s's uplink: %s's reply to the fence", j.hv, to.ns), f})
 		}
-		if hv != senderHV {
-			if !uplinks[senderHV].waitSeen(t, withMarker(fences[i].m)) {
-				t.Fatalf("%s's uplink did not carry the fence to %s", senderHV, vm.Name)
+	}
+	ctx := testutil.Context(t)
+	for {
+		var unmet []string
+		resend := map[string][]byte{}
+		for _, n := range needs {
+			if len(n.c.seen(withMarker(n.m))) == 0 {
+				unmet = append(unmet, n.what)
+				resend[string(n.m)] = n.send
 			}
-			// The pod's echo reply carries the marker back out of its chassis.
-			if !uplinks[hv].waitSeen(t, withMarker(fences[i].m)) {
-				t.Fatalf("%s's uplink did not carry %s's reply to the fence", hv, fences[i].to.ns)
-			}
+		}
+		if len(unmet) == 0 {
+			break
+		}
+		for _, f := range resend {
+			tx.send(t, f)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the fences did not all arrive: %s", strings.Join(unmet, "; "))
+		case <-time.After(250 * time.Millisecond):
 		}
 	}
 	for _, c := range nics {
@@ -312,7 +354,8 @@ func broadcastFanOut(t *testing.T, unused netip.Addr, in []*netVM, spans []strin
 		c.stop()
 	}
 
-	var counts []string
+	var counts, problems []string
+	short := true
 	for i, j := range in {
 		vm := j.vm
 		want := len(j.pods)
@@ -324,9 +367,10 @@ func broadcastFanOut(t *testing.T, unused netip.Addr, in []*netVM, spans []strin
 		for _, f := range got {
 			vlans[f.vlan] = true
 		}
-		if len(got) != want || len(vlans) != want || vlans[-1] {
-			t.Errorf("%s's NIC received %d copies of the broadcast on %d VLANs %v, want %d, one on each of its pods' VLANs",
-				vm.Name, len(got), len(vlans), slices.Sorted(maps.Keys(vlans)), want)
+		if len(got) != want || len(vlans) != len(got) || vlans[-1] {
+			problems = append(problems, fmt.Sprintf("%s's NIC received %d copies of the broadcast on %d VLANs %v, want %d, one on each of its pods' VLANs",
+				vm.Name, len(got), len(vlans), slices.Sorted(maps.Keys(vlans)), want))
+			short = short && len(got) < want && len(vlans) == len(got) && !vlans[-1]
 		}
 		counts = append(counts, strconv.Itoa(len(got)))
 		got = nics[i].seen(withMarker(known))
@@ -337,11 +381,14 @@ func broadcastFanOut(t *testing.T, unused netip.Addr, in []*netVM, spans []strin
 		for _, tf := range got {
 			f, _ := parseFrame(tf.raw)
 			if _, spa, ok := f.arpSender(); !ok || f.payload[7] != 2 || !slices.Equal(f.dst, srcMAC) || spa.String() != newest.ip() {
-				t.Errorf("%s's NIC received %s, want only OVN's ARP answer for %s to %s", vm.Name, f, newest.ip(), sender.ns)
+				problems = append(problems, fmt.Sprintf("%s's NIC received %s, want only OVN's ARP answer for %s to %s", vm.Name, f, newest.ip(), sender.ns))
+				short = false
 			}
 		}
 		if len(got) != want {
-			t.Errorf("%s's NIC received %d frames of the ARP request for a known address, want %d (OVN's answer to the sender)", vm.Name, len(got), want)
+			problems = append(problems, fmt.Sprintf("%s's NIC received %d frames of the ARP request for a known address, want %d (OVN's answer to the sender)",
+				vm.Name, len(got), want))
+			short = short && len(got) < want
 		}
 	}
 	for _, hv := range spans {
@@ -362,13 +409,17 @@ func broadcastFanOut(t *testing.T, unused netip.Addr, in []*netVM, spans []strin
 		}
 		slices.Sort(to)
 		if !slices.Equal(to, want) {
-			t.Errorf("%s sent %d Geneve copies of the broadcast to %v, want one to each other chassis of the network %v", hv, len(got), to, want)
+			problems = append(problems, fmt.Sprintf("%s sent %d Geneve copies of the broadcast to %v, want one to each other chassis of the network %v",
+				hv, len(got), to, want))
+			// Missing copies only: each one it sent was to a chassis it should go to, once.
+			short = short && len(to) < len(want) && len(slices.Compact(slices.Clone(to))) == len(to) && !slices.ContainsFunc(to, func(a string) bool { return !slices.Contains(want, a) })
 		}
 		if n := len(uplinks[hv].seen(withMarker(known))); n != 0 {
-			t.Errorf("%s sent %d Geneve copies of the ARP request for a known address, want none", hv, n)
+			problems = append(problems, fmt.Sprintf("%s sent %d Geneve copies of the ARP request for a known address, want none", hv, n))
+			short = false
 		}
 	}
-	return fmt.Sprintf("%s (%d)", strings.Join(counts, "+"), len(spans)-1)
+	return fmt.Sprintf("%s (%d)", strings.Join(counts, "+"), len(spans)-1), problems, short
 }
 
 // etherTypeOf is an untagged frame's EtherType (the underlay carries no VLANs).
