@@ -501,12 +501,13 @@ func hypervisorsOf(s *testutil.Stack) []string {
 func ovnDaemons(t *testing.T, s *testutil.Stack, hvs []string) map[string]int {
 	t.Helper()
 	d := map[string]int{}
-	members, _ := strconv.Atoi(s.Env["STACK_OVN_MEMBERS"])
-	for i := 1; i <= members; i++ {
-		d[fmt.Sprintf("northd%d", i)] = pidFile(t, filepath.Join(s.Dir, "ovn", fmt.Sprintf("northd%d.pid", i)))
-		d[fmt.Sprintf("sb%d", i)] = pidFile(t, filepath.Join(s.Dir, "ovn", fmt.Sprintf("sb%d", i), "ovsdb-server.pid"))
-	}
-	if members == 0 {
+	// One member runs as ovn-ctl starts it; a cluster's members have folders of their own.
+	if members, _ := strconv.Atoi(s.Env["STACK_OVN_MEMBERS"]); members > 1 {
+		for i := 1; i <= members; i++ {
+			d[fmt.Sprintf("northd%d", i)] = pidFile(t, filepath.Join(s.Dir, "ovn", fmt.Sprintf("northd%d.pid", i)))
+			d[fmt.Sprintf("sb%d", i)] = pidFile(t, filepath.Join(s.Dir, "ovn", fmt.Sprintf("sb%d", i), "ovsdb-server.pid"))
+		}
+	} else {
 		d["northd"] = pidFile(t, filepath.Join(s.Dir, "ovn", "ovn-northd.pid"))
 		d["sb"] = pidFile(t, filepath.Join(s.Dir, "ovn", "ovnsb_db.pid"))
 	}
