@@ -288,9 +288,11 @@ func probeBroadcast(t *testing.T, in []*netVM, spans []string, encap map[string]
 		nics[i] = listenVM(t, j.vm, j.vm.Env["OVN_DOCKER_UPLINK"])
 	}
 	uplinks := map[string]*vlanCapture{}
-	for _, hv := range spans {
-		// Seen from the underlay's side, what comes in on ul-hvN is what hvN sent.
-		uplinks[hv] = listenNS(t, "/run/netns/underlay", "ul-"+hv)
+	if _, err := os.Stat("/run/netns/underlay"); err == nil { // a stack of one hypervisor has none
+		for _, hv := range spans {
+			// Seen from the underlay's side, what comes in on ul-hvN is what hvN sent.
+			uplinks[hv] = listenNS(t, "/run/netns/underlay", "ul-"+hv)
+		}
 	}
 	senderHV := in[0].hv
 
@@ -393,7 +395,7 @@ func probeBroadcast(t *testing.T, in []*netVM, spans []string, encap map[string]
 			short = short && len(got) < want
 		}
 	}
-	for _, hv := range spans {
+	for hv := range uplinks {
 		got := uplinks[hv].seen(withMarker(m))
 		var to []string
 		for _, f := range got {
