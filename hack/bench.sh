@@ -10,7 +10,10 @@
 #                                 throughout (OVN_DOCKER_BENCH_LEASE_HELD=1: the caller holds it)
 #   OVN_DOCKER_BENCH_ONLY=docker  only the --docker bench (attach: only the attach bench;
 #                                 scale: only the figures of SCALE.md, TestScaleSubports and
-#                                 TestScaleAgent, up to 300 pods and 200 ports in the VM)
+#                                 TestScaleAgent, up to 300 pods and 200 ports in the VM,
+#                                 then TestScaleNetwork over up to 7 VMs of tenant a)
+#   OVN_DOCKER_BENCH_NETWORK_VMS  the VMs of TestScaleNetwork, comma-separated (default:
+#                                 tenant a's, less the bench's VM when its lease is held)
 #   OVN_DOCKER_BIN=/path          the ovn-docker binary to run (default: make build, bin/ovn-docker)
 #   OVN_DOCKER_BENCH_DOCKER_ARGS  more flags of bench --docker (e.g. "--pairs 10")
 # Arguments are flags of the attach bench.
@@ -47,6 +50,17 @@ if [ "$ONLY" = scale ]; then
 			grep -E "_test.go:[0-9]+:|--- "
 		echo
 	done
+	NETVMS=${OVN_DOCKER_BENCH_NETWORK_VMS:-}
+	if [ -z "$NETVMS" ]; then
+		for env in "$RUN"/vm*/env; do
+			v=$(basename "$(dirname "$env")")
+			[ "${OVN_DOCKER_BENCH_LEASE_HELD:-}" = 1 ] && [ "$v" = "$VM" ] && continue
+			grep -q '^export STACK_VM_TENANT=a$' "$env" && NETVMS=${NETVMS:+$NETVMS,}$v
+		done
+	fi
+	echo "# TestScaleNetwork over $NETVMS (SCALE.md)"
+	OVN_DOCKER_E2E_SCALE=1 OVN_DOCKER_E2E_VMS=$NETVMS go test -count=1 -tags integration -timeout 30m -run '^TestScaleNetwork$' -v ./test/e2e/ |
+		grep -E "_test.go:[0-9]+:|--- "
 	exit 0
 fi
 if [ "$ONLY" != docker ]; then
