@@ -10,8 +10,9 @@
 #                                 throughout (OVN_DOCKER_BENCH_LEASE_HELD=1: the caller holds it)
 #   OVN_DOCKER_BENCH_ONLY=docker  only the --docker bench (attach: only the attach bench;
 #                                 scale: only the figures of SCALE.md, TestScaleSubports and
-#                                 TestScaleAgent, up to 300 pods and 200 ports in the VM,
-#                                 then TestScaleNetwork over up to 7 VMs of tenant a)
+#                                 TestScaleAgent, up to 300 pods and 200 ports in the VM
+#                                 (OVN_DOCKER_E2E_SCALE_PODS=1000: up to 1,000 pods, about
+#                                 an hour), then TestScaleNetwork over up to 7 VMs of tenant a)
 #   OVN_DOCKER_BENCH_NETWORK_VMS  the VMs of TestScaleNetwork, comma-separated (default:
 #                                 tenant a's, less the bench's VM when its lease is held)
 #   OVN_DOCKER_BIN=/path          the ovn-docker binary to run (default: make build, bin/ovn-docker)
@@ -46,7 +47,7 @@ if [ "$ONLY" = scale ]; then
 	[ "${OVN_DOCKER_BENCH_LEASE_HELD:-}" = 1 ] || exec 9>&-
 	for t in TestScaleSubports TestScaleAgent; do
 		echo "# $t in $VM (SCALE.md)"
-		OVN_DOCKER_E2E_SCALE=1 OVN_DOCKER_E2E_VMS=$VM go test -count=1 -tags integration -timeout 60m -run "^$t\$" -v ./test/e2e/ |
+		OVN_DOCKER_E2E_SCALE=1 OVN_DOCKER_E2E_VMS=$VM go test -count=1 -tags integration -timeout 150m -run "^$t\$" -v ./test/e2e/ |
 			grep -E "_test.go:[0-9]+:|--- "
 		echo
 	done
