@@ -359,15 +359,7 @@ func TestScaleAgent(t *testing.T) {
 	agentPID := d.cmd.Process.Pid
 	stateDir := vm.Env["OVN_DOCKER_STATE_DIR"]
 	metricsSock := filepath.Join(stateDir, "metrics.sock")
-	pc, eo := s.Provider(t, "tenant-"+vm.Env["STACK_VM_TENANT"])
-	nc, err := neutron.New(pc, eo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	network, err := nc.FindNetwork(testutil.Context(t), ls)
-	if err != nil {
-		t.Fatal(err)
-	}
+	network := tenantNetworkOf(t, s, vm, ls)
 	const poolSize, colds = 25, 3
 	// The run takes an hour at 1,000: refuse at once if the project cannot hold it.
 	if free := logQuota(t, s, vm, network.ProjectID); free >= 0 && free < top+poolSize+colds*len(levels)+10 {
@@ -476,13 +468,37 @@ func TestScaleAgent(t *testing.T) {
 	t.Logf("agent at %d pods: RSS %d kB, peak %d kB", len(pods), ag.rss, ag.hwm)
 
 	// Every pod deleted, 10 at a time.
+	took := delPods(t, pods, podNet)
+	t.Logf("DEL of %d pods at concurrency 10: %s (%.1f/s)", len(pods), took.Round(time.Millisecond),
+		float64(len(pods))/took.Seconds())
+}
+
+// tenantNetworkOf is the network called name as the VM's tenant sees it in Neutron.
+func tenantNetworkOf(t *testing.T, s *testutil.Stack, vm *testutil.VM, name string) *neutron.Network {
+	t.Helper()
+	pc, eo := s.Provider(t, "tenant-"+vm.Env["STACK_VM_TENANT"])
+	nc, err := neutron.New(pc, eo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	network, err := nc.FindNetwork(testutil.Context(t), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return network
+}
+
+// delPods deletes every pod through its network's CNI DEL, 10 at a time, and returns how
+// long that took; a failed DEL is the test's error.
+func delPods(t *testing.T, pods []*pod, nets []*cniNet) time.Duration {
+	t.Helper()
 	t0 := time.Now()
 	next := make(chan int)
 	errs := make(chan error, len(pods))
 	for range 10 {
 		go func() {
 			for i := range next {
-				errs <- podNet[i].lib.DelNetworkList(testutil.Context(t), podNet[i].list, pods[i].rt)
+				errs <- nets[i].lib.DelNetworkList(testutil.Context(t), nets[i].list, pods[i].rt)
 			}
 		}()
 	}
@@ -495,8 +511,7 @@ func TestScaleAgent(t *testing.T) {
 			t.Errorf("DEL: %v", err)
 		}
 	}
-	t.Logf("DEL of %d pods at concurrency 10: %s (%.1f/s)", len(pods), time.Since(t0).Round(time.Millisecond),
-		float64(len(pods))/time.Since(t0).Seconds())
+	return time.Since(t0)
 }
 
 // stateCost is the median time, over 5, to read and decode a copy of the VM's state file,

@@ -18,10 +18,8 @@ import (
 	"time"
 
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
-	"golang.org/x/sys/unix"
 
 	"github.com/ovn-docker/ovn-docker/internal/metrics"
-	"github.com/ovn-docker/ovn-docker/internal/neutron"
 	"github.com/ovn-docker/ovn-docker/internal/testutil"
 )
 
@@ -55,15 +53,7 @@ func TestScaleNetwork(t *testing.T) {
 	ls := uniq("LSNET")
 	mustOVNDocker(t, first, "--standalone", "create", "network", ls, "--subnet", "10.79.0.0/22")
 	t.Cleanup(func() { ovnDocker(t, first, nil, "--standalone", "delete", "network", ls) })
-	pc, eo := s.Provider(t, "tenant-"+first.Env["STACK_VM_TENANT"])
-	nc, err := neutron.New(pc, eo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	network, err := nc.FindNetwork(testutil.Context(t), ls)
-	if err != nil {
-		t.Fatal(err)
-	}
+	network := tenantNetworkOf(t, s, first, ls)
 	logQuota(t, s, first, network.ProjectID)
 	netClient := s.Network(t, "tenant-"+first.Env["STACK_VM_TENANT"])
 	dp := strings.TrimSpace(testutil.MustRun(t, "ovn-sbctl", "--db="+s.Env["STACK_SB"], "--bare", "--columns=_uuid",
@@ -205,27 +195,9 @@ func TestScaleNetwork(t *testing.T) {
 	}
 
 	// Every pod deleted, 10 at a time (their own cleanups then find nothing left).
-	t0 := time.Now()
-	next := make(chan int)
-	errs := make(chan error, len(allPods))
-	for range 10 {
-		go func() {
-			for i := range next {
-				errs <- allNets[i].lib.DelNetworkList(testutil.Context(t), allNets[i].list, allPods[i].rt)
-			}
-		}()
-	}
-	for i := range allPods {
-		next <- i
-	}
-	close(next)
-	for range allPods {
-		if err := <-errs; err != nil {
-			t.Errorf("DEL: %v", err)
-		}
-	}
-	t.Logf("DEL of %d pods in %d VMs at concurrency 10: %s (%.1f/s)", len(allPods), len(in), time.Since(t0).Round(time.Millisecond),
-		float64(len(allPods))/time.Since(t0).Seconds())
+	took := delPods(t, allPods, allNets)
+	t.Logf("DEL of %d pods in %d VMs at concurrency 10: %s (%.1f/s)", len(allPods), len(in), took.Round(time.Millisecond),
+		float64(len(allPods))/took.Seconds())
 }
 
 // netVM is a VM on the network of TestScaleNetwork: its hypervisor and its pods there.
@@ -432,24 +404,6 @@ func etherTypeOf(raw []byte) uint16 {
 		return 0
 	}
 	return uint16(raw[12])<<8 | uint16(raw[13])
-}
-
-// listenNS records what an interface of a network namespace receives (not what it sends).
-func listenNS(t *testing.T, nsPath, ifName string) *vlanCapture {
-	t.Helper()
-	s := openRaw(t, nsPath, ifName, unix.ETH_P_ALL)
-	if err := unix.SetsockoptInt(s.fd, unix.SOL_PACKET, unix.PACKET_AUXDATA, 1); err != nil {
-		t.Fatal(err)
-	}
-	// A receive timeout only so that the loop sees quit.
-	tv := unix.NsecToTimeval((100 * time.Millisecond).Nanoseconds())
-	if err := unix.SetsockoptTimeval(s.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-		t.Fatal(err)
-	}
-	c := &vlanCapture{sock: s, arrived: make(chan struct{}), quit: make(chan struct{}), done: make(chan struct{})}
-	go c.loop()
-	t.Cleanup(c.stop)
-	return c
 }
 
 // tenantVMCount is how many VMs TenantVMs may lease: OVN_DOCKER_E2E_VMS's, or tenant-a's.

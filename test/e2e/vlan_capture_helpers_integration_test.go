@@ -36,7 +36,13 @@ type vlanCapture struct {
 
 func listenVM(t *testing.T, vm *testutil.VM, ifName string) *vlanCapture {
 	t.Helper()
-	s := openRaw(t, "/run/netns/"+vm.Name, ifName, unix.ETH_P_ALL)
+	return listenNS(t, "/run/netns/"+vm.Name, ifName)
+}
+
+// listenNS records what an interface of a network namespace receives (not what it sends).
+func listenNS(t *testing.T, nsPath, ifName string) *vlanCapture {
+	t.Helper()
+	s := openRaw(t, nsPath, ifName, unix.ETH_P_ALL)
 	if err := unix.SetsockoptInt(s.fd, unix.SOL_PACKET, unix.PACKET_AUXDATA, 1); err != nil {
 		t.Fatal(err)
 	}
